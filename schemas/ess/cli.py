@@ -1,0 +1,109 @@
+"""The `ess` command. Subcommands of other packages register through their `cli.register`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+# Packages that add subcommands: each has a module `<pkg>.cli` with register(subparsers).
+PLUGINS = ("ess_collector", "ess_functions")
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    """Decode JSON-lines frames from stdin into JSON rows on stdout."""
+    from .decode import DecodeError, decoder_for
+    from .regmap import load_map
+
+    decoder = decoder_for(load_map(args.map))
+    failed = 0
+    for lineno, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            frame = json.loads(line)
+            if not isinstance(frame, dict):
+                raise DecodeError(f"expected a JSON object, got {type(frame).__name__}")
+            rows = decoder.decode(frame, bank_id=args.bank_id)
+        except json.JSONDecodeError as exc:
+            print(f"ess decode: line {lineno}: not JSON: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        except DecodeError as exc:
+            print(f"ess decode: line {lineno}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        sys.stdout.write("".join(json.dumps(r) + "\n" for r in rows))
+    return 1 if failed else 0
+
+
+def _cmd_map_check(args: argparse.Namespace) -> int:
+    from .plan import read_plan
+    from .regmap import MapError, load_map
+
+    try:
+        m = load_map(args.file)
+    except MapError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    reads = ", ".join(f"{r.block} {r.address}+{r.count}" for r in read_plan(m))
+    print(f"{m.source}: map {m.map_id} v{m.version} is valid; reads: {reads}")
+    return 0
+
+
+def _cmd_map_import(args: argparse.Namespace) -> int:
+    from .regmap import MapError, parse_map
+    from .regmap.csv_import import dump_map_yaml, map_from_csv
+
+    doc = map_from_csv(args.csv, map_id=args.map_id, version=args.version)
+    try:
+        parse_map(doc, args.csv)
+    except MapError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    sys.stdout.write(dump_map_yaml(doc))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ess", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("decode", help="decode raw frames (JSON lines on stdin) into rows")
+    p.add_argument("--bank-id", type=int, default=1)
+    p.add_argument("--map", default="default", help="map name in schemas/maps or a file path")
+    p.set_defaults(func=_cmd_decode)
+
+    pm = sub.add_parser("map", help="register map tools").add_subparsers(dest="map_cmd",
+                                                                          required=True)
+    p = pm.add_parser("check", help="validate a map file and print its read plan")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_map_check)
+    p = pm.add_parser("import-csv", help="convert a register CSV (spec format) to map YAML")
+    p.add_argument("csv")
+    p.add_argument("--map-id", default="default")
+    p.add_argument("--version", type=int, default=1)
+    p.set_defaults(func=_cmd_map_import)
+
+    from .db import cli as db_cli
+
+    db_cli.register(sub)
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(f"{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (name, f"{name}.cli"):
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

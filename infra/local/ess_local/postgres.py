@@ -16,6 +16,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pg8000.native
 
@@ -66,6 +67,21 @@ def find_install(major: int | None = None) -> PgInstall:
             "run `make system-deps` (infra/local/install.sh)"
         )
     return max(found, key=lambda i: (i.timescale, i.major))
+
+
+def connect(dsn: str) -> pg8000.native.Connection:
+    """A pg8000 native connection from `postgresql://USER[:PW]@HOST:PORT/DB` (caller closes it)."""
+    u = urlsplit(dsn)
+    if u.scheme not in ("postgresql", "postgres"):
+        raise PostgresError(f"not a postgresql:// DSN: {dsn!r}")
+    return pg8000.native.Connection(
+        unquote(u.username or ADMIN_USER),
+        password=unquote(u.password) if u.password else None,
+        host=u.hostname or LOCALHOST,
+        port=u.port or 5432,
+        database=unquote(u.path.lstrip("/")) or None,
+        timeout=30,
+    )
 
 
 def _check_name(name: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -206,7 +205,42 @@ class Decoder:
 
         Rows whose every source block failed are dropped.
         """
+        return self._tables(*self.cells(raw, ok), ok)
+
+    def raw_from_frames(self, frames) -> tuple[np.ndarray, np.ndarray]:
+        """Raw matrix (N x width) and block-ok flags (N x blocks) from codec frames."""
+        raw = np.zeros((len(frames), self.width), dtype=np.uint16)
+        ok = np.zeros((len(frames), len(self.block_names)), dtype=bool)
+        for i, frame in enumerate(frames):
+            for b, (name, size) in enumerate(zip(self.block_names, self.block_sizes)):
+                block = frame.blocks.get(name)
+                if block is None or not block.ok:
+                    continue
+                if len(block.registers) != 2 * size:
+                    raise DecodeError(f"frame {i} (seq {frame.seq}): block {name} has "
+                                      f"{len(block.registers) // 2} registers, map "
+                                      f"{self.map.map_id} v{self.map.version} expects {size}")
+                off = self.block_offset[name]
+                raw[i, off:off + size] = np.frombuffer(block.registers, dtype=">u2")
+                ok[i, b] = True
+        return raw, ok
+
+    def decode_frames(self, frames) -> tuple[list[TableBatch], list[dict]]:
+        """Decode codec frames; also return out-of-range cells aggregated by register:
+        `{block, address, column, count, min, max}` (the seed logs each one; we count them)."""
+        raw, ok = self.raw_from_frames(frames)
         values, oor = self.cells(raw, ok)
+        summary = []
+        counts = oor.sum(axis=0)
+        for c in np.flatnonzero(counts).tolist():
+            f, hit = self.layout[c], values[oor[:, c], c]
+            summary.append({"block": f.block, "address": f.address, "column": f.column,
+                            "count": int(counts[c]), "min": float(hit.min()),
+                            "max": float(hit.max())})
+        return self._tables(values, oor, ok), summary
+
+    def _tables(self, values: np.ndarray, oor: np.ndarray,
+                ok: np.ndarray | None) -> list[TableBatch]:
         n = values.shape[0]
         out = []
         for table, cells, nrows, ncols in self.tables:
@@ -233,7 +267,9 @@ class Decoder:
         return rows
 
 
-@lru_cache(maxsize=32)
 def decoder_for(regmap: RegisterMap) -> Decoder:
-    """A compiled decoder per map (compiling costs a few ms; frames come by the thousand)."""
-    return Decoder(regmap)
+    """The map's compiled decoder, built once (compiling costs ms; frames come by the thousand)."""
+    decoder = regmap.cache.get("decoder")
+    if decoder is None:
+        decoder = regmap.cache["decoder"] = Decoder(regmap)
+    return decoder

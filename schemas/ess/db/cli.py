@@ -3,9 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+
+def _maps(refs: list[str]):
+    from ..regmap import load_map
+
+    return [load_map(r) for r in (refs or ["default"])]
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from .connect import connect
+    from .migrate import MigrationError, ensure_partitions, migrate
+
+    conn = connect(args.dsn)
+    try:
+        m = migrate(conn, _maps(args.map), mode=args.mode, dry_run=args.print)
+    except MigrationError as exc:
+        print(f"ess db migrate: {exc}", file=sys.stderr)
+        return 1
+    if m is None:
+        print("ess db migrate: schema is up to date")
+    elif args.print:
+        print(";\n\n".join(m.statements) + ";")
+    else:
+        print(f"ess db migrate: applied migration {m.version} ({m.mode}): {m.description}")
+    if not args.print:
+        ensure_partitions(conn)
+    conn.close()
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .schema import render_schema
+
+    sys.stdout.write(render_schema(_maps(args.map), args.mode))
+    return 0
 
 
 def register(sub) -> None:
     """Add `ess db` to the CLI."""
     p = sub.add_parser("db", help="database schema tools")
-    p.set_defaults(func=lambda a: p.print_help() or 2)
+    dbsub = p.add_subparsers(dest="db_cmd", required=True)
+    m = dbsub.add_parser("migrate", help="create or update tables for the maps (idempotent)")
+    m.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
+    m.add_argument("--map", action="append", help="map name or file (repeatable; default: default)")
+    m.add_argument("--mode", choices=("auto", "timescale", "partitioned"), default="auto")
+    m.add_argument("--print", action="store_true", help="print the pending SQL, apply nothing")
+    m.set_defaults(func=_cmd_migrate)
+    r = dbsub.add_parser("render", help="print the DDL a fresh database gets")
+    r.add_argument("--map", action="append")
+    r.add_argument("--mode", choices=("timescale", "partitioned"), default="timescale")
+    r.set_defaults(func=_cmd_render)

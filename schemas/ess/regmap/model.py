@@ -82,6 +82,7 @@ class RegisterMap:
     racks: int = 0
     description: str = ""
     _columns: dict = field(default_factory=dict, compare=False, repr=False)
+    cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -92,6 +93,9 @@ class RegisterMap:
             if b.name == name:
                 return b
         raise KeyError(name)
+
+    def __hash__(self) -> int:
+        return hash((self.map_id, self.version, self.source))
 
     def fields(self) -> list[Field]:
         """Every output field in block order, then address, then bit."""

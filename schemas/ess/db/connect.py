@@ -1,0 +1,81 @@
+"""Database connections: a DSN locally, the Cloud SQL connector (IAM auth) on Cloud Run."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import unquote, urlparse
+
+import pg8000.dbapi
+
+TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "08000", "08003",
+                       "08006", "08001", "08004", "55P03", "58030"}
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached right now; retrying later may succeed."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth a retry: connection loss, restarts, serialization failures."""
+    if isinstance(exc, DatabaseUnavailable | pg8000.dbapi.InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, pg8000.dbapi.DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        return exc.args[0].get("C") in TRANSIENT_SQLSTATES
+    return False
+
+
+def _no_delay(conn) -> None:
+    """Disable Nagle: pg8000 writes a small transaction in several packets, and Nagle plus
+    delayed ACKs stall each one ~40 ms."""
+    sock = getattr(conn, "_usock", None)
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0):
+    """Open a pg8000 DB-API connection from `postgresql://user[:pw]@host:port/db`."""
+    u = urlparse(dsn)
+    if u.scheme not in ("postgres", "postgresql"):
+        raise ValueError("ESS_DB_DSN must start with postgresql://")
+    try:
+        conn = pg8000.dbapi.connect(
+            user=unquote(u.username or "postgres"), password=unquote(u.password or "") or None,
+            host=u.hostname or "127.0.0.1", port=u.port or 5432,
+            database=(u.path or "/postgres")[1:] or "postgres", timeout=timeout,
+            application_name="ess")
+    except (pg8000.dbapi.InterfaceError, OSError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
+    if no_delay:
+        _no_delay(conn)
+    return conn
+
+
+_connector = None
+
+
+def connect_cloudsql(instance: str, db: str, user: str):
+    """Connect through the Cloud SQL Python connector with IAM database authentication."""
+    global _connector
+    from google.cloud.sql.connector import Connector, IPTypes
+
+    if _connector is None:
+        _connector = Connector(ip_type=IPTypes.PRIVATE, refresh_strategy="lazy")
+    conn = _connector.connect(instance, "pg8000", user=user, db=db, enable_iam_auth=True)
+    _no_delay(conn)
+    return conn
+
+
+def connect(dsn: str | None = None):
+    """Connect using `dsn`, else the environment (ESS_DB_DSN, or ESS_DB_INSTANCE on Cloud Run)."""
+    # e.g. ESS_DB_DSN=postgresql://ess@127.0.0.1:55432/ess
+    dsn = dsn or os.environ.get("ESS_DB_DSN")
+    if dsn:
+        return connect_dsn(dsn)
+    # e.g. ESS_DB_INSTANCE=my-project:asia-northeast3:ess-main
+    instance = os.environ.get("ESS_DB_INSTANCE")
+    if not instance:
+        raise DatabaseUnavailable("set ESS_DB_DSN or ESS_DB_INSTANCE")
+    # e.g. ESS_DB_NAME=ess, ESS_DB_USER=ingest-main@my-project.iam
+    return connect_cloudsql(instance, os.environ.get("ESS_DB_NAME", "ess"),
+                            os.environ["ESS_DB_USER"])

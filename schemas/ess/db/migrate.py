@@ -1,0 +1,157 @@
+"""Versioned, idempotent migrations derived from the register maps.
+
+Each run compares the tables the maps need with the live schema. Differences become one new
+migration: a numbered, recorded transaction (new tables, added columns, widened types). Nothing
+is dropped. Running it again with the same maps is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ..regmap import RegisterMap
+from .quote import ident
+from .schema import (ENSURE_PARTITIONS_FN, PARTITIONS_AHEAD_DAYS, TableSpec, create_table_sql,
+                     hypertable_sql, partitioned_sql, table_specs, wider)
+
+MIGRATIONS_TABLE = "ess_schema_migrations"
+_LOCK_KEY = 0x455353  # "ESS": serialises concurrent migrate runs
+MODES = ("auto", "timescale", "partitioned")
+
+
+class MigrationError(RuntimeError):
+    """The live schema cannot be brought to what the maps need."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One applied (or planned) migration."""
+
+    version: int
+    mode: str
+    description: str
+    statements: tuple[str, ...]
+
+
+def _columns(cur, table: str) -> dict[str, str] | None:
+    cur.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum", (ident(table),))
+    rows = cur.fetchall()
+    return {name: typ for name, typ in rows} if rows else None
+
+
+def _detect_mode(cur, requested: str) -> str:
+    cur.execute(f"SELECT mode FROM {ident(MIGRATIONS_TABLE)} ORDER BY version LIMIT 1")
+    row = cur.fetchone()
+    if row:
+        if requested not in ("auto", row[0]):
+            raise MigrationError(f"database is in {row[0]} mode; cannot migrate as {requested}")
+        return row[0]
+    # Usable only when installed on the server and preloaded (or already created here).
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') OR ("
+                "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AND "
+                "current_setting('shared_preload_libraries') LIKE '%%timescaledb%%')")
+    available = cur.fetchone()[0]
+    if requested == "timescale" and not available:
+        raise MigrationError("timescale mode requested but the timescaledb extension is not "
+                             "installed and preloaded (shared_preload_libraries) on this server")
+    return "timescale" if requested == "auto" and available else (
+        "partitioned" if requested == "auto" else requested)
+
+
+def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[list[str], list[str]]:
+    stmts, notes = [], []
+    if first and mode == "timescale":
+        stmts.append("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    if first and mode == "partitioned":
+        stmts.append(ENSURE_PARTITIONS_FN.strip())
+    for spec in specs.values():
+        live = _columns(cur, spec.name)
+        if live is None:
+            stmts += ([create_table_sql(spec), hypertable_sql(spec)] if mode == "timescale"
+                      else partitioned_sql(spec))
+            notes.append(f"create {spec.name}")
+            continue
+        for name, typ in spec.values:
+            if name not in live:
+                stmts.append(f"ALTER TABLE {ident(spec.name)} ADD COLUMN {ident(name)} {typ}")
+                notes.append(f"add {spec.name}.{name}")
+            elif live[name] != typ and typ != "text[]" and wider(live[name], typ) != live[name]:
+                stmts.append(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(name)} "
+                             f"TYPE {typ} USING {ident(name)}::{typ}")
+                notes.append(f"widen {spec.name}.{name} to {typ}")
+    return stmts, notes
+
+
+def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
+            dry_run: bool = False) -> Migration | None:
+    """Bring the database to what `maps` need; return the migration applied, or None."""
+    if mode not in MODES:
+        raise MigrationError(f"mode must be one of {MODES}, got {mode!r}")
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {ident(MIGRATIONS_TABLE)} ("
+                    "version integer PRIMARY KEY, mode text NOT NULL, description text NOT NULL,"
+                    " checksum text NOT NULL, statements text[] NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())")
+        mode = _detect_mode(cur, mode)
+        cur.execute(f"SELECT coalesce(max(version), 0) FROM {ident(MIGRATIONS_TABLE)}")
+        last = cur.fetchone()[0]
+        stmts, notes = _plan(cur, table_specs(maps), mode, first=last == 0)
+        if not stmts or dry_run:
+            conn.rollback()
+            return Migration(last + 1, mode, "; ".join(notes), tuple(stmts)) if stmts else None
+        for s in stmts:
+            cur.execute(s)
+        m = Migration(last + 1, mode, "; ".join(notes), tuple(stmts))
+        checksum = hashlib.sha256("\n".join(stmts).encode()).hexdigest()
+        cur.execute(f"INSERT INTO {ident(MIGRATIONS_TABLE)} "
+                    "(version, mode, description, checksum, statements) VALUES (%s, %s, %s, %s, %s)",
+                    (m.version, m.mode, m.description, checksum, list(stmts)))
+        conn.commit()
+        return m
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
+def ensure_partitions(conn, days_ahead: int = PARTITIONS_AHEAD_DAYS) -> int:
+    """Create upcoming daily partitions (partitioned mode; a no-op for hypertables)."""
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT to_regprocedure('ess_ensure_partitions(regclass,integer)') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            conn.rollback()
+            return 0
+        made = 0
+        for table in ("bank", "rack", "pcs", "etc"):
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (ident(table),))
+            if cur.fetchone()[0]:
+                cur.execute("SELECT ess_ensure_partitions(to_regclass(%s), %s)",
+                            (ident(table), days_ahead))
+                made += cur.fetchone()[0]
+        conn.commit()
+        return made
+    finally:
+        cur.close()
+
+
+def mode_of(conn) -> str | None:
+    """The database's storage mode (timescale or partitioned), None before the first migration."""
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (ident(MIGRATIONS_TABLE),))
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute(f"SELECT mode FROM {ident(MIGRATIONS_TABLE)} ORDER BY version LIMIT 1")
+        row = cur.fetchone()
+        return row[0] if row else None
+    finally:
+        conn.rollback()
+        cur.close()

@@ -1,0 +1,21 @@
+"""The one place SQL identifiers are quoted. SQL text is never built from data values."""
+
+import re
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class UnsafeIdentifier(ValueError):
+    """An identifier is not a plain lower-case SQL name."""
+
+
+def ident(name: str) -> str:
+    """Quote a table or column name; only plain lower-case names are accepted."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise UnsafeIdentifier(f"not a safe SQL identifier: {name!r}")
+    return '"' + name + '"'
+
+
+def idents(names) -> str:
+    """Comma-separated quoted identifiers."""
+    return ", ".join(ident(n) for n in names)

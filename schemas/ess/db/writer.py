@@ -1,0 +1,174 @@
+"""Batched, idempotent writes of decoded frames: one INSERT per table, one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ..decode import TableBatch, decoder_for
+from ..regmap import RegisterMap
+from .quote import ident
+from .schema import KEYS, sql_type
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class WriteResult:
+    """What one write did, per table."""
+
+    frames: int = 0
+    rows: dict[str, int] = field(default_factory=dict)        # rows offered
+    inserted: dict[str, int] = field(default_factory=dict)    # rows stored (or updated)
+    out_of_range: list[dict] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.rows.values()) - sum(self.inserted.values())
+
+
+def _literal(values: list, is_text: bool = False) -> str:
+    """A PostgreSQL array literal; building it here is far cheaper than per-element conversion."""
+    if is_text:
+        body = ",".join("NULL" if v is None else '"' + v.replace("\\", "\\\\")
+                        .replace('"', '\\"') + '"' for v in values)
+    elif None in values:
+        body = ",".join("NULL" if v is None else repr(v) for v in values)
+    else:
+        body = ",".join(map(repr, values))
+    return "{" + body + "}"
+
+
+class _Statement:
+    """One INSERT per table, joined into a single statement with data-modifying CTEs.
+
+    A single statement is atomic on its own, so a message costs one round trip.
+    """
+
+    _sql_cache: dict[tuple, str] = {}
+
+    def __init__(self) -> None:
+        self.ctes: list[str] = []
+        self.params: list[str] = []
+        self.tables: list[str] = []
+        self.shape: list[tuple] = []
+
+    def add(self, table: str, columns: tuple[str, ...], types: tuple[str, ...],
+            arrays: list[str], on_conflict: str) -> None:
+        self.shape.append((table, columns, types, on_conflict))
+        self.params += arrays
+        self.tables.append(table)
+        if tuple(self.shape) in self._sql_cache:
+            self.ctes.append("")  # the cached text covers it
+            return
+        keys = KEYS[table]
+        names = [k for k, _ in keys] + list(columns)
+        typs = [t for _, t in keys] + list(types) + ["text"]
+        first = len(self.params) - len(arrays) + 1
+        args = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(typs))
+        alias = [f"c{i}" for i in range(len(names))] + ["oor"]
+        select = ", ".join(ident(a) for a in alias[:-1]) + ", string_to_array(u.oor, ',')"
+        conflict_keys = ", ".join(ident(k) for k, _ in keys[1:]) + ", ts"
+        if on_conflict == "update":
+            sets = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}"
+                             for c in list(columns) + ["out_of_range"])
+            tail = f"ON CONFLICT ({conflict_keys}) DO UPDATE SET {sets}"
+        else:
+            tail = "ON CONFLICT DO NOTHING"
+        self.ctes.append(
+            f"{ident('w' + str(len(self.ctes)))} AS (INSERT INTO {ident(table)} "
+            f"({', '.join(ident(n) for n in names)}, {ident('out_of_range')}) "
+            f"SELECT {select} FROM unnest({args}) AS u({', '.join(ident(a) for a in alias)}) "
+            f"{tail} RETURNING 1)")
+
+    def sql(self) -> str:
+        key = tuple(self.shape)
+        if key not in self._sql_cache:
+            self._sql_cache[key] = self._build()
+        return self._sql_cache[key]
+
+    def _build(self) -> str:
+        counts = ", ".join(f"(SELECT count(*) FROM {ident('w' + str(i))})"
+                           for i in range(len(self.ctes)))
+        return "WITH " + ",\n".join(self.ctes) + f"\nSELECT {counts}"
+
+
+def _ts(us: int) -> str:
+    return (_EPOCH + timedelta(microseconds=us)).isoformat()
+
+
+def _table_arrays(tb: TableBatch, frames) -> list[str]:
+    idx = tb.frame.tolist()
+    arrays = [_literal([_ts(frames[i].poll_start_us) for i in idx]),
+              _literal([frames[i].site_id for i in idx], is_text=True),
+              _literal([frames[i].bank_id for i in idx])]
+    if tb.rack is not None:
+        arrays.append(_literal(tb.rack.tolist()))
+    arrays += [_literal(col) for col in tb.column_lists()]
+    arrays.append(_literal([",".join(o) if o else None for o in tb.out_of_range_lists()],
+                           is_text=True))
+    return arrays
+
+
+def dedupe(frames) -> tuple[list, int]:
+    """Drop repeated (site, bank, poll start) within one batch; return frames and how many."""
+    seen, out = set(), []
+    for f in frames:
+        key = (f.site_id, f.bank_id, f.poll_start_us)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out, len(frames) - len(out)
+
+
+def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
+                 on_conflict: str = "nothing") -> WriteResult:
+    """Decode frames (grouped by map) and store all their rows in one atomic statement.
+
+    The caller resolves maps first. A message is stored whole or not at all: the statement
+    either commits every row or none.
+    """
+    result = WriteResult(frames=len(frames))
+    frames, repeated = dedupe(frames)
+    stmt = _Statement()
+    groups: dict[tuple[str, int], list] = {}
+    for f in frames:
+        groups.setdefault((f.map_id, f.map_version), []).append(f)
+    for key, group in groups.items():
+        regmap = maps[key]
+        tables, summary = decoder_for(regmap).decode_frames(group)
+        result.out_of_range += summary
+        for tb in tables:
+            if not len(tb):
+                continue
+            types = regmap.cache.get(("sql_types", tb.table))
+            if types is None:
+                types = tuple(sql_type(f) for f in regmap.table_fields(tb.table))
+                regmap.cache[("sql_types", tb.table)] = types
+            stmt.add(tb.table, tb.columns, types, _table_arrays(tb, group), on_conflict)
+            result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
+    if stmt.ctes:
+        row = run(conn, stmt.sql(), stmt.params)[0]
+        for table, n in zip(stmt.tables, row):
+            result.inserted[table] = result.inserted.get(table, 0) + n
+    for table, n in list(result.rows.items()):
+        # rows of frames repeated inside the batch count as offered duplicates too
+        result.rows[table] = n + repeated * (n // max(len(frames), 1))
+    return result
+
+
+def run(conn, sql: str, params: list[str]) -> list:
+    """Execute one statement in autocommit mode; return its rows.
+
+    `params` are text values for $1..$n. The statement is prepared once per connection, so the
+    server parses and plans it once, not per message.
+    """
+    if not conn.autocommit:
+        conn.rollback()
+        conn.autocommit = True
+    prepared = conn.__dict__.setdefault("_ess_prepared", {})
+    if sql not in prepared:
+        prepared[sql] = conn.prepare_statement(sql, oids=())
+    name, columns, input_funcs = prepared[sql]
+    context = conn.execute_named(name, params, columns, input_funcs, sql)
+    return context.rows or []

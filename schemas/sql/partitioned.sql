@@ -1,0 +1,250 @@
+CREATE OR REPLACE FUNCTION ess_ensure_partitions(parent regclass, days_ahead int)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  d date := (now() AT TIME ZONE 'UTC')::date - 1;
+  made int := 0;
+  part text;
+  base text := (SELECT relname FROM pg_class WHERE oid = parent);
+BEGIN
+  WHILE d <= (now() AT TIME ZONE 'UTC')::date + days_ahead LOOP
+    part := base || '_p' || to_char(d, 'YYYYMMDD');
+    IF to_regclass(quote_ident(part)) IS NULL THEN
+      EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                     part, parent, d::timestamp AT TIME ZONE 'UTC',
+                     (d + 1)::timestamp AT TIME ZONE 'UTC');
+      made := made + 1;
+    END IF;
+    d := d + 1;
+  END LOOP;
+  RETURN made;
+END $$;
+
+CREATE TABLE IF NOT EXISTS "bank" (
+  "ts" timestamptz NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "bank_soc" real,
+  "bank_soh" real,
+  "bank_dc_volt" real,
+  "bank_dc_current" real,
+  "max_cell_voltage_of_bank" real,
+  "min_cell_voltage_of_bank" real,
+  "max_cell_temperature_of_bank" real,
+  "min_cell_temperature_of_bank" real,
+  "bank_power" real,
+  "rack_temperature_imbalance_warning" smallint,
+  "rack_under_temperature_warning" smallint,
+  "rack_over_temperature_warning" smallint,
+  "rack_voltage_imbalance_warning" smallint,
+  "rack_under_voltage_protection_warning" smallint,
+  "rack_over_voltage_protection_warning" smallint,
+  "rack_over_current_charge_warning" smallint,
+  "rack_over_current_discharge_warning" smallint,
+  "rack_temperature_imbalance_fault" smallint,
+  "rack_under_temperature_fault" smallint,
+  "rack_over_temperature_fault" smallint,
+  "rack_voltage_imbalance_fault" smallint,
+  "rack_under_voltage_protection_fault" smallint,
+  "rack_over_voltage_protection_fault" smallint,
+  "rack_over_current_charge_fault" smallint,
+  "rack_over_current_discharge_fault" smallint,
+  "rack_charge_relay_plus_fault_status" smallint,
+  "rack_discharge_relay_minus_fault_status" smallint,
+  "rack_fuse_minus_fault_status" smallint,
+  "rack_fuse_plus_fault_status" smallint,
+  "rack_tray_rack_communication_fault" smallint,
+  "rack_n001_master_rack_communication_fault" smallint,
+  "rack_n002_master_rack_communication_fault" smallint,
+  "rack_n003_master_rack_communication_fault" smallint,
+  "rack_n004_master_rack_communication_fault" smallint,
+  "rack_n005_master_rack_communication_fault" smallint,
+  "rack_n006_master_rack_communication_fault" smallint,
+  "rack_n007_master_rack_communication_fault" smallint,
+  "rack_n008_master_rack_communication_fault" smallint,
+  "battery_status_for_run" smallint,
+  "battery_status_for_charge" smallint,
+  "battery_status_for_fault" smallint,
+  "battery_status_for_warning" smallint,
+  "master_rack_communication_fault" smallint,
+  "out_of_range" text[],
+  PRIMARY KEY ("site_id", "bank_id", "ts")
+) PARTITION BY RANGE (ts);
+
+CREATE TABLE IF NOT EXISTS "bank_default" PARTITION OF "bank" DEFAULT;
+
+SELECT ess_ensure_partitions('"bank"', 7);
+
+CREATE TABLE IF NOT EXISTS "rack" (
+  "ts" timestamptz NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "rack_id" smallint NOT NULL,
+  "rack_soc" real,
+  "rack_soh" real,
+  "rack_voltage" real,
+  "rack_current" real,
+  "rack_max_cell_voltage" real,
+  "rack_max_cell_voltage_position" smallint,
+  "rack_min_cell_voltage" real,
+  "rack_min_cell_voltage_position" smallint,
+  "rack_cell_voltage_gap" real,
+  "rack_cell_voltage_average" real,
+  "rack_max_cell_temperature" real,
+  "rack_max_cell_temperature_position" smallint,
+  "rack_min_cell_temperature" real,
+  "rack_min_cell_temperature_position" smallint,
+  "rack_cell_temperature_gap" real,
+  "rack_cell_temperature_average" real,
+  "rack_discharge_relay_minus_status" smallint,
+  "rack_charge_relay_plus_status" smallint,
+  "rack_cell_balance_status" smallint,
+  "rack_current_sensor_discharge" smallint,
+  "rack_current_sensor_charge" smallint,
+  "rack_status_for_run" smallint,
+  "rack_status_for_fault" smallint,
+  "rack_status_for_warning" smallint,
+  "rack_rack_temperature_imbalance_warning" smallint,
+  "rack_rack_under_temperature_warning" smallint,
+  "rack_rack_over_temperature_warning" smallint,
+  "rack_rack_voltage_imbalance_warning" smallint,
+  "rack_rack_under_voltage_protection_warning" smallint,
+  "rack_rack_over_voltage_protection_warning" smallint,
+  "rack_over_current_charge_warning" smallint,
+  "rack_over_current_discharge_warning" smallint,
+  "rack_rack_temperature_imbalance_fault" smallint,
+  "rack_rack_under_temperature_fault" smallint,
+  "rack_rack_over_temperature_fault" smallint,
+  "rack_rack_voltage_imbalance_fault" smallint,
+  "rack_rack_under_voltage_protection_fault" smallint,
+  "rack_rack_over_voltage_protection_fault" smallint,
+  "rack_over_current_charge_fault" smallint,
+  "rack_over_current_discharge_fault" smallint,
+  "rack_charge_relay_plus_fault_status" smallint,
+  "rack_discharge_relay_minus_fault_status" smallint,
+  "rack_fuse_minus_fault_status" smallint,
+  "rack_fuse_plus_fault_status" smallint,
+  "rack_tray_rack_communication_fault" smallint,
+  "out_of_range" text[],
+  PRIMARY KEY ("site_id", "bank_id", "rack_id", "ts")
+) PARTITION BY RANGE (ts);
+
+CREATE TABLE IF NOT EXISTS "rack_default" PARTITION OF "rack" DEFAULT;
+
+SELECT ess_ensure_partitions('"rack"', 7);
+
+CREATE TABLE IF NOT EXISTS "pcs" (
+  "ts" timestamptz NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "pcs_ac_l1_thd" real,
+  "pcs_ac_l2_thd" real,
+  "pcs_ac_l3_thd" real,
+  "system_temperature_max" real,
+  "dc_voltage_1" real,
+  "dc_voltage_2" real,
+  "dc_current" real,
+  "dc_power" real,
+  "ac_frequency" real,
+  "ac_voltage" real,
+  "ac_current_low" integer,
+  "ac_current_high" integer,
+  "ac_power" real,
+  "ac_active_power" real,
+  "ac_reactive_power" real,
+  "ac_power_factor" real,
+  "ac_l1_voltage" real,
+  "ac_l1_current" real,
+  "ac_l2_voltage" real,
+  "ac_l2_current" real,
+  "ac_l3_voltage" real,
+  "ac_l3_current" real,
+  "ac_accumulated_discharge_energy_low" integer,
+  "ac_accumulated_discharge_energy_high" integer,
+  "ac_accumulated_charge_energy_low" integer,
+  "ac_accumulated_charge_energy_high" integer,
+  "pcs_status_0" smallint,
+  "pcs_status_1" smallint,
+  "pcs_status_2" smallint,
+  "pcs_status_3" smallint,
+  "pcs_status_4" smallint,
+  "pcs_status_5" smallint,
+  "pcs_status_6" smallint,
+  "pcs_status_7" smallint,
+  "pcs_status_8" smallint,
+  "pcs_status_9" smallint,
+  "pcs_status_10" smallint,
+  "pcs_status_11" smallint,
+  "pcs_status_14" smallint,
+  "pcs_status_15" smallint,
+  "pcs_protection_1_0" smallint,
+  "pcs_protection_1_1" smallint,
+  "pcs_protection_1_2" smallint,
+  "pcs_protection_1_3" smallint,
+  "pcs_protection_1_4" smallint,
+  "pcs_protection_1_5" smallint,
+  "pcs_protection_1_6" smallint,
+  "pcs_protection_1_7" smallint,
+  "pcs_protection_1_8" smallint,
+  "pcs_protection_1_9" smallint,
+  "pcs_protection_1_10" smallint,
+  "pcs_protection_1_11" smallint,
+  "pcs_protection_1_12" smallint,
+  "pcs_protection_1_13" smallint,
+  "pcs_protection_1_14" smallint,
+  "pcs_protection_1_15" smallint,
+  "pcs_protection_2_0" smallint,
+  "pcs_protection_2_1" smallint,
+  "pcs_protection_2_2" smallint,
+  "pcs_protection_2_3" smallint,
+  "pcs_protection_2_4" smallint,
+  "pcs_protection_2_5" smallint,
+  "pcs_protection_2_6" smallint,
+  "pcs_protection_2_7" smallint,
+  "pcs_protection_2_8" smallint,
+  "pcs_protection_2_9" smallint,
+  "pcs_protection_2_10" smallint,
+  "pcs_protection_2_11" smallint,
+  "pcs_protection_2_12" smallint,
+  "pcs_protection_2_13" smallint,
+  "pcs_protection_2_14" smallint,
+  "pcs_protection_2_15" smallint,
+  "pcs_protection_3_0" smallint,
+  "pcs_protection_3_1" smallint,
+  "pcs_protection_3_2" smallint,
+  "pcs_protection_3_3" smallint,
+  "pcs_protection_3_4" smallint,
+  "pcs_protection_3_5" smallint,
+  "pcs_protection_3_6" smallint,
+  "pcs_protection_3_7" smallint,
+  "pcs_protection_3_8" smallint,
+  "pcs_protection_3_9" smallint,
+  "pcs_protection_3_10" smallint,
+  "pcs_control_0" smallint,
+  "set_power" real,
+  "set_soc_low_trip_level" real,
+  "set_soc_high_trip_level" real,
+  "set_vbat_low_trip_level" real,
+  "set_vbat_high_trip_level" real,
+  "out_of_range" text[],
+  PRIMARY KEY ("site_id", "bank_id", "ts")
+) PARTITION BY RANGE (ts);
+
+CREATE TABLE IF NOT EXISTS "pcs_default" PARTITION OF "pcs" DEFAULT;
+
+SELECT ess_ensure_partitions('"pcs"', 7);
+
+CREATE TABLE IF NOT EXISTS "etc" (
+  "ts" timestamptz NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "sensor1_temperature" real,
+  "sensor1_humidity" real,
+  "inv1_active_power" real,
+  "inv1_cumulative_power_generation" integer,
+  "out_of_range" text[],
+  PRIMARY KEY ("site_id", "bank_id", "ts")
+) PARTITION BY RANGE (ts);
+
+CREATE TABLE IF NOT EXISTS "etc_default" PARTITION OF "etc" DEFAULT;
+
+SELECT ess_ensure_partitions('"etc"', 7);

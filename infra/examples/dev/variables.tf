@@ -1,0 +1,34 @@
+variable "project_id" {
+  type        = string
+  description = "GCP project id of the dev deployment."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the dev deployment (zones <region>-a and <region>-b are used)."
+  default     = "asia-northeast3"
+}
+
+variable "sites_config_path" {
+  type        = string
+  description = "Local path of the sites.yaml to deploy."
+  default     = "sites.yaml"
+}
+
+variable "main_db_external_dsn_secret" {
+  type        = string
+  description = "Secret id of an external TimescaleDB DSN for the main sink; null creates Cloud SQL."
+  default     = null
+}
+
+variable "replica_db_external_dsn_secret" {
+  type        = string
+  description = "Secret id of an external TimescaleDB DSN for the replica sink; null creates Cloud SQL."
+  default     = null
+}
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Notification channel ids for the alerts."
+  default     = []
+}

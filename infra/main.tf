@@ -1,0 +1,68 @@
+# Shared locals. Resources are split by concern: apis.tf, network.tf, iam.tf, pubsub.tf,
+# functions.tf, sql.tf, storage.tf, scheduler.tf, collector_vm.tf, monitoring.tf, secrets.tf.
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  build_dir       = coalesce(var.build_dir, "${path.module}/../build")
+  bucket_location = coalesce(var.bucket_location, var.region)
+  replica_region  = coalesce(var.replica_db_region, var.region)
+
+  labels = merge({ app = "ess-pipeline", managed-by = "terraform" }, var.labels)
+
+  # Which sinks are Cloud SQL (count = 1) and which are external TimescaleDB DSNs in Secret Manager.
+  main_sql    = var.main_db_external_dsn_secret == null
+  replica_sql = var.replica_db_external_dsn_secret == null
+  any_sql     = local.main_sql || local.replica_sql
+
+  # One service account per component; keys are used everywhere below.
+  service_accounts = {
+    collector        = "ESS collector VM: publishes frames"
+    "ingest-main"    = "ESS ingest function writing to the main database"
+    "ingest-replica" = "ESS ingest function writing to the replica database"
+    export           = "ESS daily CSV export function"
+    invoker          = "Pub/Sub push identity (OIDC) allowed to invoke the ingest functions"
+    scheduler        = "Cloud Scheduler identity (OIDC) allowed to invoke the export function"
+    builder          = "Cloud Build identity that builds the function containers"
+  }
+
+  # Project-level roles per service account. Resource-level grants (topic, buckets, secrets,
+  # Cloud Run services, Artifact Registry) live next to the resource they apply to.
+  # tests/infra/test_terraform.py keeps the expected table; no primitive roles, no keys.
+  project_roles = {
+    collector        = ["roles/logging.logWriter", "roles/monitoring.metricWriter"]
+    "ingest-main"    = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
+    "ingest-replica" = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
+    export           = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
+    invoker          = []
+    scheduler        = []
+    builder          = ["roles/logging.logWriter"]
+  }
+
+  # Build artifacts produced by `make package` (infra/package.py).
+  collector_wheel = one(fileset(local.build_dir, "ess_pipeline-*.whl"))
+  schemas_tar     = "${local.build_dir}/ess-schemas.tar.gz"
+  ingest_zip      = "${local.build_dir}/ingest.zip"
+  export_zip      = "${local.build_dir}/export.zip"
+
+  sites_object = "config/sites.yaml"
+  sites_uri    = "gs://${google_storage_bucket.artifacts.name}/${local.sites_object}"
+
+  # The two ingest sinks share source and entry point; they differ in SA, database and env.
+  sinks = {
+    main = {
+      sa          = "ingest-main"
+      instance    = local.main_sql ? google_sql_database_instance.main[0].connection_name : null
+      dsn_secret  = local.main_sql ? null : data.google_secret_manager_secret.main_dsn[0].secret_id
+      db_iam_user = local.main_sql ? google_sql_user.ingest_main[0].name : null
+    }
+    replica = {
+      sa          = "ingest-replica"
+      instance    = local.replica_sql ? google_sql_database_instance.replica[0].connection_name : null
+      dsn_secret  = local.replica_sql ? null : data.google_secret_manager_secret.replica_dsn[0].secret_id
+      db_iam_user = local.replica_sql ? google_sql_user.ingest_replica[0].name : null
+    }
+  }
+}

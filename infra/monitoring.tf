@@ -1,0 +1,278 @@
+# Log-based metrics, dashboard and alert policies.
+#
+# The metrics are defined on the structured JSON logs written by `ess.logs` (collector on the VM,
+# ingest/export on Cloud Run). Fields of jsonPayload:
+#   stage         poll | publish | preprocess | store | accumulate (export)
+#   site          site id                       frames        frames in the message / poll
+#   rows          rows written (store) or exported (accumulate)
+#   duplicates    rows skipped by ON CONFLICT DO NOTHING
+#   out_of_range  number of values outside the register map's range
+#   error         error text (present only on failures)
+#   lag_s         seconds from poll start to row commit (store; feeds the lag distribution)
+# Metric names are fixed (dashboards/ess.json refers to them), so deploy one pipeline per project.
+
+locals {
+  log_metric_labels = {
+    site    = { description = "ESS site id", extractor = "EXTRACT(jsonPayload.site)" }
+    service = { description = "Cloud Run service (function) that wrote the entry; empty on the VM", extractor = "EXTRACT(resource.labels.service_name)" }
+  }
+
+  # name => { filter, value (null = counter of matching entries), unit, description }
+  log_metrics = {
+    ess_store_batches = {
+      description = "Messages stored per site and sink (one log entry per stored message)."
+      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.site:*"
+      value       = null
+      unit        = "1"
+    }
+    ess_frames_ingested = {
+      description = "Frames ingested (jsonPayload.frames of stage=store)."
+      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.frames:*"
+      value       = "EXTRACT(jsonPayload.frames)"
+      unit        = "1"
+    }
+    ess_rows_written = {
+      description = "Rows written (jsonPayload.rows of stage=store)."
+      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.rows:*"
+      value       = "EXTRACT(jsonPayload.rows)"
+      unit        = "1"
+    }
+    ess_duplicates = {
+      description = "Duplicate rows skipped (jsonPayload.duplicates of stage=store)."
+      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.duplicates>0"
+      value       = "EXTRACT(jsonPayload.duplicates)"
+      unit        = "1"
+    }
+    ess_decode_errors = {
+      description = "Messages that failed to decode (stage=preprocess with an error)."
+      filter      = "jsonPayload.stage=\"preprocess\" AND jsonPayload.error:*"
+      value       = null
+      unit        = "1"
+    }
+    ess_out_of_range = {
+      description = "Out-of-range values (jsonPayload.out_of_range of stage=preprocess)."
+      filter      = "jsonPayload.stage=\"preprocess\" AND jsonPayload.out_of_range>0"
+      value       = "EXTRACT(jsonPayload.out_of_range)"
+      unit        = "1"
+    }
+    ess_poll_errors = {
+      description = "Collector poll or publish failures (stage=poll|publish with an error)."
+      filter      = "(jsonPayload.stage=\"poll\" OR jsonPayload.stage=\"publish\") AND jsonPayload.error:*"
+      value       = null
+      unit        = "1"
+    }
+    ess_poll_to_row_lag = {
+      description = "Seconds from poll start to row commit (jsonPayload.lag_s of stage=store)."
+      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.lag_s:*"
+      value       = "EXTRACT(jsonPayload.lag_s)"
+      unit        = "s"
+    }
+    ess_export_rows = {
+      description = "Rows exported to CSV (jsonPayload.rows of stage=accumulate)."
+      filter      = "jsonPayload.stage=\"accumulate\" AND jsonPayload.rows:*"
+      value       = "EXTRACT(jsonPayload.rows)"
+      unit        = "1"
+    }
+    ess_export_runs = {
+      description = "Successful export log entries (stage=accumulate without error)."
+      filter      = "jsonPayload.stage=\"accumulate\" AND NOT jsonPayload.error:*"
+      value       = null
+      unit        = "1"
+    }
+  }
+}
+
+resource "google_logging_metric" "ess" {
+  for_each = local.log_metrics
+
+  project          = var.project_id
+  name             = each.key
+  description      = each.value.description
+  filter           = each.value.filter
+  value_extractor  = each.value.value
+  label_extractors = { for k, v in local.log_metric_labels : k => v.extractor }
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = each.value.value == null ? "INT64" : "DISTRIBUTION"
+    unit        = each.value.unit
+
+    dynamic "labels" {
+      for_each = local.log_metric_labels
+      content {
+        key         = labels.key
+        value_type  = "STRING"
+        description = labels.value.description
+      }
+    }
+  }
+
+  dynamic "bucket_options" {
+    for_each = each.value.value == null ? [] : [1]
+    content {
+      exponential_buckets {
+        num_finite_buckets = 32
+        growth_factor      = 2
+        scale              = 0.01
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_monitoring_dashboard" "ess" {
+  project        = var.project_id
+  dashboard_json = file("${path.module}/dashboards/ess.json")
+
+  depends_on = [google_logging_metric.ess]
+}
+
+# --- alert policies ---------------------------------------------------------------
+
+resource "google_monitoring_alert_policy" "site_silent" {
+  project               = var.project_id
+  display_name          = "ESS: no data from a site for ${var.site_silence_minutes} minutes"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "No stored frames per site"
+    condition_absent {
+      filter   = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.ess["ess_store_batches"].name}\" AND resource.type=\"cloud_run_revision\""
+      duration = "${var.site_silence_minutes * 60}s"
+
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.site"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    content   = "No frames from site $${metric.label.site} were stored for ${var.site_silence_minutes} minutes. Check the collector VM (`journalctl -u ess-collector`), the site's Modbus link and the ingest functions."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project               = var.project_id
+  display_name          = "ESS: dead-lettered frame messages"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "Dead-letter backlog > 0"
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.label.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "60s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    content   = "Messages failed ${var.max_delivery_attempts} deliveries and sit in subscription ${google_pubsub_subscription.dead_letter.name}. Inspect them, fix the cause, then replay."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "function_errors" {
+  project               = var.project_id
+  display_name          = "ESS: function error rate"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "5xx ratio above ${var.function_error_ratio_threshold}"
+    condition_threshold {
+      filter             = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.label.service_name=starts_with(\"${var.prefix}-\") AND metric.label.response_code_class=\"5xx\""
+      denominator_filter = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.label.service_name=starts_with(\"${var.prefix}-\")"
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.function_error_ratio_threshold
+      duration           = "300s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+    }
+  }
+
+  documentation {
+    content   = "A Cloud Run function of the ESS pipeline returns 5xx for more than ${var.function_error_ratio_threshold * 100}% of requests."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "export_missed" {
+  project               = var.project_id
+  display_name          = "ESS: daily export missed"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "No successful export in 26 hours"
+    condition_prometheus_query_language {
+      query               = "absent_over_time(logging_googleapis_com:user_${google_logging_metric.ess["ess_export_runs"].name}[26h])"
+      duration            = "0s"
+      evaluation_interval = "300s"
+    }
+  }
+
+  documentation {
+    content   = "The export function (${google_cloudfunctions2_function.export.name}) logged no successful run (stage=accumulate) for 26 hours. Check Cloud Scheduler job ${google_cloud_scheduler_job.export.name}."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "export_job_failed" {
+  project               = var.project_id
+  display_name          = "ESS: export scheduler attempt failed"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "Cloud Scheduler attempt error"
+    condition_matched_log {
+      filter = "resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"${google_cloud_scheduler_job.export.name}\" AND severity>=ERROR"
+    }
+  }
+
+  alert_strategy {
+    notification_rate_limit {
+      period = "3600s"
+    }
+    auto_close = "86400s"
+  }
+
+  documentation {
+    content   = "Cloud Scheduler could not call the export function successfully."
+    mime_type = "text/markdown"
+  }
+}

@@ -1,0 +1,77 @@
+output "frames_topic" {
+  description = "Full id of the frames topic (ESS_TOPIC of the collector)."
+  value       = google_pubsub_topic.frames.id
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription holding dead-lettered frame messages."
+  value       = google_pubsub_subscription.dead_letter.id
+}
+
+output "ingest_function_urls" {
+  description = "HTTPS endpoints of the ingest functions by sink (push subscription targets)."
+  value       = { for k, f in google_cloudfunctions2_function.ingest : k => f.service_config[0].uri }
+}
+
+output "export_function_url" {
+  description = "HTTPS endpoint of the export function (Cloud Scheduler target)."
+  value       = google_cloudfunctions2_function.export.service_config[0].uri
+}
+
+output "buckets" {
+  description = "Bucket names by role."
+  value = {
+    artifacts   = google_storage_bucket.artifacts.name
+    csv         = google_storage_bucket.csv.name
+    raw         = google_storage_bucket.raw.name
+    quarantine  = google_storage_bucket.quarantine.name
+    access_logs = google_storage_bucket.access_logs.name
+  }
+}
+
+output "sites_config_uri" {
+  description = "gs:// URI of sites.yaml (ESS_SITES_CONFIG of the functions)."
+  value       = local.sites_uri
+}
+
+output "db_connection_names" {
+  description = "Cloud SQL connection names (ESS_DB_INSTANCE) by sink; null for an external DSN sink."
+  value       = { for k, s in local.sinks : k => s.instance }
+}
+
+output "db_iam_users" {
+  description = "Cloud SQL IAM database users (ESS_DB_USER) by component."
+  value = {
+    ingest_main    = local.main_sql ? google_sql_user.ingest_main[0].name : null
+    ingest_replica = local.replica_sql ? google_sql_user.ingest_replica[0].name : null
+    export         = local.main_sql ? google_sql_user.export[0].name : null
+  }
+}
+
+output "db_grants_sql" {
+  description = "SQL to run (as the schema owner, after the migrations) on the Cloud SQL databases: ingest users may insert, export may only read."
+  value = join("\n", compact([
+    local.main_sql ? "-- main (${var.db_name} on ${google_sql_database_instance.main[0].name})" : "",
+    local.main_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.ingest_main[0].name}\", \"${google_sql_user.export[0].name}\";" : "",
+    local.main_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.ingest_main[0].name}\";" : "",
+    local.main_sql ? "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.export[0].name}\";" : "",
+    local.replica_sql ? "-- replica (${var.db_name} on ${google_sql_database_instance.replica[0].name})" : "",
+    local.replica_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.ingest_replica[0].name}\";" : "",
+    local.replica_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.ingest_replica[0].name}\";" : "",
+  ]))
+}
+
+output "collector_instance" {
+  description = "Name and zone of the collector VM (ssh: gcloud compute ssh NAME --zone ZONE --tunnel-through-iap)."
+  value       = { name = google_compute_instance.collector.name, zone = google_compute_instance.collector.zone }
+}
+
+output "service_accounts" {
+  description = "Service account emails by component."
+  value       = { for k, sa in google_service_account.component : k => sa.email }
+}
+
+output "dashboard_id" {
+  description = "Cloud Monitoring dashboard id."
+  value       = google_monitoring_dashboard.ess.id
+}

@@ -1,0 +1,31 @@
+# Daily CSV export, called with an OIDC token of the scheduler service account.
+resource "google_cloud_scheduler_job" "export" {
+  project          = var.project_id
+  region           = var.region
+  name             = "${var.prefix}-daily-export"
+  description      = "Daily CSV export of the previous day (${var.export_time_zone})"
+  schedule         = var.export_schedule
+  time_zone        = var.export_time_zone
+  attempt_deadline = "${min(var.export_timeout_seconds, 1800)}s"
+
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "60s"
+    max_backoff_duration = "600s"
+    max_doublings        = 3
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.export.service_config[0].uri
+    headers     = { "Content-Type" = "application/json" }
+    body        = base64encode(jsonencode({ trigger = "scheduler" }))
+
+    oidc_token {
+      service_account_email = google_service_account.component["scheduler"].email
+      audience              = google_cloudfunctions2_function.export.service_config[0].uri
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.export_invoker]
+}

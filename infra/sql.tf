@@ -1,0 +1,324 @@
+# Cloud SQL for PostgreSQL: private IP only, IAM database authentication, backups with PITR.
+# Note: Cloud SQL does not offer the timescaledb extension; ess.db then creates daily partitions
+# instead of hypertables.
+# Use main_db_external_dsn_secret / replica_db_external_dsn_secret for TimescaleDB sinks.
+
+resource "random_id" "db_suffix" {
+  byte_length = 3
+}
+
+# Database flags (identical on both instances): IAM database authentication, pgAudit for DDL and
+# role changes, and the logging flags checkov's Cloud SQL PostgreSQL checks require
+# (checkpoints, connections, lock waits, hostnames, durations, temp files, error levels).
+resource "google_sql_database_instance" "main" {
+  #checkov:skip=CKV_GCP_79:Major version is pinned by var.db_version (default POSTGRES_17); a major upgrade is a deliberate, tested migration of the telemetry schema, not a static default.
+  count = local.main_sql ? 1 : 0
+
+  project             = var.project_id
+  name                = "${var.prefix}-main-${random_id.db_suffix.hex}"
+  region              = var.region
+  database_version    = var.db_version
+  deletion_protection = var.db_deletion_protection
+
+  settings {
+    tier                        = var.db_tier
+    edition                     = "ENTERPRISE"
+    availability_type           = var.db_availability_type
+    disk_type                   = "PD_SSD"
+    disk_size                   = var.db_disk_size_gb
+    disk_autoresize             = true
+    deletion_protection_enabled = var.db_deletion_protection
+    user_labels                 = local.labels
+
+    location_preference {
+      zone = var.zone
+    }
+
+    ip_configuration {
+      ipv4_enabled                                  = false
+      private_network                               = google_compute_network.vpc.id
+      ssl_mode                                      = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+      enable_private_path_for_google_cloud_services = true
+    }
+
+    backup_configuration {
+      enabled                        = true
+      start_time                     = var.db_backup_start_time
+      point_in_time_recovery_enabled = true
+      transaction_log_retention_days = var.db_pitr_log_retention_days
+
+      backup_retention_settings {
+        retained_backups = var.db_backup_retained_count
+        retention_unit   = "COUNT"
+      }
+    }
+
+    maintenance_window {
+      day          = 7
+      hour         = 19
+      update_track = "stable"
+    }
+
+    insights_config {
+      query_insights_enabled  = true
+      record_application_tags = false
+      record_client_address   = false
+    }
+
+    database_flags {
+      name  = "cloudsql.iam_authentication"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "pgaudit.log"
+      value = "ddl,role"
+    }
+
+    database_flags {
+      name  = "log_checkpoints"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_temp_files"
+      value = "0"
+    }
+
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+
+    database_flags {
+      name  = "log_min_duration_statement"
+      value = "-1"
+    }
+
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+
+    database_flags {
+      name  = "max_connections"
+      value = var.db_max_connections
+    }
+  }
+
+  depends_on = [google_service_networking_connection.private_services]
+}
+
+resource "google_sql_database_instance" "replica" {
+  #checkov:skip=CKV_GCP_79:Major version is pinned by var.db_version (default POSTGRES_17); a major upgrade is a deliberate, tested migration of the telemetry schema, not a static default.
+  count = local.replica_sql ? 1 : 0
+
+  project             = var.project_id
+  name                = "${var.prefix}-replica-${random_id.db_suffix.hex}"
+  region              = local.replica_region
+  database_version    = var.db_version
+  deletion_protection = var.db_deletion_protection
+
+  settings {
+    tier                        = var.db_tier
+    edition                     = "ENTERPRISE"
+    availability_type           = var.db_availability_type
+    disk_type                   = "PD_SSD"
+    disk_size                   = var.db_disk_size_gb
+    disk_autoresize             = true
+    deletion_protection_enabled = var.db_deletion_protection
+    user_labels                 = local.labels
+
+    location_preference {
+      zone = var.replica_db_zone
+    }
+
+    ip_configuration {
+      ipv4_enabled                                  = false
+      private_network                               = google_compute_network.vpc.id
+      ssl_mode                                      = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+      enable_private_path_for_google_cloud_services = true
+    }
+
+    backup_configuration {
+      enabled                        = true
+      start_time                     = var.db_backup_start_time
+      point_in_time_recovery_enabled = true
+      transaction_log_retention_days = var.db_pitr_log_retention_days
+
+      backup_retention_settings {
+        retained_backups = var.db_backup_retained_count
+        retention_unit   = "COUNT"
+      }
+    }
+
+    maintenance_window {
+      day          = 6
+      hour         = 19
+      update_track = "stable"
+    }
+
+    insights_config {
+      query_insights_enabled  = true
+      record_application_tags = false
+      record_client_address   = false
+    }
+
+    database_flags {
+      name  = "cloudsql.iam_authentication"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "pgaudit.log"
+      value = "ddl,role"
+    }
+
+    database_flags {
+      name  = "log_checkpoints"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+
+    database_flags {
+      name  = "log_temp_files"
+      value = "0"
+    }
+
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+
+    database_flags {
+      name  = "log_min_duration_statement"
+      value = "-1"
+    }
+
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+
+    database_flags {
+      name  = "max_connections"
+      value = var.db_max_connections
+    }
+  }
+
+  depends_on = [google_service_networking_connection.private_services]
+}
+
+resource "google_sql_database" "main" {
+  count = local.main_sql ? 1 : 0
+
+  project  = var.project_id
+  instance = google_sql_database_instance.main[0].name
+  name     = var.db_name
+}
+
+resource "google_sql_database" "replica" {
+  count = local.replica_sql ? 1 : 0
+
+  project  = var.project_id
+  instance = google_sql_database_instance.replica[0].name
+  name     = var.db_name
+}
+
+# IAM database users (ESS_DB_USER). Table privileges are SQL grants applied with the migrations:
+# ingest-* get INSERT (+ SELECT for ON CONFLICT), export gets SELECT only (see output db_grants_sql).
+resource "google_sql_user" "ingest_main" {
+  count = local.main_sql ? 1 : 0
+
+  project  = var.project_id
+  instance = google_sql_database_instance.main[0].name
+  name     = trimsuffix(google_service_account.component["ingest-main"].email, ".gserviceaccount.com")
+  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+}
+
+resource "google_sql_user" "export" {
+  count = local.main_sql ? 1 : 0
+
+  project  = var.project_id
+  instance = google_sql_database_instance.main[0].name
+  name     = trimsuffix(google_service_account.component["export"].email, ".gserviceaccount.com")
+  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+}
+
+resource "google_sql_user" "ingest_replica" {
+  count = local.replica_sql ? 1 : 0
+
+  project  = var.project_id
+  instance = google_sql_database_instance.replica[0].name
+  name     = trimsuffix(google_service_account.component["ingest-replica"].email, ".gserviceaccount.com")
+  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+}

@@ -1,0 +1,298 @@
+# Buckets: uniform access, public access prevention enforced, versioning, lifecycle, access logs.
+
+resource "google_storage_bucket" "access_logs" {
+  #checkov:skip=CKV_GCP_62:This is the access-log sink of the other buckets; logging it into itself would recurse.
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.prefix}-access-logs"
+  location                    = local.bucket_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      age = var.access_log_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 1
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Cloud Storage usage/storage logs are delivered by this Google group.
+resource "google_storage_bucket_iam_member" "access_logs_writer" {
+  bucket = google_storage_bucket.access_logs.name
+  role   = "roles/storage.objectCreator"
+  member = "group:cloud-storage-analytics@google.com"
+}
+
+# Wheel, function sources, sites.yaml.
+resource "google_storage_bucket" "artifacts" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.prefix}-artifacts"
+  location                    = local.bucket_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  logging {
+    log_bucket        = google_storage_bucket.access_logs.name
+    log_object_prefix = "artifacts/"
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_version_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Daily CSV exports.
+resource "google_storage_bucket" "csv" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.prefix}-csv"
+  location                    = local.bucket_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  logging {
+    log_bucket        = google_storage_bucket.access_logs.name
+    log_object_prefix = "csv/"
+  }
+
+  lifecycle_rule {
+    condition {
+      age                   = var.nearline_after_days
+      matches_storage_class = ["STANDARD"]
+    }
+    action {
+      type          = "SetStorageClass"
+      storage_class = "NEARLINE"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_version_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Raw frames written by the Cloud Storage subscription (Avro, with attributes).
+resource "google_storage_bucket" "raw" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.prefix}-raw"
+  location                    = local.bucket_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  logging {
+    log_bucket        = google_storage_bucket.access_logs.name
+    log_object_prefix = "raw/"
+  }
+
+  lifecycle_rule {
+    condition {
+      age                   = var.nearline_after_days
+      matches_storage_class = ["STANDARD"]
+    }
+    action {
+      type          = "SetStorageClass"
+      storage_class = "NEARLINE"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      age                   = var.coldline_after_days
+      matches_storage_class = ["NEARLINE"]
+    }
+    action {
+      type          = "SetStorageClass"
+      storage_class = "COLDLINE"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_version_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Poison messages the ingest functions could not decode.
+resource "google_storage_bucket" "quarantine" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.prefix}-quarantine"
+  location                    = local.bucket_location
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.force_destroy_buckets
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  logging {
+    log_bucket        = google_storage_bucket.access_logs.name
+    log_object_prefix = "quarantine/"
+  }
+
+  lifecycle_rule {
+    condition {
+      age                   = var.nearline_after_days
+      matches_storage_class = ["STANDARD"]
+    }
+    action {
+      type          = "SetStorageClass"
+      storage_class = "NEARLINE"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      age = var.quarantine_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_version_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# --- objects uploaded by Terraform --------------------------------------------
+
+resource "google_storage_bucket_object" "collector_wheel" {
+  bucket = google_storage_bucket.artifacts.name
+  name   = "collector/${local.collector_wheel}"
+  source = "${local.build_dir}/${local.collector_wheel}"
+}
+
+resource "google_storage_bucket_object" "collector_schemas" {
+  bucket = google_storage_bucket.artifacts.name
+  name   = "collector/ess-schemas-${filemd5(local.schemas_tar)}.tar.gz"
+  source = local.schemas_tar
+}
+
+resource "google_storage_bucket_object" "ingest_source" {
+  bucket = google_storage_bucket.artifacts.name
+  name   = "functions/ingest-${filemd5(local.ingest_zip)}.zip"
+  source = local.ingest_zip
+}
+
+resource "google_storage_bucket_object" "export_source" {
+  bucket = google_storage_bucket.artifacts.name
+  name   = "functions/export-${filemd5(local.export_zip)}.zip"
+  source = local.export_zip
+}
+
+resource "google_storage_bucket_object" "sites" {
+  bucket       = google_storage_bucket.artifacts.name
+  name         = local.sites_object
+  source       = var.sites_config_path
+  content_type = "application/yaml"
+}
+
+# --- bucket IAM -----------------------------------------------------------------
+
+# Readers of the artifacts bucket: the collector (wheel, sites.yaml), the functions (sites.yaml),
+# the builder (function sources).
+resource "google_storage_bucket_iam_member" "artifacts_reader" {
+  for_each = toset(["collector", "ingest-main", "ingest-replica", "export", "builder"])
+
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.component[each.key].email}"
+}
+
+resource "google_storage_bucket_iam_member" "quarantine_writer" {
+  for_each = toset(["ingest-main", "ingest-replica"])
+
+  bucket = google_storage_bucket.quarantine.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_service_account.component[each.key].email}"
+}
+
+# objectUser (not objectCreator): a re-run of a day's export overwrites its CSV files.
+resource "google_storage_bucket_iam_member" "csv_writer" {
+  bucket = google_storage_bucket.csv.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.component["export"].email}"
+}
+
+# The Cloud Storage subscription writes as the Pub/Sub service agent.
+resource "google_storage_bucket_iam_member" "raw_pubsub_creator" {
+  bucket = google_storage_bucket.raw.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_project_service_identity.pubsub.email}"
+}
+
+resource "google_storage_bucket_iam_member" "raw_pubsub_reader" {
+  bucket = google_storage_bucket.raw.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_project_service_identity.pubsub.email}"
+}

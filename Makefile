@@ -6,8 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?=
 CONFIG ?=
+# checkov conflicts with the project's pins, so it lives in its own venv.
+CKV_VENV := .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: install system-deps test lint run bench package clean
+.PHONY: install system-deps checkov test lint run bench package clean
 
 install: $(STAMP)
 
@@ -21,7 +25,16 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash infra/local/install.sh
 
-test: install system-deps
+# Static checker for infra/ (tests/infra runs it and fails without it).
+checkov: $(CKV_STAMP)
+
+$(CKV_STAMP):
+	test -x $(CKV_VENV)/bin/python || $(PY) -m venv $(CKV_VENV)
+	$(CKV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CKV_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(CKV_STAMP)
+
+test: install system-deps checkov
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -30,8 +43,12 @@ lint: install
 run: install system-deps
 	@echo "make run: the whole local pipeline is not wired up yet (issue 7)." >&2; exit 2
 
+# Deployment artifacts for infra/ (wheel, schema data, function archives) in build/.
+package: install
+	$(BIN)/python infra/package.py
+
 bench: install system-deps
 	$(BIN)/python -m ess_local.bench --out docs/benchmarks.md
 
 clean:
-	rm -rf $(VENV) build .run
+	rm -rf $(VENV) $(CKV_VENV) build .run

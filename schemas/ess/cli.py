@@ -66,6 +66,19 @@ def _cmd_map_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_map_doc(args: argparse.Namespace) -> int:
+    from .docgen import render_data_spec
+    from .regmap import load_map
+
+    text = render_data_spec(load_map(args.map))
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ess", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map-id", default="default")
     p.add_argument("--version", type=int, default=1)
     p.set_defaults(func=_cmd_map_import)
+    p = pm.add_parser("doc", help="render the data-spec Markdown for a map")
+    p.add_argument("--map", default="default")
+    p.add_argument("--out", default="-", help="file to write (default: stdout)")
+    p.set_defaults(func=_cmd_map_doc)
 
     from .db import cli as db_cli
 

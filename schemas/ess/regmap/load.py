@@ -146,7 +146,7 @@ def _column_problems(doc: dict) -> list[str]:
                                     f"{r['table']} (also {seen[key]})")
                 else:
                     seen[key] = where
-                if r["table"] == "rack":
+                if r["table"] == "rack" and "rack" in r:
                     per_rack[r["rack"]].append(c)
     if per_rack:
         racks = sorted(per_rack)

@@ -1,0 +1,90 @@
+"""Register maps: the default map encodes the spec CSV exactly; bad maps name their faults."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ess import paths
+from ess.regmap import MapError, load_map, load_map_file, parse_map
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_CSV = ROOT.parent / "shared" / "spec" / "default-register-map.csv"
+BAD = sorted((Path(__file__).parents[1] / "golden" / "bad_maps").iterdir())
+
+
+def spec_rows():
+    assert SPEC_CSV.exists(), f"the normative spec CSV is missing: {SPEC_CSV}"
+    with open(SPEC_CSV, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_default_map_encodes_every_csv_row():
+    m = load_map("default")
+    regs = {(r.block, r.address): r for b in m.blocks for r in b.registers}
+    rows = spec_rows()
+    assert len(regs) == len(rows) == 497
+    for row in rows:
+        reg = regs[(row["block"], int(row["address"]))]
+        if not row["column"]:
+            assert reg.unused, row
+            continue
+        (f,) = reg.fields
+        assert (f.table, f.column, f.type, f.unit) == (row["table"], row["column"], row["type"],
+                                                       row["unit"]), row
+        assert f.scale == float(row["scale"]), row
+        assert f.min == (float(row["min"]) if row["min"] else None), row
+        assert f.max == (float(row["max"]) if row["max"] else None), row
+        assert f.invert == (row["invert"] == "1"), row
+        assert f.rack == (int(row["rack"]) if row["rack"] else None), row
+
+
+def test_default_map_blocks_and_tables():
+    m = load_map("default")
+    assert [(b.name, b.start, b.count, b.scaled) for b in m.blocks] == [
+        ("BMS1", 0, 137, True), ("BMS2", 200, 266, False), ("PCS", 500, 89, True),
+        ("ETC", 600, 5, True)]
+    assert {t: len(m.columns(t)) for t in m.tables()} == {"bank": 43, "rack": 45, "pcs": 89,
+                                                          "etc": 4}
+    assert m.racks == 8
+    assert "pcs_status_2" in m.columns("pcs") and "pcs_status_12" not in m.columns("pcs")
+    assert "inv1_cumulative_power_generation" in m.columns("etc")
+
+
+@pytest.mark.parametrize("path", sorted(paths.MAPS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_map_is_valid(path):
+    load_map_file(path)
+
+
+@pytest.mark.parametrize("case", BAD, ids=lambda p: p.name)
+def test_bad_map_is_rejected_naming_its_place(case):
+    with pytest.raises(MapError) as err:
+        load_map_file(case / "map.yaml")
+    text = str(err.value)
+    assert text.startswith(str(case / "map.yaml"))
+    for expected in (case / "expected.txt").read_text().splitlines():
+        assert expected in text, f"{expected!r} not in:\n{text}"
+    assert len(err.value.problems) == len((case / "expected.txt").read_text().splitlines())
+
+
+def test_unreadable_map_names_the_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("blocks: [unclosed")
+    with pytest.raises(MapError, match="broken.yaml"):
+        load_map_file(bad)
+
+
+def test_extended_types_are_accepted():
+    m = parse_map(yaml.safe_load("""
+map_id: ext
+version: 2
+blocks:
+  - {name: DEV, start: 0, count: 7, scaled: true, registers: [
+      {address: 0, table: pcs, column: energy, type: uint32, scale: 1},
+      {address: 2, table: pcs, column: power, type: float32, word_order: little, scale: 1},
+      {address: 4, table: pcs, column: signed_total, type: int32, scale: 0.01},
+      {address: 6, table: pcs, type: bits, bits: [{bit: 0, column: running},
+                                                   {bit: 3, column: alarm, invert: true}]}]}
+"""))
+    assert m.columns("pcs") == ("energy", "power", "signed_total", "running", "alarm")

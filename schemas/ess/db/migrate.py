@@ -50,16 +50,19 @@ def _detect_mode(cur, requested: str) -> str:
         if requested not in ("auto", row[0]):
             raise MigrationError(f"database is in {row[0]} mode; cannot migrate as {requested}")
         return row[0]
-    # Usable only when installed on the server and preloaded (or already created here).
-    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') OR ("
-                "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AND "
-                "current_setting('shared_preload_libraries') LIKE '%%timescaledb%%')")
-    available = cur.fetchone()[0]
-    if requested == "timescale" and not available:
-        raise MigrationError("timescale mode requested but the timescaledb extension is not "
-                             "installed and preloaded (shared_preload_libraries) on this server")
-    return "timescale" if requested == "auto" and available else (
-        "partitioned" if requested == "auto" else requested)
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+    created = cur.fetchone()[0]
+    if requested == "timescale" and not created:
+        # Creating the extension is the DBA's call: only an explicit --mode timescale does it.
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions "
+                    "WHERE name = 'timescaledb') AND current_setting('shared_preload_libraries') "
+                    "LIKE '%%timescaledb%%'")
+        if not cur.fetchone()[0]:
+            raise MigrationError("timescale mode requested but the timescaledb extension is not "
+                                 "installed and preloaded (shared_preload_libraries) here")
+    if requested == "auto":
+        return "timescale" if created else "partitioned"
+    return requested
 
 
 def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[list[str], list[str]]:

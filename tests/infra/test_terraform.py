@@ -1,0 +1,579 @@
+"""Static checks of infra/ (issue 6): HCL parses, variables typed and described, checkov clean with
+justified skips, wiring between Pub/Sub, functions, IAM, scheduler and buckets, README Deploy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+EXAMPLE = INFRA / "examples" / "dev"
+CHECKOV = Path(os.environ.get("ESS_CHECKOV", ROOT / ".venv-checkov" / "bin" / "checkov"))
+
+TF_FILES = sorted(p for p in INFRA.rglob("*.tf")
+                  if "/local/" not in p.as_posix() and ".terraform" not in p.parts)
+ROOT_TF = sorted(INFRA.glob("*.tf"))
+
+# Expected roles per identity: "<role> on <target>" ("project" for project-level grants).
+EXPECTED_ROLES = {
+    "collector": {
+        "roles/logging.logWriter on project",
+        "roles/monitoring.metricWriter on project",
+        "roles/pubsub.publisher on google_pubsub_topic.frames",
+        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+    },
+    "ingest-main": {
+        "roles/cloudsql.client on project",
+        "roles/cloudsql.instanceUser on project",
+        "roles/logging.logWriter on project",
+        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+        "roles/storage.objectCreator on google_storage_bucket.quarantine",
+        "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.main_dsn",
+    },
+    "ingest-replica": {
+        "roles/cloudsql.client on project",
+        "roles/cloudsql.instanceUser on project",
+        "roles/logging.logWriter on project",
+        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+        "roles/storage.objectCreator on google_storage_bucket.quarantine",
+        "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.replica_dsn",
+    },
+    "export": {
+        "roles/cloudsql.client on project",
+        "roles/cloudsql.instanceUser on project",
+        "roles/logging.logWriter on project",
+        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+        "roles/storage.objectUser on google_storage_bucket.csv",
+        "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.main_dsn",
+    },
+    "invoker": {"roles/run.invoker on google_cloudfunctions2_function.ingest"},
+    "scheduler": {"roles/run.invoker on google_cloudfunctions2_function.export"},
+    "builder": {
+        "roles/logging.logWriter on project",
+        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+        "roles/artifactregistry.writer on google_artifact_registry_repository.functions",
+    },
+    # Google-managed identities.
+    "pubsub-agent": {
+        'roles/iam.serviceAccountTokenCreator on google_service_account.component["invoker"]',
+        "roles/pubsub.publisher on google_pubsub_topic.dead_letter",
+        "roles/pubsub.subscriber on google_pubsub_subscription.ingest",
+        "roles/storage.objectCreator on google_storage_bucket.raw",
+        "roles/storage.legacyBucketReader on google_storage_bucket.raw",
+    },
+    "group:cloud-storage-analytics@google.com": {
+        "roles/storage.objectCreator on google_storage_bucket.access_logs",
+    },
+}
+
+REF = re.compile(r"\b(data\.)?((?:google|random)_[a-z0-9_]+)\.([a-z0-9_-]+)")
+TARGET_REF = re.compile(r'\b(?:data\.)?(?:google|random)_[a-z0-9_]+\.[a-z0-9_-]+(?:\["[^"]+"\])?')
+
+
+# --- parsing helpers -------------------------------------------------------------------------
+
+def _unquote(v):
+    if isinstance(v, str) and len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+        return v[1:-1]
+    return v
+
+
+def _norm(v):
+    """python-hcl2 >= 7 keeps quotes and adds __is_block__/__comments__; normalise both shapes."""
+    if isinstance(v, dict):
+        return {_unquote(k): _norm(x) for k, x in v.items() if not str(k).startswith("__")}
+    if isinstance(v, list):
+        return [_norm(x) for x in v]
+    return _unquote(v)
+
+
+def parse(path: Path) -> dict:
+    with path.open() as f:
+        return _norm(hcl2.load(f))
+
+
+@pytest.fixture(scope="module")
+def root() -> dict:
+    """Merged view of the root module: resources, data, variables, locals, outputs."""
+    out = {"resource": {}, "data": {}, "variable": {}, "locals": {}, "output": {}, "module": {}}
+    for p in ROOT_TF:
+        d = parse(p)
+        for block in d.get("resource", []):
+            for rtype, named in block.items():
+                out["resource"].setdefault(rtype, {}).update(named)
+        for block in d.get("data", []):
+            for rtype, named in block.items():
+                out["data"].setdefault(rtype, {}).update(named)
+        for block in d.get("variable", []):
+            out["variable"].update(block)
+        for block in d.get("locals", []):
+            out["locals"].update(block)
+        for block in d.get("output", []):
+            out["output"].update(block)
+    return out
+
+
+def block(body: dict, name: str) -> dict:
+    v = body.get(name)
+    assert v, f"missing block {name}"
+    return v[0] if isinstance(v, list) else v
+
+
+def text(v) -> str:
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def refs(v) -> set[tuple[str, str]]:
+    return {(("data." if m.group(1) else "") + m.group(2), m.group(3))
+            for m in REF.finditer(text(v))}
+
+
+def defined(root: dict) -> set[tuple[str, str]]:
+    names = {(t, n) for t, named in root["resource"].items() for n in named}
+    names |= {("data." + t, n) for t, named in root["data"].items() for n in named}
+    return names
+
+
+def sa_keys(expr: str, root: dict) -> list[str]:
+    """Service-account keys a member expression refers to by literal index."""
+    m = re.search(r'google_service_account\.component\["([^"]+)"\]', expr)
+    if m:
+        return [m.group(1)]
+    raise AssertionError(f"unresolvable member {expr}")
+
+
+# --- parse / variables -----------------------------------------------------------------------
+
+def test_tf_files_found():
+    names = {p.name for p in ROOT_TF}
+    for required in ("versions.tf", "variables.tf", "outputs.tf", "main.tf", "apis.tf",
+                     "network.tf", "iam.tf", "pubsub.tf", "functions.tf", "sql.tf", "storage.tf",
+                     "scheduler.tf", "collector_vm.tf", "monitoring.tf", "secrets.tf"):
+        assert required in names
+    assert (EXAMPLE / "main.tf").is_file()
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_tf_parses(path):
+    assert isinstance(parse(path), dict)
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_variables_typed_and_described(path):
+    for block_ in parse(path).get("variable", []):
+        for name, body in block_.items():
+            assert body.get("type"), f"{path.name}: variable {name} has no type"
+            assert len(str(body.get("description", ""))) >= 10, f"{path.name}: {name} undescribed"
+
+
+def test_provider_versions_pinned():
+    tf = parse(INFRA / "versions.tf")["terraform"][0]
+    providers = tf["required_providers"][0]
+    for name in ("google", "google-beta", "archive", "random"):
+        version = providers[name]["version"]
+        assert ">=" in version and "<" in version, f"{name} not pinned to a range: {version}"
+    assert tf["required_version"]
+
+
+def test_example_calls_module(root):
+    d = parse(EXAMPLE / "main.tf")
+    mod = d["module"][0]["ess"]
+    assert mod["source"] == "../.."
+    required = {n for n, b in root["variable"].items() if "default" not in b}
+    assert required <= set(mod), f"example misses required inputs {required - set(mod)}"
+    assert set(mod) - {"source"} <= set(root["variable"]), "example passes unknown inputs"
+
+
+def test_example_sites_yaml_is_valid():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "schemas" / "sites.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load((EXAMPLE / "sites.yaml").read_text()), schema)
+
+
+# --- hygiene ---------------------------------------------------------------------------------
+
+IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(?![\w.])")
+
+
+def test_no_ip_literals_outside_variable_cidr_defaults():
+    files = TF_FILES + sorted((INFRA / "templates").glob("*"))
+    files.append(ROOT / "collector/systemd/ess-collector.service")
+    for path in files:
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            for m in IPV4.finditer(line):
+                ok = m.group(2) and path.name == "variables.tf" and "default" in line
+                assert ok, f"{path.relative_to(ROOT)}:{lineno}: IP literal {m.group(0)}"
+
+
+def test_no_secrets_or_keys_in_code(root):
+    assert "google_service_account_key" not in root["resource"]
+    # secret values stay out of Terraform state
+    assert "google_secret_manager_secret_version" not in root["resource"]
+    for path in TF_FILES:
+        body = path.read_text()
+        assert not re.search(r"(password|private_key)\s*=", body), path
+        assert "BEGIN PRIVATE KEY" not in body
+
+
+def test_no_primitive_or_authoritative_iam(root):
+    for rtype in root["resource"]:
+        assert not rtype.endswith(("_iam_binding", "_iam_policy")), f"authoritative IAM {rtype}"
+    alltext = "\n".join(p.read_text() for p in TF_FILES)
+    assert not re.search(r"roles/(owner|editor|viewer)\b", alltext)
+
+
+# --- checkov ---------------------------------------------------------------------------------
+
+def test_checkov_is_installed():
+    assert CHECKOV.is_file(), f"{CHECKOV} missing: run `make checkov` (make test does)"
+
+
+def test_checkov_reports_no_failures():
+    assert CHECKOV.is_file(), f"{CHECKOV} missing: run `make checkov` (make test does)"
+    proc = subprocess.run(
+        [str(CHECKOV), "-d", str(INFRA), "--quiet", "--compact", "--skip-download",
+         "--output", "json"], capture_output=True, text=True, timeout=900)
+    assert proc.stdout.strip(), proc.stderr[-2000:]
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = []
+    passed = 0
+    for rep in reports:
+        if not isinstance(rep, dict) or "summary" not in rep:
+            continue
+        passed += rep["summary"].get("passed", 0)
+        for f in rep.get("results", {}).get("failed_checks", []):
+            failed.append(f"{f['check_id']} {f['resource']} {f.get('file_path')}")
+    assert not failed, "checkov failures:\n" + "\n".join(failed)
+    assert passed > 50, "checkov scanned suspiciously little"
+
+
+SKIP = re.compile(r"checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+
+
+def test_checkov_skips_are_justified():
+    skips = 0
+    for path in TF_FILES:
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            m = SKIP.search(line)
+            if m:
+                skips += 1
+                assert re.fullmatch(r"CKV2?_[A-Z]+_\d+", m.group(1)), f"{path}:{lineno}"
+                reason = (m.group(2) or "").strip()
+                assert len(reason) >= 30, f"{path.name}:{lineno}: skip {m.group(1)} needs a reason"
+    assert skips <= 10, "too many skips: fix the resources instead"
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+def test_all_references_resolve(root):
+    known = defined(root)
+    for path in ROOT_TF:
+        d = parse(path)
+        for r in refs(d):
+            if r[0] == "google_project" and r[1] == "this":
+                pass
+            assert r in known or (r[0] == "data.google_project" and r[1] == "this"), \
+                f"{path.name}: reference to undefined {r[0]}.{r[1]}"
+        body = path.read_text()
+        for name in re.findall(r"\blocal\.([a-z0-9_]+)", body):
+            assert name in root["locals"], f"{path.name}: undefined local.{name}"
+        for name in re.findall(r"\bvar\.([a-z0-9_]+)", body):
+            assert name in root["variable"], f"{path.name}: undefined var.{name}"
+
+
+def test_push_subscriptions_target_functions_with_oidc(root):
+    subs = root["resource"]["google_pubsub_subscription"]
+    functions = root["resource"]["google_cloudfunctions2_function"]
+    pushes = {n: s for n, s in subs.items() if "push_config" in s}
+    assert pushes, "no push subscription"
+    for name, sub in pushes.items():
+        push = block(sub, "push_config")
+        targets = {n for t, n in refs(push["push_endpoint"])
+                   if t == "google_cloudfunctions2_function"}
+        assert targets and targets <= set(functions), f"{name} pushes to {push['push_endpoint']}"
+        oidc = block(push, "oidc_token")
+        assert 'component["invoker"]' in oidc["service_account_email"]
+        assert refs(oidc["audience"]) == refs(push["push_endpoint"])
+        assert block(sub, "dead_letter_policy")["dead_letter_topic"]
+        assert block(sub, "retry_policy")["maximum_backoff"]
+        assert sub["ack_deadline_seconds"] and sub["message_retention_duration"]
+    # one push subscription per sink, each to the matching ingest function
+    assert "for_each" in pushes["ingest"] and "local.sinks" in pushes["ingest"]["for_each"]
+    assert "[each.key]" in block(pushes["ingest"], "push_config")["push_endpoint"]
+    assert set(root["locals"]["sinks"]) == {"main", "replica"}
+    gcs = [s for s in subs.values() if "cloud_storage_config" in s]
+    assert gcs and "google_storage_bucket.raw" in text(gcs[0])
+
+
+def _documented_env() -> set[str]:
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    section = doc.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in section.splitlines():
+        names |= set(re.findall(r"`(ESS_[A-Z_]+)`", line.split("|")[1] if "|" in line else ""))
+    return names
+
+
+def test_function_env_and_secrets_refer_to_defined_resources(root):
+    functions = root["resource"]["google_cloudfunctions2_function"]
+    assert set(functions) == {"ingest", "export"}
+    documented = _documented_env()
+    known = defined(root)
+    required = {
+        "ingest": {"ESS_SINK", "ESS_SITES_CONFIG", "ESS_QUARANTINE_BUCKET", "ESS_DB_INSTANCE",
+                   "ESS_DB_NAME", "ESS_DB_USER"},
+        "export": {"ESS_SITES_CONFIG", "ESS_EXPORT_BUCKET", "ESS_DB_INSTANCE", "ESS_DB_NAME",
+                   "ESS_DB_USER"},
+    }
+    entry = {"ingest": "ingest", "export": "export"}
+    for name, fn in functions.items():
+        build = block(fn, "build_config")
+        assert build["entry_point"] == entry[name]
+        source = block(block(build, "source"), "storage_source")
+        assert "google_storage_bucket.artifacts" in text(source)
+        svc = block(fn, "service_config")
+        env = text(svc["environment_variables"])
+        keys = set(re.findall(r"\b(ESS_[A-Z_]+)\s*=", env))
+        assert required[name] <= keys, f"{name} misses {required[name] - keys}"
+        assert keys <= documented, f"{name} sets undocumented {keys - documented}"
+        for r in refs(env):
+            assert r in known, f"{name} env refers to undefined {r}"
+        for local_name in re.findall(r"\blocal\.([a-z0-9_]+)", env):
+            assert local_name in root["locals"]
+        secrets = svc["dynamic"][0]["secret_environment_variables"]
+        assert block(secrets, "content")["key"] == "ESS_DB_DSN"
+        assert "ESS_DB_DSN" in documented
+        for key in ("min_instance_count", "max_instance_count", "max_instance_request_concurrency"):
+            assert str(svc[key]).startswith("${var."), f"{name}.{key} must be a variable"
+        assert svc["ingress_settings"] == "${var.function_ingress}"
+        assert "google_service_account.component" in svc["service_account_email"]
+    assert root["variable"]["function_ingress"]["default"] == "ALLOW_INTERNAL_ONLY"
+    # the sinks' DSN secrets are the data sources of secrets.tf
+    sinks = text(root["locals"]["sinks"])
+    assert "data.google_secret_manager_secret.main_dsn" in sinks
+    assert "data.google_secret_manager_secret.replica_dsn" in sinks
+    assert "google_sql_database_instance.main" in sinks
+    assert "google_sql_database_instance.replica" in sinks
+    export_svc = block(functions["export"], "service_config")
+    export_secret = export_svc["dynamic"][0]["secret_environment_variables"]
+    assert "data.google_secret_manager_secret.main_dsn" in text(export_secret)
+
+
+def _actual_roles(root: dict) -> dict[str, set[str]]:
+    actual: dict[str, set[str]] = {k: set() for k in root["locals"]["service_accounts"]}
+    for sa, roles in root["locals"]["project_roles"].items():
+        actual[sa] |= {f"{r} on project" for r in roles}
+    target_attrs = ("topic", "bucket", "secret_id", "subscription", "repository", "name",
+                    "service_account_id")
+    for rtype, named in root["resource"].items():
+        if not rtype.endswith("_iam_member") or rtype == "google_project_iam_member":
+            continue
+        for rname, body in named.items():
+            member, role = body["member"], body["role"]
+            attr = next(a for a in target_attrs if a in body)
+            target = TARGET_REF.search(body[attr]).group(0)
+            if 'component["' not in target:
+                target = re.sub(r"\[.*$", "", target)
+            if "google_project_service_identity.pubsub" in member:
+                who = ["pubsub-agent"]
+            elif member.startswith("group:"):
+                who = [member]
+            elif "[each.key]" in member:
+                who = re.findall(r'"([a-z-]+)"', body["for_each"])
+                assert who, f"{rtype}.{rname}: for_each must list the service-account keys"
+            else:
+                who = sa_keys(member, root)
+            for w in who:
+                actual.setdefault(w, set()).add(f"{role} on {target}")
+    return actual
+
+
+def test_service_accounts_hold_only_their_roles(root):
+    assert set(root["locals"]["service_accounts"]) == {
+        "collector", "ingest-main", "ingest-replica", "export", "invoker", "scheduler", "builder"}
+    sa = root["resource"]["google_service_account"]["component"]
+    assert sa["for_each"] == "${local.service_accounts}"
+    assert _actual_roles(root) == EXPECTED_ROLES
+
+
+def test_scheduler_targets_export_with_oidc(root):
+    job = root["resource"]["google_cloud_scheduler_job"]["export"]
+    http = block(job, "http_target")
+    assert refs(http["uri"]) == {("google_cloudfunctions2_function", "export")}
+    oidc = block(http, "oidc_token")
+    assert 'component["scheduler"]' in oidc["service_account_email"]
+    assert refs(oidc["audience"]) == {("google_cloudfunctions2_function", "export")}
+    assert job["schedule"] == "${var.export_schedule}"
+    assert job["time_zone"] == "${var.export_time_zone}"
+    assert root["variable"]["export_time_zone"]["default"] == "Asia/Seoul"
+
+
+def test_buckets_are_private_versioned_with_lifecycle(root):
+    buckets = root["resource"]["google_storage_bucket"]
+    assert {"csv", "raw", "quarantine", "artifacts"} <= set(buckets)
+    for name, b in buckets.items():
+        assert b["public_access_prevention"] == "enforced", name
+        assert b["uniform_bucket_level_access"] is True, name
+        assert block(b, "versioning")["enabled"] is True, name
+        assert b.get("lifecycle_rule"), name
+        if name != "access_logs":
+            assert "google_storage_bucket.access_logs" in text(block(b, "logging")), name
+    for name in ("csv", "raw"):
+        assert "NEARLINE" in text(buckets[name]["lifecycle_rule"])
+
+
+def test_cloud_sql_settings(root):
+    for name in ("main", "replica"):
+        inst = root["resource"]["google_sql_database_instance"][name]
+        assert "count" in inst
+        s = block(inst, "settings")
+        ip = block(s, "ip_configuration")
+        assert ip["ipv4_enabled"] is False and "google_compute_network.vpc" in ip["private_network"]
+        backup = block(s, "backup_configuration")
+        assert backup["enabled"] is True and backup["point_in_time_recovery_enabled"] is True
+        flags = {f["name"]: f["value"] for f in s["database_flags"]}
+        assert flags["cloudsql.iam_authentication"] == "on"
+        for flag in ("log_checkpoints", "log_lock_waits", "log_connections", "log_disconnections"):
+            assert flags[flag] == "on"
+        assert inst["deletion_protection"] == "${var.db_deletion_protection}"
+    assert root["variable"]["db_deletion_protection"]["default"] is True
+    users = root["resource"]["google_sql_user"]
+    for u in users.values():
+        assert u["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert root["variable"]["main_db_external_dsn_secret"]["default"] is None
+    assert root["variable"]["replica_db_external_dsn_secret"]["default"] is None
+
+
+def test_collector_vm_hardening(root):
+    vm = root["resource"]["google_compute_instance"]["collector"]
+    nic = block(vm, "network_interface")
+    assert "access_config" not in nic, "collector must not have an external IP"
+    shielded = block(vm, "shielded_instance_config")
+    for k in ("enable_secure_boot", "enable_vtpm", "enable_integrity_monitoring"):
+        assert shielded[k] is True, k
+    md = vm["metadata"]
+    assert md["enable-oslogin"] == "TRUE" and md["block-project-ssh-keys"] == "TRUE"
+    assert 'component["collector"]' in block(vm, "service_account")["email"]
+    # every template variable is passed
+    tpl = (INFRA / "templates" / "collector-startup.sh.tftpl").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{([a-z_]+)\}", tpl))
+    passed = set(re.findall(r"\b([a-z_]+)\s*=", md["startup-script"]))
+    assert used and used <= passed, f"template variables not passed: {used - passed}"
+
+
+def test_collector_unit():
+    unit = (ROOT / "collector" / "systemd" / "ess-collector.service").read_text()
+    exec_start = r"^ExecStart=/opt/ess/venv/bin/ess collect --config /etc/ess/sites.yaml$"
+    assert re.search(exec_start, unit, re.M)
+    assert re.search(r"^Restart=always$", unit, re.M)
+    assert re.search(r"^EnvironmentFile=/etc/ess/collector.env$", unit, re.M)
+    tpl = (INFRA / "templates" / "collector-startup.sh.tftpl").read_text()
+    assert "ESS_TOPIC=" in tpl and "PREFIX=/opt/ess" in tpl and "/etc/ess/sites.yaml" in tpl
+
+
+def test_monitoring(root):
+    metrics = root["locals"]["log_metrics"]
+    for field in ("stage", "site", "frames", "rows", "duplicates", "out_of_range", "error"):
+        assert any(f"jsonPayload.{field}" in text(m) for m in metrics.values()), field
+    dashboard = json.loads((INFRA / "dashboards" / "ess.json").read_text())
+    used = set(re.findall(r"user_(ess_[a-z_]+?)(?:_sum|_bucket|_count)?\b", json.dumps(dashboard)))
+    assert used and used <= set(metrics), f"dashboard uses undefined metrics {used - set(metrics)}"
+    assert "dead-letter" in json.dumps(dashboard)
+    policies = root["resource"]["google_monitoring_alert_policy"]
+    assert {"site_silent", "dead_letters", "function_errors", "export_missed"} <= set(policies)
+    for p in policies.values():
+        assert p["notification_channels"] == "${var.notification_channels}"
+
+
+# --- packaging -------------------------------------------------------------------------------
+
+def _package_module():
+    sys.path.insert(0, str(INFRA))
+    try:
+        import package  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return package
+
+
+def test_function_requirements_pinned():
+    package = _package_module()
+    for fn in ("ingest", "export"):
+        reqs = package.check_requirements(ROOT / "functions" / fn / "requirements.txt")
+        names = {re.split(r"[=\[]", r)[0].lower() for r in reqs}
+        assert {"functions-framework", "pg8000", "cloud-sql-python-connector"} <= names
+
+
+def test_function_archive_layout(tmp_path):
+    package = _package_module()
+    fake = tmp_path / "repo"
+    for rel, body in {
+        "functions/ingest/main.py": "def ingest(event): pass\n",
+        "functions/ingest/requirements.txt": "pg8000==1.31.6\n",
+        "functions/export/main.py": "def export(request): pass\n",
+        "functions/export/requirements.txt": "pg8000==1.31.6\n",
+        "functions/ess_functions/__init__.py": "",
+        "functions/ess_functions/__pycache__/x.pyc": "",
+        "schemas/ess/__init__.py": "",
+        "schemas/ess/paths.py": "",
+        "schemas/maps/default.yaml": "id: default\n",
+        "schemas/sites.schema.json": "{}",
+    }.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(body)
+    out = tmp_path / "build"
+    built = package.package(fake, out, wheel=False)
+    assert {p.name for p in built} == {"ingest.zip", "export.zip", "ess-schemas.tar.gz"}
+    names = set(zipfile.ZipFile(out / "ingest.zip").namelist())
+    assert {"main.py", "requirements.txt", "ess/__init__.py", "ess/paths.py",
+            "ess_functions/__init__.py", "maps/default.yaml", "sites.schema.json"} <= names
+    assert not any("__pycache__" in n for n in names)
+    first = (out / "ingest.zip").read_bytes()
+    package.package(fake, out, wheel=False)
+    assert (out / "ingest.zip").read_bytes() == first, "archives must be deterministic"
+    (fake / "functions/export/requirements.txt").write_text("pg8000>=1\n")
+    with pytest.raises(SystemExit):
+        package.package(fake, out, wheel=False)
+
+
+def test_makefile_targets():
+    mk = (ROOT / "Makefile").read_text()
+    assert re.search(r"^package:.*\n\t.*infra/package.py", mk, re.M)
+    assert re.search(r"^test:.*\bcheckov\b", mk, re.M)
+    assert ".venv-checkov" in mk
+
+
+# --- README ----------------------------------------------------------------------------------
+
+def _deploy_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    assert "\n## Deploy" in readme, "README has no ## Deploy section"
+    return readme.split("\n## Deploy", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_deploy_matches_code(root):
+    section = _deploy_section()
+    example_vars = {n for b in parse(EXAMPLE / "variables.tf").get("variable", []) for n in b}
+    known = set(root["variable"]) | example_vars
+    named = set(re.findall(r"^\|\s*`([a-z_][a-z0-9_]*)`\s*\|", section, re.M))
+    named |= set(re.findall(r"-var[ =]+'?([a-z_][a-z0-9_]*)=", section))
+    assert named, "Deploy section names no variables"
+    assert named <= known, f"README names unknown variables {named - known}"
+    required = {n for n, b in root["variable"].items() if "default" not in b}
+    for n in required:
+        assert f"`{n}`" in section or f"{n}=" in section, f"required variable {n} not in README"
+    assert "make package" in section
+    assert "terraform -chdir=infra/examples/dev init" in section
+    assert re.search(r"terraform -chdir=infra/examples/dev apply .*-var project_id=", section)
+    assert "cost" in section.lower()

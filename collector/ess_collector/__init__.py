@@ -1,0 +1,1 @@
+"""ESS collector: Modbus poller, spool, Pub/Sub publisher, and the ESS simulator."""

@@ -1,0 +1,66 @@
+"""`ess collect` and `ess simulate` (registered into the `ess` command by ess.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from ess.logs import setup_logging
+    from ess.sites import ConfigError
+
+    from .config import load_config
+    from .service import Collector
+
+    setup_logging("collector")
+    # e.g. ESS_SITES_CONFIG=/etc/ess/sites.yaml
+    path = args.config or os.environ.get("ESS_SITES_CONFIG")
+    if not path:
+        sys.stderr.write("ess collect: no configuration (use --config or ESS_SITES_CONFIG)\n")
+        return 2
+    try:
+        sites, settings = load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"ess collect: {exc}\n")
+        log.error("refusing to start: %s", exc)
+        return 2
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Collector(sites, settings).run(stop, max_ticks=args.ticks)
+
+    asyncio.run(go())
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ess.logs import setup_logging
+
+    from .simulator.server import serve_from_args
+
+    setup_logging("simulator")
+    return serve_from_args(args)
+
+
+def register(sub) -> None:
+    """Add `collect` and `simulate` to the `ess` command."""
+    p = sub.add_parser("collect", help="poll the configured ESS devices and publish frames")
+    p.add_argument("--config", help="sites.yaml (default: $ESS_SITES_CONFIG)")
+    p.add_argument("--ticks", type=int, help="stop after this many polls per device")
+    p.set_defaults(func=_cmd_collect)
+
+    from .simulator.server import add_arguments
+
+    p = sub.add_parser("simulate", help="serve simulated ESS banks over Modbus TCP")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_simulate)

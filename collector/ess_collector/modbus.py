@@ -1,0 +1,162 @@
+"""Polling one device: the map's read plan over one pymodbus AsyncModbusTcpClient connection.
+
+A poll always yields every block with a status: ok, timeout, exception:<code> (the device
+answered with a Modbus exception), transport (connection refused, reset or closed) or skipped
+(not attempted before the poll's deadline). A failing block never discards the others. Lost
+connections are re-established with exponential back-off up to a cap; after a timeout the
+connection is re-opened so that a late reply cannot be taken for the next request's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ess.codec import BlockData, BlockStatus, Frame
+from ess.logs import event
+from ess.plan import read_plan
+from ess.sites import Device
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu.register_message import ReadInputRegistersResponse
+
+log = logging.getLogger(__name__)
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+class RawInputRegisters(ReadInputRegistersResponse):
+    """FC4 response keeping the register bytes as received (big-endian words, no unpacking)."""
+
+    def decode(self, data: bytes) -> None:
+        n = data[0]
+        if n >= len(data):
+            raise ModbusIOException(f"byte_count {n} > length of packet {len(data)}",
+                                    function_code=self.function_code)
+        self.raw = bytes(data[1:1 + n])
+        self.count = n // 2
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class DevicePoller:
+    """Reads one device's blocks; keeps its connection and reconnect back-off."""
+
+    def __init__(self, device: Device, timeout: float, reconnect_initial: float = 0.5,
+                 reconnect_max: float = 30.0):
+        self.device = device
+        self.timeout = timeout
+        self.plan = read_plan(device.map)
+        self.blocks = {b.name: b for b in device.map.blocks}
+        self.backoff_initial, self.backoff_max = reconnect_initial, reconnect_max
+        self.backoff = 0.0          # 0: connect right away
+        self.next_connect = 0.0     # monotonic
+        self.client: AsyncModbusTcpClient | None = None
+        self.connected_once = False
+
+    # ---- connection ---------------------------------------------------------------------
+    def _close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _failed_connect(self, why: str) -> None:
+        self._close()
+        self.backoff = min(max(self.backoff * 2, self.backoff_initial), self.backoff_max)
+        self.next_connect = time.monotonic() + self.backoff
+        event(log, f"{self.device.name}: cannot connect ({why}); retry in {self.backoff:.1f} s",
+              stage="poll", level=logging.WARNING, site=self.device.site_id,
+              device=self.device.name, error=why, backoff_s=self.backoff)
+
+    async def _connect(self, budget: float) -> bool:
+        if self.client is not None and self.client.connected:
+            return True
+        if time.monotonic() < self.next_connect:
+            return False
+        self._close()
+        client = AsyncModbusTcpClient(self.device.host, port=self.device.port,
+                                      timeout=min(self.timeout, max(budget, 0.01)), retries=0,
+                                      reconnect_delay=0, name=self.device.name)
+        client.register(RawInputRegisters)
+        try:
+            ok = await client.connect()
+        except (OSError, ModbusException) as exc:
+            ok, why = False, str(exc)
+        else:
+            why = "connection refused or timed out"
+        if not ok:
+            client.close()
+            self._failed_connect(why)
+            return False
+        client.ctx.comm_params.timeout_connect = self.timeout
+        self.client = client
+        if self.backoff or not self.connected_once:
+            event(log, f"{self.device.name}: connected", stage="poll", site=self.device.site_id,
+                  device=self.device.name)
+        self.backoff, self.connected_once = 0.0, True
+        return True
+
+    def close(self) -> None:
+        self._close()
+
+    # ---- one poll ---------------------------------------------------------------------------
+    async def _read(self, address: int, count: int, budget: float):
+        call = self.client.read_input_registers(address, count=count,
+                                                device_id=self.device.unit_id)
+        if budget < self.timeout:
+            return await asyncio.wait_for(call, budget)
+        return await call
+
+    async def poll(self, deadline: float) -> tuple[dict[str, BlockData], int, int]:
+        """Read every block before `deadline` (monotonic); return blocks, start and end (µs)."""
+        start = now_us()
+        regs = {name: bytearray(2 * b.count) for name, b in self.blocks.items()}
+        status: dict[str, BlockData] = {}
+        reconnects = 0
+        for req in self.plan:
+            if req.block in status:         # an earlier read of this block failed
+                continue
+            budget = deadline - time.monotonic()
+            if budget <= 0:
+                status[req.block] = BlockData(BlockStatus.SKIPPED)
+                continue
+            if not await self._connect(budget):
+                status[req.block] = BlockData(BlockStatus.TRANSPORT)
+                continue
+            try:
+                resp = await self._read(req.address, req.count, budget)
+            except (TimeoutError, ModbusIOException):
+                status[req.block] = BlockData(BlockStatus.TIMEOUT)
+                self._close()              # a late reply must not answer the next request
+                self.next_connect = 0.0
+                continue
+            except (ConnectionException, OSError, ModbusException) as exc:
+                status[req.block] = BlockData(BlockStatus.TRANSPORT)
+                self._close()
+                if reconnects == 0:         # one immediate retry per poll, then back off
+                    reconnects += 1
+                    self.next_connect = 0.0
+                else:
+                    self._failed_connect(str(exc) or type(exc).__name__)
+                continue
+            if resp.isError():
+                status[req.block] = BlockData(BlockStatus.EXCEPTION,
+                                              exception_code=resp.exception_code)
+                continue
+            raw = getattr(resp, "raw", None)
+            if raw is None or len(raw) != 2 * req.count:
+                status[req.block] = BlockData(BlockStatus.TRANSPORT)
+                continue
+            off = 2 * (req.address - self.blocks[req.block].start)
+            regs[req.block][off:off + len(raw)] = raw
+        blocks = {name: status.get(name) or BlockData(BlockStatus.OK, bytes(regs[name]))
+                  for name in self.blocks}
+        return blocks, start, now_us()
+
+    def frame(self, blocks: dict[str, BlockData], start_us: int, end_us: int) -> Frame:
+        """A frame of this device (sequence number assigned by the spool)."""
+        d = self.device
+        return Frame(d.site_id, d.bank_id, 0, start_us, end_us, d.map.map_id, d.map.version,
+                     blocks, d.unit_id)

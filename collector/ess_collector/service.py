@@ -1,0 +1,208 @@
+"""The collector process: one asyncio task per device on a drift-free, wall-clock-aligned
+schedule, frames into the spool, spool into Pub/Sub (one sender per site).
+
+Ticks fall on multiples of `interval` in Unix time. A poll that overruns its tick makes the
+device skip the ticks it missed (counted and logged, never queued); a slow or dead device
+delays no other device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+from ess.codec import BlockStatus, Frame
+from ess.logs import event
+from ess.sites import SitesConfig
+
+from .config import CollectorSettings
+from .modbus import DevicePoller
+from .sender import RateLimiter, SiteSender, _pct
+from .spool import AsyncSpool, Spool
+
+log = logging.getLogger(__name__)
+DEADLINE_MARGIN = 0.01   # seconds a poll keeps free before the next tick
+
+
+@dataclass
+class DeviceStats:
+    """Poll counters of one device."""
+
+    polls: int = 0
+    missed: int = 0
+    failed_blocks: int = 0
+    jitter_ms: list[float] = field(default_factory=list)
+    poll_ms: list[float] = field(default_factory=list)
+
+    def take(self) -> dict:
+        out = {"polls": self.polls, "missed_ticks": self.missed,
+               "failed_blocks": self.failed_blocks,
+               "jitter_ms_p50": round(_pct(self.jitter_ms, 0.5), 2),
+               "jitter_ms_p99": round(_pct(self.jitter_ms, 0.99), 2),
+               "poll_ms_p50": round(_pct(self.poll_ms, 0.5), 2),
+               "poll_ms_p99": round(_pct(self.poll_ms, 0.99), 2)}
+        self.polls = self.missed = self.failed_blocks = 0
+        self.jitter_ms, self.poll_ms = [], []
+        return out
+
+
+@dataclass
+class RunSummary:
+    """What one `Collector.run` did (returned for tests and benchmarks)."""
+
+    polls: int = 0
+    missed_ticks: int = 0
+    jitter_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def jitter_p99_ms(self) -> float:
+        return _pct(self.jitter_ms, 0.99)
+
+
+async def sleep_until(t: float) -> None:
+    """Sleep until the wall clock reaches `t` (never returns early)."""
+    while (left := t - time.time()) > 0:
+        await asyncio.sleep(left)
+
+
+class Collector:
+    """Polls every configured device and publishes its frames through the spool."""
+
+    def __init__(self, sites: SitesConfig, settings: CollectorSettings, publisher=None):
+        self.sites, self.settings = sites, settings
+        self._publisher = publisher
+        self.stats: dict[str, DeviceStats] = {}
+        self.summary = RunSummary()
+        self.senders: dict[str, SiteSender] = {}
+
+    def _committed(self, stored: list[tuple[int, Frame]]) -> None:
+        by_site: dict[str, list[tuple[int, Frame]]] = {}
+        for item in stored:
+            by_site.setdefault(item[1].site_id, []).append(item)
+        for site, items in by_site.items():
+            sender = self.senders.get(site)
+            if sender is not None:
+                sender.offer(items)
+
+    async def _device_loop(self, poller: DevicePoller, stop: asyncio.Event,
+                           max_ticks: int | None, start_at: float) -> None:
+        interval = self.settings.interval
+        st = self.stats[poller.device.name]
+        tick = max(math.ceil(time.time() / interval), math.ceil(start_at / interval)) * interval
+        done = 0
+        while not stop.is_set() and (max_ticks is None or done < max_ticks):
+            await sleep_until(tick)
+            if stop.is_set():
+                break
+            jitter = time.time() - tick
+            deadline = time.monotonic() + (tick + interval - time.time()) - DEADLINE_MARGIN
+            blocks, start_us, end_us = await poller.poll(deadline)
+            self.spool.submit(poller.frame(blocks, start_us, end_us))
+            failed = [n for n, b in blocks.items() if b.status != BlockStatus.OK]
+            st.polls += 1
+            st.failed_blocks += len(failed)
+            st.jitter_ms.append(jitter * 1000)
+            st.poll_ms.append((end_us - start_us) / 1000)
+            self.summary.polls += 1
+            self.summary.jitter_ms.append(jitter * 1000)
+            if failed:
+                event(log, f"{poller.device.name}: " + ", ".join(
+                    f"{n} {blocks[n].describe()}" for n in failed), stage="poll",
+                    level=logging.WARNING, site=poller.device.site_id, device=poller.device.name,
+                    failed=len(failed), latency_ms=round((end_us - start_us) / 1000, 1))
+            done += 1
+            tick += interval
+            now = time.time()
+            if now >= tick:
+                missed = int((now - tick) // interval) + 1
+                tick += missed * interval
+                st.missed += missed
+                self.summary.missed_ticks += missed
+                event(log, f"{poller.device.name}: poll overran, {missed} tick(s) missed",
+                      stage="poll", level=logging.WARNING, site=poller.device.site_id,
+                      device=poller.device.name, missed=missed)
+
+    async def _stats_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.stats_interval)
+            except TimeoutError:
+                pass
+            self.log_stats()
+
+    def log_stats(self) -> None:
+        """One poll event per device and one publish event per site."""
+        for name, st in self.stats.items():
+            if st.polls or st.missed:
+                site = name.split("/", 1)[0]
+                event(log, f"{name}: poll summary", stage="poll", site=site, device=name,
+                      **st.take())
+        for site, sender in self.senders.items():
+            event(log, f"{site}: publish summary", stage="publish", site=site,
+                  **sender.take_stats())
+
+    async def run(self, stop: asyncio.Event | None = None, max_ticks: int | None = None,
+                  start_at: float = 0.0, flush_timeout: float = 5.0) -> RunSummary:
+        """Run until `stop` is set (or every device did `max_ticks` polls)."""
+        from .publisher import FramePublisher
+
+        stop = stop or asyncio.Event()
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        s = self.settings
+        spool = await asyncio.to_thread(Spool, s.spool.path, s.spool.max_bytes, s.spool.max_age)
+        self.spool = AsyncSpool(spool, self._committed)
+        publisher = self._publisher or FramePublisher(s.publish)
+        limiter = RateLimiter(s.publish.replay_rate)
+        site_ids = {site.site_id for site in self.sites.sites} | set(
+            await asyncio.to_thread(spool.sites))
+        for site in sorted(site_ids):
+            self.senders[site] = SiteSender(site, publisher, self.spool, s.publish, limiter,
+                                            s.reconnect_max)
+        backlog = await self.spool.count()
+        pollers = [DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max)
+                   for d in self.sites.devices()]
+        for p in pollers:
+            self.stats[p.device.name] = DeviceStats()
+        event(log, f"collector starting: {len(pollers)} devices, {len(self.senders)} sites, "
+              f"{backlog} frames in the spool", stage="poll", devices=len(pollers),
+              backlog=backlog, interval_s=s.interval, pid=os.getpid())
+        sender_tasks = [asyncio.create_task(x.run()) for x in self.senders.values()]
+        stats_task = asyncio.create_task(self._stats_loop(stop))
+        device_tasks = [asyncio.create_task(self._device_loop(p, stop, max_ticks, start_at))
+                        for p in pollers]
+        try:
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait([waiter, asyncio.gather(*device_tasks)],
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        finally:
+            stop.set()
+            for t in device_tasks:
+                t.cancel()
+            await asyncio.gather(*device_tasks, return_exceptions=True)
+            for p in pollers:
+                p.close()
+            await self.spool.drained()
+            await asyncio.gather(*(x.flush(flush_timeout) for x in self.senders.values()))
+            for x in self.senders.values():
+                x.stop()
+            await asyncio.gather(*sender_tasks, return_exceptions=True)
+            stats_task.cancel()
+            self.log_stats()
+            left = await self.spool.count()
+            await self.spool.close()
+            publisher.stop()
+            self.summary.cpu_s = time.process_time() - cpu0
+            self.summary.wall_s = time.monotonic() - wall0
+            event(log, f"collector stopped: {self.summary.polls} polls, "
+                  f"{self.summary.missed_ticks} missed ticks, {left} frames left in the spool",
+                  stage="poll", polls=self.summary.polls, missed=self.summary.missed_ticks,
+                  jitter_ms_p99=round(self.summary.jitter_p99_ms, 2), spool_left=left,
+                  cpu_s=round(self.summary.cpu_s, 2))
+        return self.summary

@@ -1,0 +1,237 @@
+"""Store-and-forward spool: frames wait in SQLite (WAL) until Pub/Sub confirms them.
+
+A frame is committed here (with its sequence number) before it is published and deleted only
+after its publish future succeeds, so a `kill -9` at any point loses nothing; a frame may then
+be published twice, with identical bytes. Sequence numbers live in the same database, so they
+survive restarts. The spool is bounded by size and age: the oldest frames are dropped first and
+an ERROR names how many and the poll-time range.
+
+All SQLite work runs in one worker thread; `AsyncSpool` batches concurrent appends into one
+transaction (group commit) so hundreds of devices cost one fsync per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ess.codec import Frame, encode_frame
+from ess.logs import event
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    bank INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    poll_us INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frames_site ON frames (site, id);
+CREATE TABLE IF NOT EXISTS seq (
+    site TEXT NOT NULL,
+    bank INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    PRIMARY KEY (site, bank)
+);
+"""
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Frames a bound forced out of the spool."""
+
+    count: int
+    first_poll_us: int
+    last_poll_us: int
+    reason: str
+
+
+class Spool:
+    """The SQLite spool (blocking API; use from one thread at a time)."""
+
+    def __init__(self, path: str | Path, max_bytes: int = 1 << 30,
+                 max_age: float = 7 * 86400.0):
+        self.path, self.max_bytes, self.max_age = Path(path), max_bytes, max_age
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.seqs: dict[tuple[str, int], int] = {
+            (s, b): last for s, b, last in self.db.execute("SELECT site, bank, last FROM seq")}
+        self.total_bytes = self.db.execute(
+            "SELECT coalesce(sum(length(body)), 0) FROM frames").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def append(self, frames: list[Frame]) -> list[tuple[int, Frame]]:
+        """Give each frame the next sequence number of its bank, store them in one transaction."""
+        seqs = dict(self.seqs)
+        rows = []
+        for f in frames:
+            key = (f.site_id, f.bank_id)
+            f.seq = seqs.get(key, 0) + 1
+            seqs[key] = f.seq
+            rows.append((f.site_id, f.bank_id, f.seq, f.poll_start_us, encode_frame(f)))
+        ids = []
+        with self.db:  # BEGIN ... COMMIT
+            self.db.execute("BEGIN IMMEDIATE")
+            for row in rows:
+                ids.append(self.db.execute(
+                    "INSERT INTO frames (site, bank, seq, poll_us, body) VALUES (?, ?, ?, ?, ?)",
+                    row).lastrowid)
+            self.db.executemany(
+                "INSERT INTO seq (site, bank, last) VALUES (?, ?, ?) "
+                "ON CONFLICT (site, bank) DO UPDATE SET last = excluded.last",
+                [(s, b, last) for (s, b), last in seqs.items() if self.seqs.get((s, b)) != last])
+        self.seqs = seqs
+        self.total_bytes += sum(len(r[4]) for r in rows)
+        return list(zip(ids, frames, strict=True))
+
+    def delete(self, ids: list[int]) -> None:
+        """Forget frames whose publish succeeded."""
+        if not ids:
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                size = self.db.execute(f"SELECT coalesce(sum(length(body)), 0) FROM frames "
+                                       f"WHERE id IN ({marks})", chunk).fetchone()[0]
+                self.db.execute(f"DELETE FROM frames WHERE id IN ({marks})", chunk)
+                self.total_bytes -= size
+
+    def read(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest frames of a site with id > after, as (id, frame body)."""
+        return self.db.execute("SELECT id, body FROM frames WHERE site = ? AND id > ? "
+                               "ORDER BY id LIMIT ?", (site, after, limit)).fetchall()
+
+    def count(self, site: str | None = None) -> int:
+        """Frames waiting (for one site or all)."""
+        if site is None:
+            return self.db.execute("SELECT count(*) FROM frames").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM frames WHERE site = ?",
+                               (site,)).fetchone()[0]
+
+    def sites(self) -> list[str]:
+        """Sites with frames waiting."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT site FROM frames")]
+
+    def _drop(self, where: str, args: tuple, reason: str) -> Dropped | None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            n, first, last, size = self.db.execute(
+                f"SELECT count(*), min(poll_us), max(poll_us), coalesce(sum(length(body)), 0) "
+                f"FROM frames WHERE {where}", args).fetchone()
+            if not n:
+                return None
+            self.db.execute(f"DELETE FROM frames WHERE {where}", args)
+        self.total_bytes -= size
+        return Dropped(n, first, last, reason)
+
+    def enforce_bounds(self, now: float | None = None) -> list[Dropped]:
+        """Drop frames older than max_age, then the oldest until under max_bytes (to 90 %)."""
+        now = time.time() if now is None else now
+        out = []
+        d = self._drop("poll_us < ?", (int((now - self.max_age) * 1e6),),
+                       f"older than {self.max_age:.0f} s")
+        if d:
+            out.append(d)
+        if self.total_bytes > self.max_bytes:
+            excess = self.total_bytes - int(self.max_bytes * 0.9)
+            cut, acc = None, 0
+            for fid, size in self.db.execute("SELECT id, length(body) FROM frames ORDER BY id"):
+                acc += size
+                cut = fid
+                if acc >= excess:
+                    break
+            if cut is not None:
+                d = self._drop("id <= ?", (cut,), f"spool above {self.max_bytes} bytes")
+                if d:
+                    out.append(d)
+        for d in out:
+            event(log, f"spool bound forced dropping {d.count} frames polled "
+                  f"{_iso(d.first_poll_us)} .. {_iso(d.last_poll_us)} ({d.reason})",
+                  stage="spool", level=logging.ERROR, frames=d.count,
+                  first_poll=_iso(d.first_poll_us), last_poll=_iso(d.last_poll_us),
+                  reason=d.reason)
+        return out
+
+
+class AsyncSpool:
+    """Asyncio front of a Spool: one worker thread, group commit for appends."""
+
+    def __init__(self, spool: Spool, on_committed: Callable[[list[tuple[int, Frame]]], None],
+                 bounds_every: float = 10.0):
+        self.spool, self.on_committed = spool, on_committed
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._pending: list[Frame] = []
+        self._flusher: asyncio.Task | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._bounds_every, self._bounds_at = bounds_every, 0.0
+        self._lock = threading.Lock()
+        self.commits = 0
+
+    def _run(self, fn, *args):
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def submit(self, frame: Frame) -> None:
+        """Queue a frame for the next group commit (never blocks the caller)."""
+        self._pending.append(frame)
+        if self._flusher is None or self._flusher.done():
+            self._idle.clear()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                stored = await self._run(self.spool.append, batch)
+            except sqlite3.Error as exc:
+                event(log, f"spool write failed, {len(batch)} frames lost: {exc}",
+                      stage="spool", level=logging.ERROR, frames=len(batch), error=str(exc))
+                continue
+            self.commits += 1
+            self.on_committed(stored)
+            now = time.monotonic()
+            if (self.spool.total_bytes > self.spool.max_bytes
+                    or now - self._bounds_at >= self._bounds_every):
+                self._bounds_at = now
+                await self._run(self.spool.enforce_bounds)
+        self._idle.set()
+
+    async def drained(self) -> None:
+        """Wait until every submitted frame is committed."""
+        await self._idle.wait()
+
+    async def delete(self, ids: list[int]) -> None:
+        await self._run(self.spool.delete, ids)
+
+    async def read(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        return await self._run(self.spool.read, site, after, limit)
+
+    async def count(self, site: str | None = None) -> int:
+        return await self._run(self.spool.count, site)
+
+    async def close(self) -> None:
+        await self.drained()
+        await self._run(self.spool.close)
+        self.pool.shutdown(wait=True)

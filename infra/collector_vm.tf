@@ -40,13 +40,14 @@ resource "google_compute_instance" "collector" {
     ess-wheel-md5          = google_storage_bucket_object.collector_wheel.md5hash
     ess-sites-md5          = google_storage_bucket_object.sites.md5hash
     startup-script = templatefile("${path.module}/templates/collector-startup.sh.tftpl", {
-      bucket         = google_storage_bucket.artifacts.name
-      wheel_object   = google_storage_bucket_object.collector_wheel.name
-      sites_object   = google_storage_bucket_object.sites.name
-      schemas_object = google_storage_bucket_object.collector_schemas.name
-      topic          = google_pubsub_topic.frames.id
-      project_id     = var.project_id
-      unit_file      = trimspace(file("${path.module}/../collector/systemd/ess-collector.service"))
+      bucket            = google_storage_bucket.artifacts.name
+      wheel_object      = google_storage_bucket_object.collector_wheel.name
+      sites_object      = google_storage_bucket_object.sites.name
+      schemas_object    = google_storage_bucket_object.collector_schemas.name
+      topic             = google_pubsub_topic.frames.id
+      project_id        = var.project_id
+      install_ops_agent = var.collector_install_ops_agent
+      unit_file         = trimspace(file("${path.module}/../collector/systemd/ess-collector.service"))
     })
   }
 

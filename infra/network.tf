@@ -69,12 +69,12 @@ resource "google_compute_router_nat" "nat" {
   source_subnetwork_ip_ranges_to_nat = "LIST_OF_SUBNETWORKS"
 
   subnetwork {
-    name                    = google_compute_subnetwork.main.id
+    name                    = google_compute_subnetwork.main.self_link
     source_ip_ranges_to_nat = ["ALL_IP_RANGES"]
   }
 
   subnetwork {
-    name                    = google_compute_subnetwork.connector.id
+    name                    = google_compute_subnetwork.connector.self_link
     source_ip_ranges_to_nat = ["ALL_IP_RANGES"]
   }
 

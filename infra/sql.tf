@@ -275,6 +275,13 @@ resource "google_sql_database_instance" "replica" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = startswith(var.replica_db_zone, local.replica_region)
+      error_message = "replica_db_zone must be a zone of replica_db_region (or of region when that is null)."
+    }
+  }
+
   depends_on = [google_service_networking_connection.private_services]
 }
 

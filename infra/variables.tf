@@ -124,6 +124,12 @@ variable "collector_disk_size_gb" {
   default     = 20
 }
 
+variable "collector_install_ops_agent" {
+  type        = bool
+  description = "Install the Ops Agent on the collector VM so its structured JSON logs (journald) reach Cloud Logging as jsonPayload."
+  default     = true
+}
+
 # --- Pub/Sub ----------------------------------------------------------------
 
 variable "topic_message_retention" {

@@ -480,6 +480,7 @@ def test_collector_unit():
     assert re.search(r"^EnvironmentFile=/etc/ess/collector.env$", unit, re.M)
     tpl = (INFRA / "templates" / "collector-startup.sh.tftpl").read_text()
     assert "ESS_TOPIC=" in tpl and "PREFIX=/opt/ess" in tpl and "/etc/ess/sites.yaml" in tpl
+    assert "ESS_SPOOL_PATH=/var/lib/ess/" in tpl, "the spool must live in the StateDirectory"
 
 
 def test_monitoring(root):

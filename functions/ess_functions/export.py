@@ -1,0 +1,279 @@
+"""Daily CSV export: one file per site, day and type, streamed from PostgreSQL to storage.
+
+Per site-day, one read-only repeatable-read transaction (one snapshot) in the site's time zone.
+Per file: a first COPY pass only hashes the CSV; if the sha256 equals the stored object's, nothing
+is written. Otherwise a second COPY pass (same snapshot, same bytes) streams into a resumable
+upload guarded by `if_generation_match`, with the facts as object metadata. Memory stays bounded
+by one copy block plus one upload chunk, whatever the day's size. See docs/export.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from ess.db.schema import table_specs
+from ess.logs import event
+from ess.sites import Site, SitesConfig
+
+from .destinations import Conflict, Destination, Stored
+from .export_sql import begin_snapshot, copy_sql, day_window
+from .manifest import day_folder, file_name, from_metadata, manifest_key, update_manifest
+
+log = logging.getLogger("ess.export")
+BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class BadRequest(ValueError):
+    """The request names an unknown site, an invalid or future date, or no usable destination."""
+
+
+@dataclass
+class FileResult:
+    """What happened to one file: `written`, `unchanged` or `conflict` (another run won)."""
+
+    site: str
+    type: str
+    date: str
+    key: str
+    status: str
+    rows: int
+    bytes: int
+    sha256: str
+    duration_ms: int
+
+
+class _CsvStream:
+    """Write target for COPY: hashes, counts and (optionally) gzips and forwards in blocks."""
+
+    def __init__(self, out=None, gzip: bool = False) -> None:
+        self.out = out
+        self.zip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip and out is not None else None
+        self.buf = bytearray()
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.tail = b""
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= BLOCK:
+            self._flush()
+        return len(data)
+
+    def _flush(self) -> None:
+        if not self.buf:
+            return
+        block = bytes(self.buf)
+        self.buf.clear()
+        self.sha.update(block)
+        self.size += len(block)
+        if self.head.count(b"\n") < 2 and len(self.head) < BLOCK:
+            self.head += block[:BLOCK]
+        self.tail = (self.tail + block)[-65536:] if len(block) < 65536 else block[-65536:]
+        if self.out is not None:
+            self.out.write(self.zip.compress(block) if self.zip else block)
+
+    def close(self) -> None:
+        self._flush()
+        if self.zip is not None:
+            self.out.write(self.zip.flush())
+
+    def time_range(self) -> tuple[str | None, str | None]:
+        """ts of the first and last data rows (None when there are none)."""
+        lines = self.head.split(b"\n")
+        if len(lines) < 3 or not lines[1]:
+            return None, None
+        at = next(csv.reader([lines[0].decode()])).index("ts")
+        last = self.tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        first_row = next(csv.reader([lines[1].decode()]))
+        last_row = next(csv.reader([last.decode()]))
+        return first_row[at], last_row[at]
+
+
+def _copy(cur, sql: str, out=None, gzip: bool = False) -> tuple[_CsvStream, int]:
+    stream = _CsvStream(out, gzip)
+    cur.execute(sql, stream=stream)
+    stream.close()
+    return stream, cur.rowcount
+
+
+def _site_maps(site: Site) -> list:
+    seen = {}
+    for d in site.devices:
+        seen.setdefault(d.map.key, d.map)
+    return list(seen.values())
+
+
+def _known(stored: Stored | None, manifest_entry: dict | None) -> dict | None:
+    """The facts of the stored object: its metadata, else a manifest entry of that generation."""
+    if stored is None:
+        return None
+    entry = from_metadata(stored.metadata or {}, stored.size, stored.generation)
+    if entry is None and manifest_entry and manifest_entry.get("generation") == stored.generation \
+            and manifest_entry.get("bytes") == stored.size:
+        entry = manifest_entry
+    return entry
+
+
+def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: bool = False,
+                    manifest_files: dict | None = None,
+                    on_file: Callable[[FileResult], None] | None = None
+                    ) -> tuple[list[FileResult], dict[str, dict]]:
+    """Export every type of one site-day; return the file results and their manifest entries."""
+    start, end = day_window(day, site.tz)
+    maps = _site_maps(site)
+    maps_text = ",".join(f"{m.map_id}@{m.version}" for m in maps)
+    results, entries = [], {}
+    conn.autocommit = True
+    cur = conn.cursor()
+    try:
+        begin_snapshot(cur, site.site_id, site.timezone, start, end)
+        for table, spec in table_specs(maps).items():
+            t0 = time.monotonic()
+            name = file_name(table, site.site_id, gzip)
+            key = f"{day_folder(day.isoformat())}/{name}"
+            sql = copy_sql(spec)
+            stored = dest.stat(key)
+            known = _known(stored, (manifest_files or {}).get(name))
+            probe, rows = _copy(cur, sql)
+            sha = probe.sha.hexdigest()
+            if known is not None and known.get("sha256") == sha:
+                status, entry = "unchanged", known
+            else:
+                first_ts, last_ts = probe.time_range()
+                entry = {"site": site.site_id, "type": table, "date": day.isoformat(),
+                         "sha256": sha, "rows": rows, "csv_bytes": probe.size,
+                         "first_ts": first_ts, "last_ts": last_ts,
+                         "day_start": start.isoformat(), "day_end": end.isoformat(),
+                         "time_zone": site.timezone, "maps": maps_text,
+                         "compression": "gzip" if gzip else "none",
+                         "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
+                status, entry = _upload(cur, sql, dest, key, entry, stored, gzip)
+            result = FileResult(site.site_id, table, day.isoformat(), key, status, rows,
+                                entry.get("bytes", 0) if entry else 0, sha,
+                                int((time.monotonic() - t0) * 1000))
+            event(log, f"export {key}: {status}", stage="accumulate",
+                  level=logging.WARNING if status == "conflict" else logging.INFO,
+                  **{k: v for k, v in asdict(result).items() if k != "key"}, object=key)
+            if entry is not None:
+                entries[name] = entry
+            results.append(result)
+            if on_file:
+                on_file(result)
+        cur.execute("COMMIT")
+    except BaseException:
+        try:
+            cur.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - the original error matters
+            pass
+        raise
+    finally:
+        cur.close()
+    return results, entries
+
+
+def _upload(cur, sql, dest, key, entry, stored, gzip) -> tuple[str, dict | None]:
+    """Second pass: stream the same snapshot into the destination under a precondition."""
+    from .manifest import to_metadata
+
+    def produce(out) -> None:
+        stream, _ = _copy(cur, sql, out, gzip)
+        if stream.sha.hexdigest() != entry["sha256"]:
+            raise RuntimeError(f"{key}: content changed between passes of one snapshot")
+
+    content_type = "application/gzip" if gzip else "text/csv; charset=utf-8"
+    try:
+        new = dest.upload(key, produce, to_metadata(entry), stored.generation if stored else 0,
+                          content_type)
+    except Conflict:
+        return "conflict", None
+    theirs = from_metadata(new.metadata or {}, new.size, new.generation)
+    if theirs is not None and theirs["sha256"] != entry["sha256"]:
+        return "conflict", theirs
+    return "written", {**entry, "bytes": new.size, "generation": new.generation}
+
+
+def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: Destination, *, gzip: bool = False,
+                on_file: Callable[[FileResult], None] | None = None) -> dict:
+    """Export site-days, then update each day's manifest once; return a JSON-able summary."""
+    by_day: dict[date, list[Site]] = {}
+    for site, day in jobs:
+        by_day.setdefault(day, []).append(site)
+    files, manifests = [], []
+    for day in sorted(by_day):
+        doc, _ = dest.read_json(manifest_key(day.isoformat()))
+        known = (doc or {}).get("files", {})
+        entries: dict[str, dict] = {}
+        for site in by_day[day]:
+            res, ent = export_site_day(conn, site, day, dest, gzip=gzip, manifest_files=known,
+                                       on_file=on_file)
+            files += res
+            entries.update(ent)
+        written, count = update_manifest(dest, day.isoformat(), entries,
+                                         datetime.now(UTC).isoformat(timespec="seconds"))
+        manifests.append({"date": day.isoformat(), "key": manifest_key(day.isoformat()),
+                          "written": written, "files": count})
+        event(log, f"manifest {day}: {'written' if written else 'unchanged'}",
+              stage="accumulate", date=day.isoformat(), files=count, written=written)
+    return {"destination": dest.url, "files": [asdict(f) for f in files],
+            "manifests": manifests,
+            "written": sum(f.status == "written" for f in files),
+            "unchanged": sum(f.status == "unchanged" for f in files),
+            "conflicts": sum(f.status == "conflict" for f in files)}
+
+
+# --- request validation (shared by the HTTP function and the CLI) ---------------------------
+
+def parse_date(text: object) -> date:
+    """A YYYY-MM-DD date, else BadRequest."""
+    if not isinstance(text, str) or not _DATE.match(text):
+        raise BadRequest(f"invalid date {text!r}: expected YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequest(f"invalid date {text!r}: {exc}") from exc
+
+
+def select_sites(config: SitesConfig, site: object = None) -> list[Site]:
+    """All sites, or the one named; BadRequest for an unknown one."""
+    if site in (None, ""):
+        return list(config.sites)
+    try:
+        return [config.site(str(site))]
+    except KeyError:
+        raise BadRequest(f"unknown site {site!r}; known: "
+                         f"{', '.join(s.site_id for s in config.sites)}") from None
+
+
+def plan_jobs(config: SitesConfig, *, days: list[date] | None = None, site: object = None,
+              now: datetime | None = None) -> list[tuple[Site, date]]:
+    """(site, day) pairs; without days, yesterday in each site's zone. Refuses future days."""
+    now = now or datetime.now(UTC)
+    jobs = []
+    for s in select_sites(config, site):
+        today = now.astimezone(s.tz).date()
+        for d in days or [today - timedelta(days=1)]:
+            if d > today:
+                raise BadRequest(f"date {d} is in the future for site {s.site_id!r} "
+                                 f"({s.timezone}: today is {today})")
+            jobs.append((s, d))
+    return jobs
+
+
+def date_range(first: date, last: date, limit: int = 3660) -> list[date]:
+    """Every day from first to last inclusive."""
+    if last < first:
+        raise BadRequest(f"--to {last} is before --from {first}")
+    n = (last - first).days + 1
+    if n > limit:
+        raise BadRequest(f"range of {n} days is longer than {limit}")
+    return [first + timedelta(days=i) for i in range(n)]

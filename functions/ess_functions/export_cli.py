@@ -1,0 +1,91 @@
+"""`ess export`: the daily CSV export for one day or a range (backfills), with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ess.db.connect import DatabaseUnavailable, connect
+    from ess.logs import setup_logging
+    from ess.sites import ConfigError, load_sites
+
+    from .destinations import DestinationError, parse_destination
+    from .export import BadRequest, date_range, export_jobs, parse_date, plan_jobs
+
+    setup_logging("export", level=args.log_level)
+
+    def fail(msg: str, code: int = 2) -> int:
+        print(f"ess export: {msg}", file=sys.stderr)
+        return code
+
+    # e.g. ESS_SITES_CONFIG=infra/examples/dev/sites.yaml
+    config_path = args.config or os.environ.get("ESS_SITES_CONFIG")
+    # e.g. ESS_EXPORT_BUCKET=my-project-ess-csv (used when --dest is not given)
+    bucket = os.environ.get("ESS_EXPORT_BUCKET", "").strip()
+    dest_spec = args.dest or (f"gs://{bucket}/{os.environ.get('ESS_EXPORT_PREFIX', '')}"
+                              if bucket else "")
+    try:
+        if args.date and (args.date_from or args.date_to):
+            raise BadRequest("give --date or --from/--to, not both")
+        if bool(args.date_from) != bool(args.date_to):
+            raise BadRequest("--from and --to go together")
+        days = ([parse_date(args.date)] if args.date else
+                date_range(parse_date(args.date_from), parse_date(args.date_to))
+                if args.date_from else None)
+        if not config_path:
+            raise BadRequest("no sites configuration: pass --config or set ESS_SITES_CONFIG")
+        if not dest_spec:
+            raise BadRequest("no destination: pass --dest gs://BUCKET/PREFIX or DIR, "
+                             "or set ESS_EXPORT_BUCKET")
+        jobs = plan_jobs(load_sites(config_path), days=days, site=args.site)
+        dest = parse_destination(dest_spec)
+        dest.check()
+    except (BadRequest, DestinationError, ConfigError) as exc:
+        return fail(str(exc))
+    try:
+        conn = connect(args.dsn)
+    except (DatabaseUnavailable, ValueError) as exc:
+        return fail(str(exc), 1)
+    from tqdm import tqdm
+
+    n_types = {id(s): len({t for d in s.devices for t in d.map.tables()}) for s, _ in jobs}
+    total = sum(n_types[id(s)] for s, _ in jobs)
+    with tqdm(total=total, unit="file", desc="export", disable=args.quiet,
+              file=sys.stderr) as bar:
+        def progress(r) -> None:
+            bar.set_postfix_str(f"{r.date} {r.site} {r.type} {r.status}", refresh=False)
+            bar.update(1)
+
+        try:
+            summary = export_jobs(conn, jobs, dest, gzip=args.gzip, on_file=progress)
+        finally:
+            conn.close()
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"ess export: {summary['written']} written, {summary['unchanged']} unchanged, "
+              f"{summary['conflicts']} conflicts, {len(summary['manifests'])} day(s) -> "
+              f"{summary['destination']}")
+    return 1 if summary["conflicts"] else 0
+
+
+def register(sub) -> None:
+    """Add `ess export` to the CLI."""
+    p = sub.add_parser("export", help="write daily per-site, per-type CSV files (backfills)")
+    p.add_argument("--date", help="YYYY-MM-DD (default: yesterday in each site's time zone)")
+    p.add_argument("--from", dest="date_from", metavar="D1", help="first day of a range")
+    p.add_argument("--to", dest="date_to", metavar="D2", help="last day of a range (inclusive)")
+    p.add_argument("--site", help="one site id (default: all)")
+    p.add_argument("--dest", help="gs://BUCKET/PREFIX or a local directory "
+                                  "(default: gs://$ESS_EXPORT_BUCKET/$ESS_EXPORT_PREFIX)")
+    p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
+    p.add_argument("--config", help="sites.yaml (default: ESS_SITES_CONFIG)")
+    p.add_argument("--gzip", action="store_true", help="write .csv.gz files")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--log-level", default="WARNING", help="structured log level on stderr")
+    p.set_defaults(func=_cmd_export)

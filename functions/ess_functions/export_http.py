@@ -1,0 +1,94 @@
+"""HTTP handling of the export function: parse, validate (400 before any write), run, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from ess.db.connect import connect
+from ess.logs import event
+from ess.sites import ConfigError, SitesConfig, load_sites
+
+from .destinations import DestinationError, GcsDestination
+from .export import BadRequest, export_jobs, parse_date, plan_jobs
+
+log = logging.getLogger("ess.export")
+_lock = threading.Lock()
+_clients: dict[str, object] = {}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def storage_client():
+    """One google-cloud-storage client per process (honours STORAGE_EMULATOR_HOST)."""
+    with _lock:
+        if "storage" not in _clients:
+            from google.cloud import storage
+
+            _clients["storage"] = storage.Client()
+        return _clients["storage"]
+
+
+def sites_config() -> SitesConfig:
+    """The sites configuration, loaded once per process and path."""
+    # e.g. ESS_SITES_CONFIG=gs://my-project-ess-config/sites.yaml
+    path = os.environ.get("ESS_SITES_CONFIG")
+    if not path:
+        raise ConfigError("ESS_SITES_CONFIG", ["not set"])
+    with _lock:
+        if _clients.get("sites_path") != path:
+            _clients["sites"], _clients["sites_path"] = load_sites(path), path
+        return _clients["sites"]  # type: ignore[return-value]
+
+
+def destination() -> GcsDestination:
+    """The bucket (and optional prefix) from the environment."""
+    # e.g. ESS_EXPORT_BUCKET=my-project-ess-csv
+    bucket = os.environ.get("ESS_EXPORT_BUCKET", "").strip()
+    if not bucket:
+        raise BadRequest("no export bucket: ESS_EXPORT_BUCKET is not set")
+    # e.g. ESS_EXPORT_PREFIX=daily (objects go under gs://BUCKET/daily/date=...)
+    return GcsDestination(storage_client(), bucket, os.environ.get("ESS_EXPORT_PREFIX", ""))
+
+
+def _params(request) -> dict:
+    body = request.get_json(silent=True) if request.data else {}
+    if body is None and request.data:
+        raise BadRequest("request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return {**request.args.to_dict(), **body}
+
+
+def handle(request):
+    """Export one day (`date`, default yesterday per site) for all sites or one `site`."""
+    try:
+        params = _params(request)
+        days = [parse_date(params["date"])] if params.get("date") not in (None, "") else None
+        dest = destination()
+        jobs = plan_jobs(sites_config(), days=days, site=params.get("site"))
+        gzip = str(params.get("gzip", "")).lower() in _TRUE
+        try:
+            dest.check()
+        except DestinationError as exc:
+            raise BadRequest(str(exc)) from exc
+    except BadRequest as exc:
+        event(log, f"export refused: {exc}", stage="accumulate", level=logging.WARNING,
+              error=str(exc))
+        return {"error": str(exc)}, 400
+    except ConfigError as exc:
+        event(log, f"export: bad configuration: {exc}", stage="accumulate", level=logging.ERROR,
+              error=str(exc))
+        return {"error": str(exc)}, 500
+    conn = None
+    try:
+        conn = connect()
+        summary = export_jobs(conn, jobs, dest, gzip=gzip)
+    except Exception as exc:
+        event(log, f"export failed: {exc}", stage="accumulate", level=logging.ERROR,
+              error=repr(exc))
+        return {"error": f"export failed: {exc}"}, 500
+    finally:
+        if conn is not None:
+            conn.close()
+    return summary, 200

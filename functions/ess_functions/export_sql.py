@@ -1,0 +1,62 @@
+"""SQL of the daily export: one `COPY (SELECT ...) TO STDOUT` per table, bound through settings.
+
+COPY takes no bind parameters, so the site and the day's bounds are set with `set_config` (bound
+parameters) and read back in the query with `current_setting`. Identifiers go through `ident`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from ess.db.quote import ident
+from ess.db.schema import TableSpec
+
+# ISO 8601, microseconds, the session time zone's offset: 2026-11-25T00:00:00.000000+09:00
+TS_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM'
+OOR_SEPARATOR = ";"
+_SITE, _START, _END = "ess.export_site", "ess.export_start", "ess.export_end"
+
+
+def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[00:00, 24:00) of `day` in `tz` (23 or 25 hours on DST changes), as aware datetimes."""
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return start, end
+
+
+def csv_columns(spec: TableSpec) -> list[str]:
+    """CSV header: site_id, bank_id, [rack_id], ts, value columns in map order, out_of_range."""
+    keys = [k for k in ("site_id", "bank_id", "rack_id") if k in spec.key_names]
+    return keys + ["ts"] + list(spec.value_names)
+
+
+def copy_sql(spec: TableSpec) -> str:
+    """COPY of one site-day of a table, sorted by time, then bank (and rack)."""
+    cols = []
+    for name in csv_columns(spec):
+        if name == "ts":
+            cols.append(f"to_char({ident('ts')}, '{TS_FORMAT}') AS {ident('ts')}")
+        elif name == "out_of_range":
+            cols.append(f"array_to_string({ident(name)}, '{OOR_SEPARATOR}') AS {ident(name)}")
+        else:
+            cols.append(ident(name))
+    order = [ident("ts"), ident("bank_id")] + ([ident("rack_id")] if "rack_id" in spec.key_names
+                                               else [])
+    return (f"COPY (SELECT {', '.join(cols)} FROM {ident(spec.name)} "
+            f"WHERE {ident('site_id')} = current_setting('{_SITE}') "
+            f"AND {ident('ts')} >= current_setting('{_START}')::timestamptz "
+            f"AND {ident('ts')} < current_setting('{_END}')::timestamptz "
+            f"ORDER BY {', '.join(order)}) TO STDOUT WITH (FORMAT csv, HEADER)")
+
+
+def begin_snapshot(cur, site_id: str, tz: str, start: datetime, end: datetime) -> None:
+    """Open a read-only repeatable-read transaction scoped to one site-day in the site's zone.
+
+    Every COPY in it sees the same snapshot, so a hash pass and an upload pass agree.
+    """
+    cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    cur.execute("SELECT set_config('TimeZone', %s, true), set_config('extra_float_digits', '1', "
+                "true), set_config(%s, %s, true), set_config(%s, %s, true), "
+                "set_config(%s, %s, true)",
+                (tz, _SITE, site_id, _START, start.isoformat(), _END, end.isoformat()))

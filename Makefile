@@ -41,7 +41,7 @@ lint: install
 	$(BIN)/ruff check schemas collector functions infra tests
 
 run: install system-deps
-	@echo "make run: the whole local pipeline is not wired up yet (issue 7)." >&2; exit 2
+	$(BIN)/python -m ess_local.run $(if $(DURATION),--duration $(DURATION)) $(if $(CONFIG),--config $(CONFIG))
 
 # Deployment artifacts for infra/ (wheel, schema data, function archives) in build/.
 package: install

@@ -100,8 +100,13 @@ class Cluster:
         *,
         durable: bool = True,
         major: int | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
-        """`durable=False` turns fsync off: for throwaway test clusters only."""
+        """`durable=False` turns fsync off: for throwaway test clusters only.
+
+        `settings` are extra postgresql.conf lines, e.g. {"track_commit_timestamp": "on"}.
+        """
+        self.settings = dict(settings or {})
         self.datadir = Path(datadir).resolve()
         self.port = port
         self.durable = durable
@@ -161,6 +166,7 @@ class Cluster:
             conf["timescaledb.telemetry_level"] = "off"
         if not self.durable:
             conf.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        conf.update(self.settings)
         lines = "".join(f"{k} = {v}\n" for k, v in conf.items())
         with open(self.datadir / "postgresql.conf", "a") as f:
             f.write("\n# ess_local\n" + lines)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import unquote, urlparse
+import ssl
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pg8000.dbapi
 
@@ -33,8 +34,26 @@ def _no_delay(conn) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _ssl_context(query: str) -> ssl.SSLContext | None:
+    """TLS from `?sslmode=`: require (encrypt), verify-full (encrypt and check the server)."""
+    mode = parse_qs(query).get("sslmode", ["disable"])[0]
+    if mode in ("disable", "allow", "prefer"):
+        return None
+    ctx = ssl.create_default_context()
+    if mode in ("require", "verify-ca"):
+        ctx.check_hostname = False
+        if mode == "require":
+            ctx.verify_mode = ssl.CERT_NONE
+    elif mode != "verify-full":
+        raise ValueError(f"unsupported sslmode {mode!r}")
+    return ctx
+
+
 def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0):
-    """Open a pg8000 DB-API connection from `postgresql://user[:pw]@host:port/db`."""
+    """Open a pg8000 DB-API connection from `postgresql://user[:pw]@host:port/db[?sslmode=]`.
+
+    Use `?sslmode=verify-full` for a database reached over an untrusted network.
+    """
     u = urlparse(dsn)
     if u.scheme not in ("postgres", "postgresql"):
         raise ValueError("ESS_DB_DSN must start with postgresql://")
@@ -43,7 +62,7 @@ def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0):
             user=unquote(u.username or "postgres"), password=unquote(u.password or "") or None,
             host=u.hostname or "127.0.0.1", port=u.port or 5432,
             database=(u.path or "/postgres")[1:] or "postgres", timeout=timeout,
-            application_name="ess")
+            application_name="ess", ssl_context=_ssl_context(u.query))
     except (pg8000.dbapi.InterfaceError, OSError) as exc:
         raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
     if no_delay:

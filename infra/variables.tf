@@ -77,8 +77,8 @@ variable "private_services_cidr" {
 
 variable "iap_ssh_source_ranges" {
   type        = list(string)
-  description = "Source ranges allowed to SSH to the collector VM on port 22 (IAP TCP forwarding range). Empty list disables the rule."
-  default     = ["35.235.240.0/20"]
+  description = "Source ranges allowed to SSH to the collector VM on port 22. Set it to Google's published IAP TCP forwarding range to use `gcloud compute ssh --tunnel-through-iap`. Empty (the default) creates no SSH rule."
+  default     = []
 }
 
 variable "connector_machine_type" {

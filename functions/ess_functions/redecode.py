@@ -1,0 +1,124 @@
+"""Replay archived raw frames through the decoder into a database, idempotently.
+
+Objects are found by their day folder (`YYYY-MM-DD/` under the source root): a frame polled in
+[since, until) is published no earlier than its poll, and at most `max_lag` later (a collector's
+spool). Frames are then filtered by poll time. Without a new map, rows already stored are kept
+(`ON CONFLICT DO NOTHING`); with one, they are rewritten (`DO UPDATE`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ess import codec
+from ess.db.writer import write_frames
+from ess.decode import DecodeError
+from ess.logs import event
+from ess.regmap import RegisterMap
+from ess.sites import SitesConfig
+
+from .archive import Store, decode_records, object_day
+from .ingest import PermanentError, check_frames, reason_of
+
+log = logging.getLogger("ess.redecode")
+DEFAULT_MAX_LAG = timedelta(days=7)
+
+
+@dataclass
+class RedecodeResult:
+    """Counts of one replay."""
+
+    objects: int = 0
+    messages: int = 0
+    frames: int = 0
+    rows: int = 0
+    written: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)   # reason -> messages
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def archive_objects(store: Store, since: datetime, until: datetime,
+                    max_lag: timedelta = DEFAULT_MAX_LAG) -> list[str]:
+    """Archive objects that can hold frames polled in [since, until)."""
+    first = (since - timedelta(hours=1)).astimezone(UTC).date()
+    last = (until + max_lag).astimezone(UTC).date()
+    names, day = [], first
+    while day <= last:
+        names += [n for n in store.list(f"{day.isoformat()}/") if object_day(n) == day]
+        day += timedelta(days=1)
+    return names
+
+
+def frames_in_range(store: Store, names: list[str], since: datetime, until: datetime,
+                    sites: SitesConfig | None, maps: dict, result: RedecodeResult,
+                    progress=None) -> Iterator[codec.Frame]:
+    """Frames polled in [since, until) from valid archived messages."""
+    lo, hi = int(since.timestamp() * 1e6), int(until.timestamp() * 1e6)
+    for name in names:
+        result.objects += 1
+        for rec in decode_records(store.get(name)):
+            result.messages += 1
+            try:
+                frames = codec.decode_frames(rec.data)
+                if sites is not None:
+                    check_frames(frames, sites)
+                for f in frames:
+                    if (f.map_id, f.map_version) not in maps:
+                        raise PermanentError(f"map {f.map_id} v{f.map_version} not given")
+            except (codec.FrameError, PermanentError) as exc:
+                result.skip(reason_of(exc))
+                continue
+            for f in frames:
+                if lo <= f.poll_start_us < hi:
+                    yield f
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(frames=result.frames, rows=result.written, refresh=False)
+
+
+def redecode(conn, source: str, since: datetime, until: datetime,
+             maps: dict[tuple[str, int], RegisterMap], *, sites: SitesConfig | None = None,
+             update: bool = False, batch: int = 500, max_lag: timedelta = DEFAULT_MAX_LAG,
+             progress: bool = True) -> RedecodeResult:
+    """Store every archived frame polled in [since, until); rewrite rows when `update`."""
+    from tqdm import tqdm
+
+    store = Store(source)
+    names = archive_objects(store, since, until, max_lag)
+    result = RedecodeResult()
+    bar = tqdm(total=len(names), unit="obj", desc="redecode", disable=not progress)
+    pending: list[codec.Frame] = []
+
+    def flush(frames: list[codec.Frame]) -> None:
+        try:
+            wr = write_frames(conn, frames, maps, on_conflict="update" if update else "nothing")
+        except DecodeError as exc:  # one bad frame: retry frame by frame to isolate it
+            if len(frames) == 1:
+                result.skip("registers_do_not_fit_map")
+                event(log, f"skipped frame: {exc}", stage="store", level=logging.WARNING)
+                return
+            for f in frames:
+                flush([f])
+            return
+        result.frames += wr.frames
+        result.rows += sum(wr.rows.values())
+        result.written += sum(wr.inserted.values())
+
+    try:
+        for frame in frames_in_range(store, names, since, until, sites, maps, result, bar):
+            pending.append(frame)
+            if len(pending) >= batch:
+                flush(pending)
+                pending = []
+        if pending:
+            flush(pending)
+    finally:
+        bar.close()
+    event(log, f"redecoded {result.frames} frames from {result.objects} objects", stage="store",
+          frames=result.frames, rows=result.rows, written=result.written, skipped=result.skipped)
+    return result

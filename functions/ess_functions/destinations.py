@@ -28,11 +28,12 @@ class Conflict(RuntimeError):
 
 @dataclass(frozen=True)
 class Stored:
-    """An existing object: its generation (0 = absent), size and custom metadata."""
+    """An existing object: its generation, size, custom metadata and metageneration."""
 
     generation: int
     size: int
     metadata: dict[str, str] | None = None
+    metageneration: int = 0
 
 
 class Destination(Protocol):
@@ -44,6 +45,7 @@ class Destination(Protocol):
     def stat(self, key: str) -> Stored | None: ...
     def upload(self, key: str, produce: Callable[[BinaryIO], None], metadata: dict[str, str],
                if_generation: int, content_type: str) -> Stored: ...
+    def set_metadata(self, key: str, stored: Stored, metadata: dict[str, str]) -> Stored: ...
     def read_json(self, key: str) -> tuple[dict | None, int]: ...
     def write_json(self, key: str, doc: dict, if_generation: int) -> int: ...
 
@@ -73,7 +75,7 @@ class GcsDestination:
         blob = self.bucket.get_blob(_join(self.prefix, key))
         if blob is None:
             return None
-        return Stored(blob.generation, blob.size, dict(blob.metadata or {}))
+        return Stored(blob.generation, blob.size, dict(blob.metadata or {}), blob.metageneration)
 
     def upload(self, key, produce, metadata, if_generation, content_type) -> Stored:
         from google.api_core import exceptions as gexc
@@ -87,7 +89,20 @@ class GcsDestination:
         except gexc.PreconditionFailed as exc:
             raise Conflict(f"{self.url}/{key} changed during the export") from exc
         blob.reload()
-        return Stored(blob.generation, blob.size, dict(blob.metadata or {}))
+        return Stored(blob.generation, blob.size, dict(blob.metadata or {}), blob.metageneration)
+
+    def set_metadata(self, key: str, stored: Stored, metadata: dict[str, str]) -> Stored:
+        """Replace our metadata on exactly that generation and metageneration, else Conflict."""
+        from google.api_core import exceptions as gexc
+
+        blob = self.bucket.blob(_join(self.prefix, key))
+        blob.metadata = metadata
+        try:
+            blob.patch(if_generation_match=stored.generation,
+                       if_metageneration_match=stored.metageneration)
+        except (gexc.PreconditionFailed, gexc.NotFound) as exc:
+            raise Conflict(f"{self.url}/{key} changed during the export") from exc
+        return Stored(blob.generation, blob.size, dict(blob.metadata or {}), blob.metageneration)
 
     def read_json(self, key: str) -> tuple[dict | None, int]:
         blob = self.bucket.get_blob(_join(self.prefix, key))
@@ -155,6 +170,9 @@ class LocalDestination:
 
     def upload(self, key, produce, metadata, if_generation, content_type) -> Stored:
         return self._replace(key, produce, if_generation)
+
+    def set_metadata(self, key: str, stored: Stored, metadata: dict[str, str]) -> Stored:
+        return stored  # kept in the manifest
 
     def read_json(self, key: str) -> tuple[dict | None, int]:
         path = self.root / key

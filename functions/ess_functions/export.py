@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ from .manifest import day_folder, file_name, from_metadata, manifest_key, update
 
 log = logging.getLogger("ess.export")
 BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
+QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its first row)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -133,6 +135,10 @@ def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: boo
     maps = _site_maps(site)
     maps_text = ",".join(f"{m.map_id}@{m.version}" for m in maps)
     results, entries = [], {}
+    run_id = uuid.uuid4().hex
+    sock = getattr(conn, "_usock", None)  # pg8000 applies the connect timeout to every read
+    if sock is not None:
+        sock.settimeout(QUERY_TIMEOUT)
     conn.autocommit = True
     cur = conn.cursor()
     try:
@@ -144,22 +150,24 @@ def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: boo
             sql = copy_sql(spec)
             stored = dest.stat(key)
             known = _known(stored, (manifest_files or {}).get(name))
-            probe, rows = _copy(cur, sql)
-            sha = probe.sha.hexdigest()
-            if known is not None and known.get("sha256") == sha:
-                status, entry = "unchanged", known
-            else:
-                first_ts, last_ts = probe.time_range()
-                entry = {"site": site.site_id, "type": table, "date": day.isoformat(),
-                         "sha256": sha, "rows": rows, "csv_bytes": probe.size,
-                         "first_ts": first_ts, "last_ts": last_ts,
-                         "day_start": start.isoformat(), "day_end": end.isoformat(),
-                         "time_zone": site.timezone, "maps": maps_text,
-                         "compression": "gzip" if gzip else "none",
-                         "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
-                status, entry = _upload(cur, sql, dest, key, entry, stored, gzip)
+            base = {"site": site.site_id, "type": table, "date": day.isoformat(),
+                    "day_start": start.isoformat(), "day_end": end.isoformat(),
+                    "time_zone": site.timezone, "maps": maps_text,
+                    "compression": "gzip" if gzip else "none"}
+            if known is not None:  # first pass: hash only, to leave an unchanged file alone
+                probe, rows = _copy(cur, sql)
+                facts = _facts(probe, rows)
+                if known.get("sha256") == facts["sha256"]:
+                    status, entry = "unchanged", known
+                else:
+                    status, entry = _upload(cur, sql, dest, key, {**base, **facts}, stored,
+                                            gzip, run_id)
+            else:  # nothing to compare with: a single pass
+                status, entry = _upload(cur, sql, dest, key, base, stored, gzip, run_id)
+            rows = entry.get("rows", 0) if entry else 0
             result = FileResult(site.site_id, table, day.isoformat(), key, status, rows,
-                                entry.get("bytes", 0) if entry else 0, sha,
+                                entry.get("bytes", 0) if entry else 0,
+                                entry.get("sha256", "") if entry else "",
                                 int((time.monotonic() - t0) * 1000))
             event(log, f"export {key}: {status}", stage="accumulate",
                   level=logging.WARNING if status == "conflict" else logging.INFO,
@@ -181,24 +189,43 @@ def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: boo
     return results, entries
 
 
-def _upload(cur, sql, dest, key, entry, stored, gzip) -> tuple[str, dict | None]:
-    """Second pass: stream the same snapshot into the destination under a precondition."""
+def _facts(stream: _CsvStream, rows: int) -> dict:
+    first_ts, last_ts = stream.time_range()
+    return {"sha256": stream.sha.hexdigest(), "rows": rows, "csv_bytes": stream.size,
+            "first_ts": first_ts, "last_ts": last_ts,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def _upload(cur, sql, dest, key, entry, stored, gzip, run_id) -> tuple[str, dict | None]:
+    """Stream the snapshot into the destination under a generation precondition.
+
+    With the hash known (second pass) the metadata goes with the upload; otherwise it is set
+    right after, on exactly the generation this run wrote (`export_run` identifies it).
+    """
     from .manifest import to_metadata
 
-    def produce(out) -> None:
-        stream, _ = _copy(cur, sql, out, gzip)
-        if stream.sha.hexdigest() != entry["sha256"]:
+    expected = entry.get("sha256")
+    out: dict = {}
+
+    def produce(f) -> None:
+        stream, rows = _copy(cur, sql, f, gzip)
+        out.update(_facts(stream, rows))
+        if expected and out["sha256"] != expected:
             raise RuntimeError(f"{key}: content changed between passes of one snapshot")
 
     content_type = "application/gzip" if gzip else "text/csv; charset=utf-8"
     try:
-        new = dest.upload(key, produce, to_metadata(entry), stored.generation if stored else 0,
-                          content_type)
-    except Conflict:
+        new = dest.upload(key, produce, {**to_metadata(entry), "export_run": run_id},
+                          stored.generation if stored else 0, content_type)
+        if new.metadata is not None and new.metadata.get("export_run") != run_id:
+            raise Conflict(f"{key} was replaced by another run")
+        if not expected:
+            entry = {**entry, **out}
+            new = dest.set_metadata(key, new, {**to_metadata(entry), "export_run": run_id})
+    except Conflict as exc:
+        event(log, f"export {key}: {exc}", stage="accumulate", level=logging.WARNING,
+              object=key, error=str(exc))
         return "conflict", None
-    theirs = from_metadata(new.metadata or {}, new.size, new.generation)
-    if theirs is not None and theirs["sha256"] != entry["sha256"]:
-        return "conflict", theirs
     return "written", {**entry, "bytes": new.size, "generation": new.generation}
 
 

@@ -15,6 +15,7 @@ from ess.db.schema import TableSpec
 # ISO 8601, microseconds, the session time zone's offset: 2026-11-25T00:00:00.000000+09:00
 TS_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM'
 OOR_SEPARATOR = ";"
+SORT_MEMORY = "64MB"  # work_mem for the export's sorts (a site-day of racks sorts in memory)
 _SITE, _START, _END = "ess.export_site", "ess.export_start", "ess.export_end"
 
 
@@ -32,21 +33,26 @@ def csv_columns(spec: TableSpec) -> list[str]:
 
 
 def copy_sql(spec: TableSpec) -> str:
-    """COPY of one site-day of a table, sorted by time, then bank (and rack)."""
+    """COPY of one site-day of a table, sorted by time, then bank (and rack).
+
+    Filters and ORDER BY name the table's columns through its alias (`t.ts` is the timestamptz;
+    a bare `ts` in ORDER BY would mean the formatted text column).
+    """
+    t = ident("t")
     cols = []
     for name in csv_columns(spec):
         if name == "ts":
-            cols.append(f"to_char({ident('ts')}, '{TS_FORMAT}') AS {ident('ts')}")
+            cols.append(f"to_char({t}.{ident('ts')}, '{TS_FORMAT}') AS {ident('ts')}")
         elif name == "out_of_range":
-            cols.append(f"array_to_string({ident(name)}, '{OOR_SEPARATOR}') AS {ident(name)}")
+            cols.append(f"array_to_string({t}.{ident(name)}, '{OOR_SEPARATOR}') "
+                        f"AS {ident(name)}")
         else:
-            cols.append(ident(name))
-    order = [ident("ts"), ident("bank_id")] + ([ident("rack_id")] if "rack_id" in spec.key_names
-                                               else [])
-    return (f"COPY (SELECT {', '.join(cols)} FROM {ident(spec.name)} "
-            f"WHERE {ident('site_id')} = current_setting('{_SITE}') "
-            f"AND {ident('ts')} >= current_setting('{_START}')::timestamptz "
-            f"AND {ident('ts')} < current_setting('{_END}')::timestamptz "
+            cols.append(f"{t}.{ident(name)}")
+    order = [f"{t}.{ident(k)}" for k in ("ts", "bank_id", "rack_id") if k in spec.key_names]
+    return (f"COPY (SELECT {', '.join(cols)} FROM {ident(spec.name)} AS {t} "
+            f"WHERE {t}.{ident('site_id')} = current_setting('{_SITE}') "
+            f"AND {t}.{ident('ts')} >= current_setting('{_START}')::timestamptz "
+            f"AND {t}.{ident('ts')} < current_setting('{_END}')::timestamptz "
             f"ORDER BY {', '.join(order)}) TO STDOUT WITH (FORMAT csv, HEADER)")
 
 
@@ -57,6 +63,7 @@ def begin_snapshot(cur, site_id: str, tz: str, start: datetime, end: datetime) -
     """
     cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     cur.execute("SELECT set_config('TimeZone', %s, true), set_config('extra_float_digits', '1', "
-                "true), set_config(%s, %s, true), set_config(%s, %s, true), "
-                "set_config(%s, %s, true)",
-                (tz, _SITE, site_id, _START, start.isoformat(), _END, end.isoformat()))
+                "true), set_config('work_mem', %s, true), set_config(%s, %s, true), "
+                "set_config(%s, %s, true), set_config(%s, %s, true)",
+                (tz, SORT_MEMORY, _SITE, site_id, _START, start.isoformat(), _END,
+                 end.isoformat()))

@@ -77,6 +77,9 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     assert changed == {f"{folder}/type=bank/site=site-a.csv", f"{folder}/manifest.json"}
     data = client.bucket(bucket).blob(f"{folder}/type=bank/site=site-a.csv").download_as_bytes()
     assert len(assert_csv_matches(data, conn, sites, "site-a", "bank", day)) == 9
+    settled = export_jobs(conn, jobs, dest)  # the manifest agrees with the objects' metadata
+    assert settled["written"] == 0 and not settled["manifests"][0]["written"]
+    assert _generations(client, bucket) == after
     conn.close()
 
 

@@ -223,9 +223,11 @@ class Ingestor:
             if conn is not None:
                 self.connections.discard(conn)
             if not isinstance(exc, DecodeError):
-                event(log, f"store failed ({'transient' if is_transient(exc) else 'error'}): "
-                      f"{exc}", stage="store", level=logging.WARNING if is_transient(exc)
-                      else logging.ERROR, frames=len(frames), transient=is_transient(exc), error=f"{type(exc).__name__}: {exc}", **ids)
+                transient = is_transient(exc)
+                event(log, f"store failed ({'transient' if transient else 'error'}): {exc}",
+                      stage="store", level=logging.WARNING if transient else logging.ERROR,
+                      frames=len(frames), transient=transient,
+                      error=f"{type(exc).__name__}: {exc}", **ids)
             raise
         self.connections.give(conn)
         return result

@@ -5,7 +5,6 @@ Clients (sites config, database connections, storage) are created on first use a
 """
 
 import functions_framework
-
 from ess_functions.ingest import handle_cloud_event
 
 

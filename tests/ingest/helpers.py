@@ -50,7 +50,7 @@ def expected_rows(frames: list[Frame], regmap: RegisterMap | None = None) -> dic
     tables, _ = decoder_for(regmap).decode_frames(frames)
     out: dict = {t: {} for t in TABLES}
     for tb in tables:
-        for i, row in zip(tb.frame.tolist(), tb.rows()):
+        for i, row in zip(tb.frame.tolist(), tb.rows(), strict=True):
             f = frames[i]
             row.pop("table")
             row["out_of_range"] = row["out_of_range"] or None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import lru_cache
 
 from ess.codec import BlockData, BlockStatus, Frame
 from ess.logs import event
@@ -37,6 +38,11 @@ class RawInputRegisters(ReadInputRegistersResponse):
         self.count = n // 2
 
 
+@lru_cache(maxsize=64)
+def _plan(regmap):
+    return tuple(read_plan(regmap))
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -48,7 +54,7 @@ class DevicePoller:
                  reconnect_max: float = 30.0):
         self.device = device
         self.timeout = timeout
-        self.plan = read_plan(device.map)
+        self.plan = _plan(device.map)
         self.blocks = {b.name: b for b in device.map.blocks}
         self.backoff_initial, self.backoff_max = reconnect_initial, reconnect_max
         self.backoff = 0.0          # 0: connect right away

@@ -8,6 +8,7 @@ enabled the site id is the ordering key. `PUBSUB_EMULATOR_HOST` is honoured by t
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 from datetime import UTC, datetime
 
@@ -37,8 +38,35 @@ def message_for(site: str, frames: list[Frame]) -> tuple[bytes, dict[str, str]]:
         "first_poll": iso(min(polls)), "last_poll": iso(max(polls))}
 
 
+# Reconnect quickly after an outage (gRPC's default back-off grows to 120 s).
+_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250),
+                    ("grpc.min_reconnect_backoff_ms", 250),
+                    ("grpc.max_reconnect_backoff_ms", 3000),
+                    ("grpc.max_send_message_length", -1),
+                    ("grpc.max_receive_message_length", -1)]
+
+
+def _transport():
+    """A gRPC transport with the options above (insecure when PUBSUB_EMULATOR_HOST is set)."""
+    import grpc
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+    # e.g. PUBSUB_EMULATOR_HOST=127.0.0.1:8085
+    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if emulator:
+        channel = grpc.insecure_channel(emulator, options=_CHANNEL_OPTIONS)
+    else:
+        channel = PublisherGrpcTransport.create_channel(options=_CHANNEL_OPTIONS)
+    return PublisherGrpcTransport(channel=channel)
+
+
 class FramePublisher:
-    """google-cloud-pubsub PublisherClient tuned for small, frequent messages."""
+    """google-cloud-pubsub PublisherClient tuned for small, frequent messages.
+
+    With ordering enabled the client retries transient errors without limit (in order); only
+    permanent errors (e.g. topic not found) fail a publish. Without ordering, a publish fails
+    after `settings.timeout` seconds of retries.
+    """
 
     def __init__(self, settings: PublishSettings, client=None):
         from google.cloud import pubsub_v1
@@ -47,6 +75,7 @@ class FramePublisher:
         self.settings = settings
         self.topic = settings.topic
         self.client = client or pubsub_v1.PublisherClient(
+            transport=_transport(),
             batch_settings=types.BatchSettings(max_messages=100, max_bytes=4 * 1024 * 1024,
                                                max_latency=0.01),
             publisher_options=types.PublisherOptions(

@@ -57,6 +57,7 @@ class SiteSender:
                  limiter: RateLimiter, backoff_max: float = 30.0):
         self.site, self.publisher, self.spool, self.s = site, publisher, spool, settings
         self.limiter = limiter
+        self.queue_max = max(1000, 2 * settings.max_frames * settings.max_in_flight)
         self.queue: deque[tuple[int, Frame, float]] = deque()
         self.buffer: deque[tuple[int, Frame, float]] = deque(maxlen=self.BUFFER)
         self.catching_up = True
@@ -80,6 +81,14 @@ class SiteSender:
         now = time.monotonic()
         target = self.buffer if self.catching_up else self.queue
         target.extend((i, f, now) for i, f in items)
+        if not self.catching_up and len(self.queue) > self.queue_max:
+            # publishing is stalled (e.g. Pub/Sub unreachable): keep memory bounded, the frames
+            # are in the spool and are read back in order once the messages in flight settle
+            event(log, f"publishing for site {self.site} is behind: {len(self.queue)} frames "
+                  "queued; continuing from the spool", stage="publish", level=logging.WARNING,
+                  site=self.site, queued=len(self.queue))
+            self.catching_up = True
+            self.queue.clear()
         self.wake.set()
 
     def pending(self) -> int:

@@ -37,6 +37,9 @@ class DeviceStats:
     failed_blocks: int = 0
     jitter_ms: list[float] = field(default_factory=list)
     poll_ms: list[float] = field(default_factory=list)
+    last_failure: str = ""
+    logged_at: float = 0.0
+    overrun_logged_at: float = -1e9
 
     def take(self) -> dict:
         out = {"polls": self.polls, "missed_ticks": self.missed,
@@ -56,6 +59,7 @@ class RunSummary:
 
     polls: int = 0
     missed_ticks: int = 0
+    failed_blocks: int = 0
     jitter_ms: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -110,12 +114,16 @@ class Collector:
             st.jitter_ms.append(jitter * 1000)
             st.poll_ms.append((end_us - start_us) / 1000)
             self.summary.polls += 1
+            self.summary.failed_blocks += len(failed)
             self.summary.jitter_ms.append(jitter * 1000)
-            if failed:
-                event(log, f"{poller.device.name}: " + ", ".join(
-                    f"{n} {blocks[n].describe()}" for n in failed), stage="poll",
-                    level=logging.WARNING, site=poller.device.site_id, device=poller.device.name,
-                    failed=len(failed), latency_ms=round((end_us - start_us) / 1000, 1))
+            what = ", ".join(f"{n} {blocks[n].describe()}" for n in failed)
+            if what != st.last_failure or (failed and time.monotonic() - st.logged_at > 60):
+                # logged when the set of failed blocks changes, else at most once a minute
+                st.last_failure, st.logged_at = what, time.monotonic()
+                event(log, f"{poller.device.name}: " + (what or "all blocks ok again"),
+                      stage="poll", level=logging.WARNING if failed else logging.INFO,
+                      site=poller.device.site_id, device=poller.device.name, failed=len(failed),
+                      latency_ms=round((end_us - start_us) / 1000, 1))
             done += 1
             tick += interval
             now = time.time()
@@ -124,9 +132,12 @@ class Collector:
                 tick += missed * interval
                 st.missed += missed
                 self.summary.missed_ticks += missed
-                event(log, f"{poller.device.name}: poll overran, {missed} tick(s) missed",
-                      stage="poll", level=logging.WARNING, site=poller.device.site_id,
-                      device=poller.device.name, missed=missed)
+                if time.monotonic() - st.overrun_logged_at > 60:
+                    st.overrun_logged_at = time.monotonic()
+                    event(log, f"{poller.device.name}: poll overran, {missed} tick(s) missed "
+                          "(logged at most once a minute; see poll summaries)", stage="poll",
+                          level=logging.WARNING, site=poller.device.site_id,
+                          device=poller.device.name, missed=missed)
 
     async def _stats_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -176,16 +187,16 @@ class Collector:
         stats_task = asyncio.create_task(self._stats_loop(stop))
         device_tasks = [asyncio.create_task(self._device_loop(p, stop, max_ticks, start_at))
                         for p in pollers]
+        devices_done = asyncio.gather(*device_tasks, return_exceptions=True)
         try:
             waiter = asyncio.create_task(stop.wait())
-            await asyncio.wait([waiter, asyncio.gather(*device_tasks)],
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([waiter, devices_done], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
         finally:
             stop.set()
             for t in device_tasks:
                 t.cancel()
-            await asyncio.gather(*device_tasks, return_exceptions=True)
+            await asyncio.gather(devices_done, return_exceptions=True)
             for p in pollers:
                 p.close()
             await self.spool.drained()

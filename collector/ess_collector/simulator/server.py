@@ -60,6 +60,18 @@ class Simulator:
                 self._cache.popitem(last=False)
         return out
 
+    async def prefetch_forever(self, lead: float = 0.4) -> None:
+        """Compute every bank's registers for the next second ahead of time (keeps replies fast
+        at the top of each second, when every collector polls)."""
+        while True:
+            now = time.time()
+            nxt = int(now) + 1
+            await asyncio.sleep(max(0.0, nxt - lead - now))
+            for i, bank in enumerate(self.models):
+                self.raw(bank, nxt)
+                if i % 16 == 15:
+                    await asyncio.sleep(0)
+
     def registers_at(self, bank: int, t: int) -> dict[str, list[int]]:
         """Blocks as served during second `t` (equal to model.registers_at without faults)."""
         raw = self.raw(bank, int(t))
@@ -171,6 +183,29 @@ async def _fast_servers(sim: Simulator, port: int, units: bool, host: str) -> li
             for b in sim.models]
 
 
+def free_port_range(n: int, host: str = LOCALHOST) -> int:
+    """First of `n` consecutive TCP ports on `host` that are free right now (below the
+    ephemeral range, so outgoing connections do not take them meanwhile)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(12000, 32000 - n)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind((host, p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 # ---- running --------------------------------------------------------------------------------
 async def start_servers(sim: Simulator, port: int, *, units: bool = False, engine: str = "pymodbus",
                         host: str = LOCALHOST) -> list:
@@ -186,6 +221,7 @@ async def run_simulator(port: int, banks: int = 1, *, seed: int = 0, faults_path
     plan = load_faults(faults_path, seed, time.time())
     sim = Simulator(banks, seed, plan)
     servers = await start_servers(sim, port, units=units, engine=engine, host=host)
+    prefetch = asyncio.create_task(sim.prefetch_forever())
     event(log, "simulator listening", stage="simulate", port=port, banks=banks, units=units,
           engine=engine, faults=len(plan.faults), t0=plan.t0)
     if ready:
@@ -193,6 +229,7 @@ async def run_simulator(port: int, banks: int = 1, *, seed: int = 0, faults_path
     try:
         await (stop.wait() if stop else asyncio.Event().wait())
     finally:
+        prefetch.cancel()
         for s in servers:
             if hasattr(s, "shutdown"):
                 await s.shutdown()

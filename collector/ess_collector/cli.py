@@ -39,7 +39,14 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Collector(sites, settings).run(stop, max_ticks=args.ticks)
 
-    asyncio.run(go())
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        asyncio.run(go())
+    except DefaultCredentialsError as exc:
+        sys.stderr.write(f"ess collect: no Google credentials for Pub/Sub ({exc}); set "
+                         "PUBSUB_EMULATOR_HOST for the emulator\n")
+        return 2
     return 0
 
 

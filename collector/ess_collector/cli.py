@@ -47,7 +47,20 @@ def _cmd_collect(args: argparse.Namespace) -> int:
         sys.stderr.write(f"ess collect: no Google credentials for Pub/Sub ({exc}); set "
                          "PUBSUB_EMULATOR_HOST for the emulator\n")
         return 2
+    _exit_if_stuck()
     return 0
+
+
+def _exit_if_stuck() -> None:
+    """Leave even if client threads still retry (Pub/Sub unreachable): the spool has it all."""
+    import threading
+
+    stuck = [t.name for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if stuck:
+        log.warning("exiting with client threads still busy: %s", ", ".join(stuck))
+        logging.shutdown()
+        os._exit(0)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

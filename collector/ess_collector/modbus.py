@@ -9,7 +9,6 @@ connection is re-opened so that a late reply cannot be taken for the next reques
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from functools import lru_cache
@@ -109,11 +108,10 @@ class DevicePoller:
 
     # ---- one poll ---------------------------------------------------------------------------
     async def _read(self, address: int, count: int, budget: float):
-        call = self.client.read_input_registers(address, count=count,
-                                                device_id=self.device.unit_id)
-        if budget < self.timeout:
-            return await asyncio.wait_for(call, budget)
-        return await call
+        # pymodbus applies comm_params.timeout_connect to each request: cut it to the time left
+        self.client.ctx.comm_params.timeout_connect = min(self.timeout, budget)
+        return await self.client.read_input_registers(address, count=count,
+                                                      device_id=self.device.unit_id)
 
     async def poll(self, deadline: float) -> tuple[dict[str, BlockData], int, int]:
         """Read every block before `deadline` (monotonic); return blocks, start and end (µs)."""

@@ -12,10 +12,11 @@ import asyncio
 import logging
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
-from ess.codec import BlockStatus, Frame
+from ess.codec import BlockData, BlockStatus, Frame
 from ess.logs import event
 from ess.sites import SitesConfig
 
@@ -75,6 +76,23 @@ async def sleep_until(t: float) -> None:
         await asyncio.sleep(left)
 
 
+async def _stop_publisher(publisher, timeout: float) -> None:
+    """Stop the client, waiting at most `timeout` (during an outage its flush may never end;
+    whatever it still holds is in the spool)."""
+    done = threading.Event()
+
+    def stop() -> None:
+        try:
+            publisher.stop()
+        finally:
+            done.set()
+
+    threading.Thread(target=stop, name="publisher-stop", daemon=True).start()
+    end = time.monotonic() + timeout
+    while not done.is_set() and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+
+
 class Collector:
     """Polls every configured device and publishes its frames through the spool."""
 
@@ -106,7 +124,15 @@ class Collector:
                 break
             jitter = time.time() - tick
             deadline = time.monotonic() + (tick + interval - time.time()) - DEADLINE_MARGIN
-            blocks, start_us, end_us = await poller.poll(deadline)
+            try:
+                blocks, start_us, end_us = await poller.poll(deadline)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop this device for good
+                log.exception("%s: poll failed unexpectedly", poller.device.name)
+                poller.close()
+                blocks = {b.name: BlockData(BlockStatus.TRANSPORT)
+                          for b in poller.device.map.blocks}
+                start_us = end_us = int(time.time() * 1e6)
+                del exc
             self.spool.submit(poller.frame(blocks, start_us, end_us))
             failed = [n for n, b in blocks.items() if b.status != BlockStatus.OK]
             st.polls += 1
@@ -166,9 +192,9 @@ class Collector:
         stop = stop or asyncio.Event()
         cpu0, wall0 = time.process_time(), time.monotonic()
         s = self.settings
+        publisher = self._publisher or FramePublisher(s.publish)
         spool = await asyncio.to_thread(Spool, s.spool.path, s.spool.max_bytes, s.spool.max_age)
         self.spool = AsyncSpool(spool, self._committed)
-        publisher = self._publisher or FramePublisher(s.publish)
         limiter = RateLimiter(s.publish.replay_rate)
         site_ids = {site.site_id for site in self.sites.sites} | set(
             await asyncio.to_thread(spool.sites))
@@ -203,12 +229,14 @@ class Collector:
             await asyncio.gather(*(x.flush(flush_timeout) for x in self.senders.values()))
             for x in self.senders.values():
                 x.stop()
+            for t in sender_tasks:     # a sender may wait on publishes that cannot finish now
+                t.cancel()
             await asyncio.gather(*sender_tasks, return_exceptions=True)
             stats_task.cancel()
             self.log_stats()
             left = await self.spool.count()
             await self.spool.close()
-            publisher.stop()
+            await _stop_publisher(publisher, flush_timeout)
             self.summary.cpu_s = time.process_time() - cpu0
             self.summary.wall_s = time.monotonic() - wall0
             event(log, f"collector stopped: {self.summary.polls} polls, "

@@ -9,6 +9,7 @@ connection is re-opened so that a late reply cannot be taken for the next reques
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from functools import lru_cache
@@ -60,6 +61,8 @@ class DevicePoller:
         self.next_connect = 0.0     # monotonic
         self.client: AsyncModbusTcpClient | None = None
         self.connected_once = False
+        self._reading: asyncio.Task | None = None
+        self._lost = False
 
     # ---- connection ---------------------------------------------------------------------
     def _close(self) -> None:
@@ -83,7 +86,8 @@ class DevicePoller:
         self._close()
         client = AsyncModbusTcpClient(self.device.host, port=self.device.port,
                                       timeout=min(self.timeout, max(budget, 0.01)), retries=0,
-                                      reconnect_delay=0, name=self.device.name)
+                                      reconnect_delay=0, name=self.device.name,
+                                      trace_connect=self._on_connect_change)
         client.register(RawInputRegisters)
         try:
             ok = await client.connect()
@@ -106,12 +110,27 @@ class DevicePoller:
     def close(self) -> None:
         self._close()
 
+    def _on_connect_change(self, connected: bool) -> None:
+        """pymodbus does not fail a request whose connection closes: cancel it ourselves."""
+        if not connected and self._reading is not None and not self._reading.done():
+            self._lost = True
+            self._reading.cancel()
+
     # ---- one poll ---------------------------------------------------------------------------
     async def _read(self, address: int, count: int, budget: float):
         # pymodbus applies comm_params.timeout_connect to each request: cut it to the time left
         self.client.ctx.comm_params.timeout_connect = min(self.timeout, budget)
-        return await self.client.read_input_registers(address, count=count,
-                                                      device_id=self.device.unit_id)
+        self._reading, self._lost = asyncio.current_task(), False
+        try:
+            return await self.client.read_input_registers(address, count=count,
+                                                          device_id=self.device.unit_id)
+        except asyncio.CancelledError:
+            if not self._lost:
+                raise
+            self._reading.uncancel()
+            raise ConnectionException("connection closed by the device") from None
+        finally:
+            self._reading = None
 
     async def poll(self, deadline: float) -> tuple[dict[str, BlockData], int, int]:
         """Read every block before `deadline` (monotonic); return blocks, start and end (µs)."""

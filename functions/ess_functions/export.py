@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import re
 import time
@@ -53,29 +54,27 @@ class FileResult:
     duration_ms: int
 
 
-class _CsvStream:
-    """Write target for COPY: hashes, counts and (optionally) gzips and forwards in blocks."""
+class _CsvStream(io.RawIOBase):
+    """Sink of COPY output: hashes, counts and (optionally) gzips and forwards it in blocks.
+
+    COPY delivers one row per write; `_copy` wraps this in an io.BufferedWriter, so per row only
+    C code runs and this class sees blocks of about BLOCK bytes.
+    """
 
     def __init__(self, out=None, gzip: bool = False) -> None:
+        super().__init__()
         self.out = out
         self.zip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip and out is not None else None
-        self.buf = bytearray()
         self.sha = hashlib.sha256()
         self.size = 0
         self.head = b""
         self.tail = b""
 
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        if len(self.buf) >= BLOCK:
-            self._flush()
-        return len(data)
+    def writable(self) -> bool:
+        return True
 
-    def _flush(self) -> None:
-        if not self.buf:
-            return
-        block = bytes(self.buf)
-        self.buf.clear()
+    def write(self, data) -> int:
+        block = bytes(data)
         self.sha.update(block)
         self.size += len(block)
         if self.head.count(b"\n") < 2 and len(self.head) < BLOCK:
@@ -83,9 +82,9 @@ class _CsvStream:
         self.tail = (self.tail + block)[-65536:] if len(block) < 65536 else block[-65536:]
         if self.out is not None:
             self.out.write(self.zip.compress(block) if self.zip else block)
+        return len(block)
 
-    def close(self) -> None:
-        self._flush()
+    def finish(self) -> None:
         if self.zip is not None:
             self.out.write(self.zip.flush())
 
@@ -103,8 +102,10 @@ class _CsvStream:
 
 def _copy(cur, sql: str, out=None, gzip: bool = False) -> tuple[_CsvStream, int]:
     stream = _CsvStream(out, gzip)
-    cur.execute(sql, stream=stream)
-    stream.close()
+    buffered = io.BufferedWriter(stream, buffer_size=BLOCK)
+    cur.execute(sql, stream=buffered)
+    buffered.flush()
+    stream.finish()
     return stream, cur.rowcount
 
 

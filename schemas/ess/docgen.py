@@ -29,7 +29,8 @@ def render_data_spec(m: RegisterMap) -> str:
            "3 decimals, range check (out-of-range values are kept and listed in the row's "
            "`out_of_range` column), inversion (0 and 1 swapped), unused registers dropped.", "",
            "## Blocks and reads (Modbus function code 4, input registers)", "",
-           "| block | addresses | registers | scaled | reads (address+count) |", "|---|---|---|---|---|"]
+           "| block | addresses | registers | scaled | reads (address+count) |",
+           "|---|---|---|---|---|"]
     plan = read_plan(m)
     for b in m.blocks:
         reads = ", ".join(f"{r.address}+{r.count}" for r in plan if r.block == b.name)
@@ -42,8 +43,8 @@ def render_data_spec(m: RegisterMap) -> str:
     for table in m.tables():
         rack_note = (f" One row per rack (1..{m.racks}); the addresses below are rack 1's, rack r "
                      "adds the rack stride." if table == "rack" else "")
-        out += ["", f"## `{table}`", "", f"Unique key: ({', '.join(k for k, _ in KEYS[table][1:])}"
-                f", ts).{rack_note}", "",
+        key = ", ".join(k for k, _ in KEYS[table][1:])
+        out += ["", f"## `{table}`", "", f"Unique key: ({key}, ts).{rack_note}", "",
                 "| column | block | address | type | scale | unit | min | max | invert | SQL type |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for name, typ in KEYS[table]:

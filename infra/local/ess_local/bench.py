@@ -90,7 +90,8 @@ def _fmt(v) -> str:
 
 def _ratio(r: dict) -> str:
     ours, base = r.get("ours"), r.get("baseline")
-    if not isinstance(ours, int | float) or not isinstance(base, int | float) or not ours or not base:
+    numbers = isinstance(ours, int | float) and isinstance(base, int | float)
+    if not numbers or not ours or not base:
         return "—"
     ratio = ours / base if r.get("higher_is_better", True) else base / ours
     return f"{ratio:,.1f}x"

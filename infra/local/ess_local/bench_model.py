@@ -6,7 +6,6 @@ import os
 import time
 
 import numpy as np
-
 from ess.codec import BlockData, Frame
 from ess.decode import decoder_for
 from ess.regmap import RegisterMap, load_map
@@ -53,7 +52,7 @@ class SeedDecoder:
         for i in range(len(data)):
             scale = scales[i].strip("\n")
             data[i] = int(data[i]) * float(scale)
-            data[i] = float("{:.3f}".format(data[i]))
+            data[i] = float("{:.3f}".format(data[i]))  # noqa: UP032 - the seed's way
         flags = []
         for i in range(len(data)):
             r = ranges[i].strip("\n")
@@ -139,12 +138,24 @@ def _frames(m: RegisterMap, n: int) -> list[Frame]:
     return out
 
 
+def seed_layout(conn, m: RegisterMap) -> None:
+    """Turn a migrated database into the seed's layout: every value column double precision."""
+    from ess.db.quote import ident
+    from ess.db.schema import table_specs
+
+    cur = conn.cursor()
+    for spec in table_specs([m]).values():
+        for col, typ in spec.values:
+            if typ != "text[]":
+                cur.execute(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(col)} "
+                            "TYPE double precision")
+    conn.commit()
+
+
 def bench_storage(cluster, n: int = 3000) -> list[dict]:
     """Bytes on disk per stored frame (11 rows, tables + indexes): ours vs all-float8 columns."""
     from ess.db.connect import connect_dsn
     from ess.db.migrate import migrate
-    from ess.db.quote import ident
-    from ess.db.schema import KEYS, table_specs
     from ess.db.writer import write_frames
 
     m = load_map("default")
@@ -155,14 +166,7 @@ def bench_storage(cluster, n: int = 3000) -> list[dict]:
         conn = connect_dsn(cluster.create_database(name, timescale=True))
         migrate(conn, [m])
         if layout == "float8":
-            cur = conn.cursor()
-            for spec in table_specs([m]).values():
-                keys = {k for k, _ in KEYS[spec.name]}
-                for col, typ in spec.values:
-                    if col not in keys and typ != "text[]":
-                        cur.execute(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(col)} "
-                                    f"TYPE double precision")
-            conn.commit()
+            seed_layout(conn, m)
         for k in range(0, n, 100):
             write_frames(conn, frames[k:k + 100], {m.key: m})
         cur = conn.cursor()

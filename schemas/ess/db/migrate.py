@@ -12,8 +12,16 @@ from dataclasses import dataclass
 
 from ..regmap import RegisterMap
 from .quote import ident
-from .schema import (ENSURE_PARTITIONS_FN, PARTITIONS_AHEAD_DAYS, TableSpec, create_table_sql,
-                     hypertable_sql, partitioned_sql, table_specs, wider)
+from .schema import (
+    ENSURE_PARTITIONS_FN,
+    PARTITIONS_AHEAD_DAYS,
+    TableSpec,
+    create_table_sql,
+    hypertable_sql,
+    partitioned_sql,
+    table_specs,
+    wider,
+)
 
 MIGRATIONS_TABLE = "ess_schema_migrations"
 _LOCK_KEY = 0x455353  # "ESS": serialises concurrent migrate runs
@@ -112,8 +120,8 @@ def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
             cur.execute(s)
         m = Migration(last + 1, mode, "; ".join(notes), tuple(stmts))
         checksum = hashlib.sha256("\n".join(stmts).encode()).hexdigest()
-        cur.execute(f"INSERT INTO {ident(MIGRATIONS_TABLE)} "
-                    "(version, mode, description, checksum, statements) VALUES (%s, %s, %s, %s, %s)",
+        cur.execute(f"INSERT INTO {ident(MIGRATIONS_TABLE)} (version, mode, description, "
+                    "checksum, statements) VALUES (%s, %s, %s, %s, %s)",
                     (m.version, m.mode, m.description, checksum, list(stmts)))
         conn.commit()
         return m

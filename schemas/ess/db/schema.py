@@ -123,7 +123,7 @@ def partitioned_sql(spec: TableSpec) -> list[str]:
 
 
 def render_schema(maps: list[RegisterMap], mode: str) -> str:
-    """The full DDL for a fresh database, as text (for schemas/sql/ and `ess db migrate --print`)."""
+    """The full DDL for a fresh database (rendered into schemas/sql/)."""
     specs = table_specs(maps)
     out = []
     if mode == "partitioned":

@@ -2,7 +2,7 @@
 
 from .csv_import import map_from_csv
 from .load import MapError, load_map, load_map_file, parse_map
-from .model import Block, Field, RegisterMap, Register
+from .model import Block, Field, Register, RegisterMap
 
 __all__ = [
     "Block", "Field", "MapError", "Register", "RegisterMap",

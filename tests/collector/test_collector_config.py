@@ -15,7 +15,7 @@ DEVICE = {"host": "127.0.0.1", "port": 5020, "bank_id": 1}
 
 
 def _doc(**collector) -> dict:
-    return {"sites": [{"site_id": "site-a", "devices": [DEVICE]}],
+    return {"sites": [{"site_id": "site-a", "devices": [dict(DEVICE)]}],
             "collector": {"topic": TOPIC, **collector}}
 
 
@@ -45,18 +45,17 @@ def test_bad_collector_section_names_the_field(section, field):
     assert any(p.startswith(field) for p in err.value.problems), err.value.problems
 
 
-def test_ess_collect_refuses_bad_config(tmp_path):
-    bad = _doc(timeout=2.0)
+def test_bad_sites_section_names_the_field():
+    bad = _doc()
     bad["sites"][0]["devices"][0]["port"] = 70000
+    with pytest.raises(ConfigError) as err:
+        parse_sites(bad)
+    assert any(p.startswith("sites[0].devices[0].port") for p in err.value.problems)
+
+
+def test_ess_collect_refuses_bad_config(tmp_path):
     path = tmp_path / "sites.yaml"
-    path.write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "ess.cli", "collect", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "sites[0].devices[0].port" in proc.stderr
-    # sites are checked first; a valid sites list with a bad collector section is refused too
-    bad["sites"][0]["devices"][0]["port"] = 5020
-    path.write_text(yaml.safe_dump(bad))
+    path.write_text(yaml.safe_dump(_doc(timeout=2.0)))
     proc = subprocess.run([sys.executable, "-m", "ess.cli", "collect", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "collector.timeout" in proc.stderr

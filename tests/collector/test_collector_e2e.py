@@ -1,6 +1,6 @@
 """End to end: simulator (real Modbus TCP) -> `ess collect` (subprocess) -> Pub/Sub emulator.
 
-One 10-second run with three banks: bank 1 healthy, bank 2 answers PCS with exception replies,
+One 8-second run with three banks: bank 1 healthy, bank 2 answers PCS with exception replies,
 bank 3 times out on BMS2. The tests below check different outcomes of that run.
 """
 
@@ -23,7 +23,7 @@ from ess.regmap import load_map
 from ess_collector.simulator.faults import Fault, FaultPlan
 from ess_collector.simulator.server import Simulator
 
-TICKS = 10
+TICKS = 8
 FAULTS = [{"kind": "exception", "bank": 2, "block": "PCS", "code": 4},
           {"kind": "timeout", "bank": 3, "block": "BMS2", "delay": 2.0}]
 

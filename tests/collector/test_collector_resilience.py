@@ -58,7 +58,7 @@ def test_pubsub_outage_then_recovery_delivers_everything_in_order(tmp_path, stac
         before = pull_frames(emu, sub, until=lambda fs: len(fs) >= 4, timeout=20)
         emu.stop()                      # publishes retry (ordered) while it is down
         down_at = time.time()
-        time.sleep(5)
+        time.sleep(3)
         emu.start()
         time.sleep(4)                   # the topic is missing for a while: publishes fail
         emu.admin.create_topic(name)
@@ -101,13 +101,13 @@ def test_kill9_and_restart_lose_nothing(tmp_path, pubsub_emulator):
     try:
         col.start()
         _wait_for(lambda: _started(col), 30, "collector start")
-        time.sleep(3.3)                  # mid-run, between ticks
+        time.sleep(2.6)                  # mid-run, between ticks
         col.kill9()
         killed_at = time.time()
         col = CollectorProcess(config, pubsub_emulator.host, log).start()
         time.sleep(1)
         _wait_for(lambda: sum(_started_line(e) for e in col.events()) >= 2, 30, "restart")
-        time.sleep(3)
+        time.sleep(2)
         assert col.terminate() == 0
         got = pull_frames(pubsub_emulator, sub, timeout=20)
     finally:

@@ -137,9 +137,6 @@ def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: boo
     maps_text = ",".join(f"{m.map_id}@{m.version}" for m in maps)
     results, entries = [], {}
     run_id = uuid.uuid4().hex
-    sock = getattr(conn, "_usock", None)  # pg8000 applies the connect timeout to every read
-    if sock is not None:
-        sock.settimeout(QUERY_TIMEOUT)
     conn.autocommit = True
     cur = conn.cursor()
     try:

@@ -14,7 +14,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ess.sites import ConfigError, load_sites
 
     from .destinations import DestinationError, parse_destination
-    from .export import BadRequest, date_range, export_jobs, parse_date, plan_jobs
+    from .export import QUERY_TIMEOUT, BadRequest, date_range, export_jobs, parse_date, plan_jobs
 
     setup_logging("export", level=args.log_level)
 
@@ -47,7 +47,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except (BadRequest, DestinationError, ConfigError) as exc:
         return fail(str(exc))
     try:
-        conn = connect(args.dsn)
+        conn = connect(args.dsn, read_timeout=QUERY_TIMEOUT)
     except (DatabaseUnavailable, ValueError) as exc:
         return fail(str(exc), 1)
     from tqdm import tqdm

@@ -11,7 +11,7 @@ from ess.logs import event
 from ess.sites import ConfigError, SitesConfig, load_sites
 
 from .destinations import DestinationError, GcsDestination
-from .export import BadRequest, export_jobs, parse_date, plan_jobs
+from .export import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, plan_jobs
 
 log = logging.getLogger("ess.export")
 _lock = threading.Lock()
@@ -82,7 +82,7 @@ def handle(request):
         return {"error": str(exc)}, 500
     conn = None
     try:
-        conn = connect()
+        conn = connect(read_timeout=QUERY_TIMEOUT)
         summary = export_jobs(conn, jobs, dest, gzip=gzip)
     except Exception as exc:
         event(log, f"export failed: {exc}", stage="accumulate", level=logging.ERROR,

@@ -65,6 +65,8 @@ class Services:
 BENCHMARKS = [
     ("ess_local.bench_model", "bench_decode", ()),
     ("ess_local.bench_model", "bench_storage", ("pg",)),
+    ("ess_functions.bench_export", "bench_export", ("pg", "gcs")),
+    ("ess_local.bench_e2e", "bench_e2e", ("pg",)),
 ]
 
 

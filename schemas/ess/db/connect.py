@@ -26,12 +26,20 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _no_delay(conn) -> None:
-    """Disable Nagle: pg8000 writes a small transaction in several packets, and Nagle plus
-    delayed ACKs stall each one ~40 ms."""
+def _tune(conn, no_delay: bool = True, read_timeout: float | None = None) -> None:
+    """Socket settings pg8000 does not expose.
+
+    Nagle off: pg8000 writes a small transaction in several packets, and Nagle plus delayed ACKs
+    stall each one ~40 ms. `read_timeout`: pg8000 applies its connect timeout to every read, too
+    short for a long COPY.
+    """
     sock = getattr(conn, "_usock", None)
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+    if sock is None:
+        return
+    if no_delay and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if read_timeout is not None:
+        sock.settimeout(read_timeout)
 
 
 def _ssl_context(query: str) -> ssl.SSLContext | None:
@@ -49,7 +57,8 @@ def _ssl_context(query: str) -> ssl.SSLContext | None:
     return ctx
 
 
-def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0):
+def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0,
+                read_timeout: float | None = None):
     """Open a pg8000 DB-API connection from `postgresql://user[:pw]@host:port/db[?sslmode=]`.
 
     Use `?sslmode=verify-full` for a database reached over an untrusted network.
@@ -65,15 +74,14 @@ def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0):
             application_name="ess", ssl_context=_ssl_context(u.query))
     except (pg8000.dbapi.InterfaceError, OSError) as exc:
         raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
-    if no_delay:
-        _no_delay(conn)
+    _tune(conn, no_delay, read_timeout)
     return conn
 
 
 _connector = None
 
 
-def connect_cloudsql(instance: str, db: str, user: str):
+def connect_cloudsql(instance: str, db: str, user: str, read_timeout: float | None = None):
     """Connect through the Cloud SQL Python connector with IAM database authentication."""
     global _connector
     from google.cloud.sql.connector import Connector, IPTypes
@@ -81,20 +89,20 @@ def connect_cloudsql(instance: str, db: str, user: str):
     if _connector is None:
         _connector = Connector(ip_type=IPTypes.PRIVATE, refresh_strategy="lazy")
     conn = _connector.connect(instance, "pg8000", user=user, db=db, enable_iam_auth=True)
-    _no_delay(conn)
+    _tune(conn, read_timeout=read_timeout)
     return conn
 
 
-def connect(dsn: str | None = None):
+def connect(dsn: str | None = None, read_timeout: float | None = None):
     """Connect using `dsn`, else the environment (ESS_DB_DSN, or ESS_DB_INSTANCE on Cloud Run)."""
     # e.g. ESS_DB_DSN=postgresql://ess@127.0.0.1:55432/ess
     dsn = dsn or os.environ.get("ESS_DB_DSN")
     if dsn:
-        return connect_dsn(dsn)
+        return connect_dsn(dsn, read_timeout=read_timeout)
     # e.g. ESS_DB_INSTANCE=my-project:asia-northeast3:ess-main
     instance = os.environ.get("ESS_DB_INSTANCE")
     if not instance:
         raise DatabaseUnavailable("set ESS_DB_DSN or ESS_DB_INSTANCE")
     # e.g. ESS_DB_NAME=ess, ESS_DB_USER=ingest-main@my-project.iam
     return connect_cloudsql(instance, os.environ.get("ESS_DB_NAME", "ess"),
-                            os.environ["ESS_DB_USER"])
+                            os.environ["ESS_DB_USER"], read_timeout=read_timeout)

@@ -125,10 +125,12 @@ def reason_of(exc: Exception) -> str:
     return getattr(exc, "reason", type(exc).__name__)
 
 
-def out_of_range_text(summary: list[dict]) -> str:
-    """`BMS1 12 soc x3 [101..120]; ...` (the seed logs block, address, value one by one)."""
-    return "; ".join(f"{s['block']} {s['address']} {s['column']} x{s['count']} "
-                     f"[{s['min']:g}..{s['max']:g}]" for s in summary)
+def out_of_range_text(summary: list[dict], limit: int = 20) -> str:
+    """`BMS1 12 soc x3 [101..120]; ...` (the seed logs block, address, value one by one);
+    the `out_of_range` field of the same log line lists every register."""
+    text = "; ".join(f"{s['block']} {s['address']} {s['column']} x{s['count']} "
+                     f"[{s['min']:g}..{s['max']:g}]" for s in summary[:limit])
+    return text + (f"; and {len(summary) - limit} more" if len(summary) > limit else "")
 
 
 class Connections:
@@ -234,7 +236,13 @@ class Ingestor:
 
     def _poison(self, message: Message, exc: Exception, ids: dict) -> Outcome:
         reason = reason_of(exc)
-        uri = self.quarantine.keep(message, self.sink, reason, str(exc))
+        try:
+            uri = self.quarantine.keep(message, self.sink, reason, str(exc))
+        except Exception as qexc:
+            event(log, f"cannot quarantine message {message.message_id} ({reason}): {qexc}; "
+                  "it will be retried", stage="preprocess", level=logging.ERROR, reason=reason,
+                  error=str(qexc), transient=True, **ids)
+            raise
         event(log, f"quarantined message {message.message_id}: {reason}: {exc}",
               stage="preprocess", level=logging.ERROR, reason=reason, error=str(exc),
               quarantine=uri, bytes=len(message.data), **ids)

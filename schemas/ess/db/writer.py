@@ -46,6 +46,7 @@ class _Statement:
     """
 
     _sql_cache: dict[tuple, str] = {}
+    _cte_cache: dict[tuple, str] = {}
 
     def __init__(self) -> None:
         self.ctes: list[str] = []
@@ -56,15 +57,22 @@ class _Statement:
     def add(self, table: str, columns: tuple[str, ...], types: tuple[str, ...],
             arrays: list[str], on_conflict: str) -> None:
         self.shape.append((table, columns, types, on_conflict))
+        first = len(self.params) + 1
         self.params += arrays
         self.tables.append(table)
-        if tuple(self.shape) in self._sql_cache:
-            self.ctes.append("")  # the cached text covers it
-            return
+        key = (len(self.ctes), first, table, columns, types, on_conflict)
+        cte = self._cte_cache.get(key)
+        if cte is None:
+            cte = self._cte_cache[key] = self._cte(len(self.ctes), first, table, columns, types,
+                                                   on_conflict)
+        self.ctes.append(cte)
+
+    @staticmethod
+    def _cte(position: int, first: int, table: str, columns: tuple[str, ...],
+             types: tuple[str, ...], on_conflict: str) -> str:
         keys = KEYS[table]
         names = [k for k, _ in keys] + list(columns)
         typs = [t for _, t in keys] + list(types) + ["text"]
-        first = len(self.params) - len(arrays) + 1
         args = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(typs))
         alias = [f"c{i}" for i in range(len(names))] + ["oor"]
         select = ", ".join(ident(a) for a in alias[:-1]) + ", string_to_array(u.oor, ',')"
@@ -75,8 +83,8 @@ class _Statement:
             tail = f"ON CONFLICT ({conflict_keys}) DO UPDATE SET {sets}"
         else:
             tail = "ON CONFLICT DO NOTHING"
-        self.ctes.append(
-            f"{ident('w' + str(len(self.ctes)))} AS (INSERT INTO {ident(table)} "
+        return (
+            f"{ident('w' + str(position))} AS (INSERT INTO {ident(table)} "
             f"({', '.join(ident(n) for n in names)}, {ident('out_of_range')}) "
             f"SELECT {select} FROM unnest({args}) AS u({', '.join(ident(a) for a in alias)}) "
             f"{tail} RETURNING 1)")

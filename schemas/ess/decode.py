@@ -232,11 +232,15 @@ class Decoder:
         values, oor = self.cells(raw, ok)
         summary = []
         counts = oor.sum(axis=0)
-        for c in np.flatnonzero(counts).tolist():
-            f, hit = self.layout[c], values[oor[:, c], c]
-            summary.append({"block": f.block, "address": f.address, "column": f.column,
-                            "count": int(counts[c]), "min": float(hit.min()),
-                            "max": float(hit.max())})
+        cols = np.flatnonzero(counts)
+        if len(cols):  # min/max of the flagged values, all columns at once
+            v, o = values[:, cols], oor[:, cols]
+            lows = np.where(o, v, np.inf).min(axis=0).tolist()
+            highs = np.where(o, v, -np.inf).max(axis=0).tolist()
+            for c, lo, hi in zip(cols.tolist(), lows, highs, strict=True):
+                f = self.layout[c]
+                summary.append({"block": f.block, "address": f.address, "column": f.column,
+                                "count": int(counts[c]), "min": lo, "max": hi})
         return self._tables(values, oor, ok), summary
 
     def _tables(self, values: np.ndarray, oor: np.ndarray,

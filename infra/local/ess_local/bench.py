@@ -65,6 +65,8 @@ class Services:
 BENCHMARKS = [
     ("ess_local.bench_model", "bench_decode", ()),
     ("ess_local.bench_model", "bench_storage", ("pg",)),
+    ("ess_collector.bench", "cpu_per_poll", ()),
+    ("ess_collector.bench", "banks_sustained", ()),
     ("ess_functions.bench_export", "bench_export", ("pg", "gcs")),
     ("ess_local.bench_e2e", "bench_e2e", ("pg",)),
 ]
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 fn = getattr(importlib.import_module(module), func)
                 result = fn(*(getattr(services, n) for n in needs))
+                result = [result] if isinstance(result, dict) else result
             except Exception as exc:  # a broken benchmark is reported, and fails the run
                 traceback.print_exc()
                 failed += 1

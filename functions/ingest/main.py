@@ -5,7 +5,10 @@ Clients (sites config, database connections, storage) are created on first use a
 """
 
 import functions_framework
-from ess_functions.ingest import handle_cloud_event
+from ess_functions.ingest import handle_cloud_event, warm
+
+# Cloud Run routes traffic to an instance once its module has loaded: do start-up work here.
+warm()
 
 
 @functions_framework.cloud_event

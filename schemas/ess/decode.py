@@ -17,6 +17,10 @@ class DecodeError(ValueError):
     """Raw registers do not fit the map (missing block, wrong length, value out of 0..65535)."""
 
 
+def _is_register(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535
+
+
 @dataclass
 class TableBatch:
     """Decoded rows of one table for a batch of frames."""
@@ -153,9 +157,7 @@ class Decoder:
                 raise DecodeError(f"block {name}: expected {size} registers, got {len(regs)}")
             arr = np.asarray(regs)
             if arr.dtype.kind not in "iu" or (arr.size and (arr.min() < 0 or arr.max() > 65535)):
-                bad = next((j for j, v in enumerate(regs)
-                            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 65535),
-                           0)
+                bad = next((j for j, v in enumerate(regs) if not _is_register(v)), 0)
                 raise DecodeError(f"block {name}: register {bad} (address "
                                   f"{self.map.block(name).start + bad}) is {regs[bad]!r}, "
                                   "not an integer in 0..65535")

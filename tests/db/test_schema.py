@@ -5,7 +5,6 @@ import copy
 import numpy as np
 import pytest
 import yaml
-
 from ess import paths
 from ess.codec import BlockData, BlockStatus, Frame
 from ess.db.connect import connect_dsn

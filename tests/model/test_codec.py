@@ -1,12 +1,19 @@
 """Frame codec: round trip, size, and typed errors on bad bytes."""
 
 import pytest
+from ess.codec import (
+    BlockData,
+    BlockStatus,
+    CorruptFrame,
+    Frame,
+    FrameError,
+    UnknownVersion,
+    decode_frames,
+    encode_frames,
+)
+from ess.regmap import load_map
 from hypothesis import given
 from hypothesis import strategies as st
-
-from ess.codec import (BlockData, BlockStatus, CorruptFrame, Frame, FrameError, UnknownVersion,
-                       decode_frames, encode_frames)
-from ess.regmap import load_map
 
 
 def full_frame(seq=1, site="site-a"):

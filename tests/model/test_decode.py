@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 import yaml
-from hypothesis import given
-from hypothesis import strategies as st
-
 from ess.decode import DecodeError, Decoder, decoder_for
 from ess.regmap import load_map, parse_map
+from hypothesis import given
+from hypothesis import strategies as st
 
 MAP = load_map("default")
 DEC = decoder_for(MAP)

@@ -1,11 +1,10 @@
 """Read plan: derived from the map, at most 125 registers a request."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from ess.plan import MAX_REGISTERS_PER_READ, read_plan
 from ess.regmap import load_map, parse_map
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_default_plan_matches_the_seeds_reads():

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ess import paths
 from ess.regmap import MapError, load_map, load_map_file, parse_map
 

@@ -67,6 +67,7 @@ BENCHMARKS = [
     ("ess_local.bench_model", "bench_storage", ("pg",)),
     ("ess_collector.bench", "cpu_per_poll", ()),
     ("ess_collector.bench", "banks_sustained", ()),
+    ("ess_functions.bench_ingest", "bench_ingest", ("pg",)),
     ("ess_functions.bench_export", "bench_export", ("pg", "gcs")),
     ("ess_local.bench_e2e", "bench_e2e", ("pg",)),
 ]

@@ -157,10 +157,10 @@ class Pipeline:
         if not hasattr(archive, "main"):
             return
         sub = f"{PREFIX}-frames-raw-archive"
-        self.admin.create_pull_subscription(sub, TOPIC)
+        self.admin.create_pull_subscription(sub, TOPIC, ack_deadline=60)
         self.stack.enter_context(ManagedProcess(
             [sys.executable, "-m", "ess_functions.archive", "--subscription",
-             f"projects/{PROJECT}/subscriptions/{sub}", "--dest", f"gs://{BUCKETS['archive']}/raw"],
+             f"projects/{PROJECT}/subscriptions/{sub}", "--dest", f"gs://{BUCKETS['archive']}/frames/"],
             name="archiver", log_path=self.logs / "archiver.log", env={**os.environ, **env}))
 
     # ---- watch ------------------------------------------------------------------------------

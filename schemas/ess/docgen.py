@@ -45,8 +45,8 @@ def render_data_spec(m: RegisterMap) -> str:
                      "adds the rack stride." if table == "rack" else "")
         key = ", ".join(k for k, _ in KEYS[table][1:])
         out += ["", f"## `{table}`", "", f"Unique key: ({key}, ts).{rack_note}", "",
-                "| column | block | address | type | scale | unit | min | max | invert | SQL type |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "| column | block | address | type | scale | unit | min | max | invert "
+                "| SQL type |", "|---|---|---|---|---|---|---|---|---|---|"]
         for name, typ in KEYS[table]:
             out.append(f"| `{name}` | | | | | | | | | {typ} — {_KEY_TEXT[name]} |")
         for f in m.table_fields(table):

@@ -27,13 +27,13 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def ours(banks: int, seconds: float) -> dict:
-    """Run the local pipeline with `banks` simulated sites (one bank each)."""
+def ours(sites: int, banks: int, seconds: float) -> dict:
+    """Run the local pipeline with `sites` simulated sites of `banks` banks each."""
     from .run import Pipeline
 
     root = Path(tempfile.mkdtemp(prefix="ess-e2e-"))
     root.chmod(0o755)
-    p = Pipeline(root, None, banks)
+    p = Pipeline(root, None, sites, banks)
     with p.stack:
         p.start()
         time.sleep(WARMUP_S)
@@ -129,8 +129,8 @@ def seed_like(banks: int, seconds: float, dsn: str, port: int) -> dict:
             "mean": statistics.fmean(latencies) if latencies else float("nan")}
 
 
-def bench_e2e(pg, banks: int = 100, seconds: float = 30.0) -> list[dict]:
-    """Both designs at `banks` banks; the baseline writes into its own database on `pg`."""
+def bench_e2e(pg, sites: int = 10, banks_per_site: int = 10, seconds: float = 30.0) -> list[dict]:
+    """Both designs at sites x banks banks; the baseline writes into its own database on `pg`."""
     import sys
 
     from ess.db.connect import connect_dsn
@@ -139,7 +139,8 @@ def bench_e2e(pg, banks: int = 100, seconds: float = 30.0) -> list[dict]:
 
     from .bench_model import seed_layout
 
-    ours_r = ours(banks, seconds)
+    banks = sites * banks_per_site
+    ours_r = ours(sites, banks_per_site, seconds)
     dsn = pg.create_database("bench_e2e_seed", timescale=True)
     conn = connect_dsn(dsn)
     migrate(conn, [load_map("default")])
@@ -151,8 +152,10 @@ def bench_e2e(pg, banks: int = 100, seconds: float = 30.0) -> list[dict]:
                         log_path=Path(tempfile.mkdtemp()) / "sim.log") as sim:
         sim.wait_ready(port=port, timeout=30)
         base = seed_like(banks, seconds, dsn, port)
-    note = (f"End-to-end at {banks} banks: baseline is the seed's design (thread per bank, "
-            f"row-by-row INSERT and COMMIT) in the same run; it missed {base['missed']} "
+    note = (f"End-to-end at {banks} banks ({sites} sites x {banks_per_site} banks; the collector "
+            "sends one message per site and poll second): baseline is the seed's design "
+            "(thread per bank, row-by-row INSERT and COMMIT) in the same run; it missed "
+            f"{base['missed']} "
             "poll ticks.")
     return [
         {"figure": f"poll-to-row latency p50 at {banks} banks (ms)", "ours": ours_r["p50"],

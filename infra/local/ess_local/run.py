@@ -46,18 +46,25 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def simulated_sites(port: int, sites: int) -> dict:
-    """sites.yaml for `sites` simulated sites with one bank each (unit id k on one port)."""
-    return {"sites": [{"site_id": f"site-{chr(ord('a') + k)}", "timezone": "Asia/Seoul",
-                       "devices": [{"host": LOCALHOST, "port": port, "unit_id": k + 1,
-                                    "bank_id": 1, "map": "default"}]} for k in range(sites)]}
+def _site_name(k: int, sites: int) -> str:
+    """site-a, site-b, ... for a few sites; site-001, site-002, ... for many."""
+    return f"site-{chr(ord('a') + k)}" if sites <= 26 else f"site-{k + 1:03d}"
+
+
+def simulated_sites(port: int, sites: int, banks: int = 1) -> dict:
+    """sites.yaml for `sites` simulated sites of `banks` banks each, all on one port: the
+    simulator's bank (unit id) u = site index * banks + bank."""
+    return {"sites": [{"site_id": _site_name(k, sites), "timezone": "Asia/Seoul",
+                       "devices": [{"host": LOCALHOST, "port": port, "unit_id": k * banks + b,
+                                    "bank_id": b, "map": "default"}
+                                   for b in range(1, banks + 1)]} for k in range(sites)]}
 
 
 class Pipeline:
     """Starts, watches and stops the local pipeline."""
 
-    def __init__(self, run_dir: Path, config: Path | None, sites: int):
-        self.run_dir, self.config, self.n_sites = run_dir, config, sites
+    def __init__(self, run_dir: Path, config: Path | None, sites: int, banks: int = 1):
+        self.run_dir, self.config, self.n_sites, self.n_banks = run_dir, config, sites, banks
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stack = contextlib.ExitStack()
@@ -86,11 +93,12 @@ class Pipeline:
             port = free_port()
             self.sim = self.stack.enter_context(ManagedProcess(
                 [sys.executable, "-m", "ess.cli", "simulate", "--port", str(port), "--banks",
-                 str(self.n_sites), "--units"], name="simulator",
+                 str(self.n_sites * self.n_banks), "--units"], name="simulator",
                 log_path=self.logs / "simulator.log"))
             self.sim.wait_ready(port=port, timeout=30)
-            doc = simulated_sites(port, self.n_sites)
-            say(f"run: simulator serving {self.n_sites} banks on {LOCALHOST}:{port}")
+            doc = simulated_sites(port, self.n_sites, self.n_banks)
+            say(f"run: simulator serving {self.n_sites} site(s) x {self.n_banks} bank(s) on "
+                f"{LOCALHOST}:{port}")
         doc.setdefault("collector", {})
         doc["collector"].update({"stats_interval": STATUS_EVERY,
                                  "topic": f"projects/{PROJECT}/topics/{TOPIC}"})
@@ -316,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop after this many seconds (default: run until Ctrl-C)")
     p.add_argument("--config", default=os.environ.get("CONFIG") or None,
                    help="sites.yaml with real devices (default: the simulator)")
-    p.add_argument("--sites", type=int, default=3, help="simulated sites (one bank each)")
+    p.add_argument("--sites", type=int, default=3, help="simulated sites")
+    p.add_argument("--banks", type=int, default=1, help="simulated banks per site")
     p.add_argument("--run-dir", default=None)
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir or ROOT / ".run" / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     run_dir.mkdir(parents=True, exist_ok=True)
     run_dir.chmod(0o755)
-    pipeline = Pipeline(run_dir, Path(args.config).resolve() if args.config else None, args.sites)
+    pipeline = Pipeline(run_dir, Path(args.config).resolve() if args.config else None, args.sites,
+                        args.banks)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pipeline.stop.set())
     code = 0

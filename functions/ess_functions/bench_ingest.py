@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -146,6 +147,7 @@ def bench_ingest(cluster, single: int = 1200, batched: int = 4000, seed: int = 3
         fps["seed"] = _seed_way(dsn, regmap, _frames(regmap, "seed", seed, t0))
     finally:
         cluster.drop_database(name)
+        shutil.rmtree(work, ignore_errors=True)
     how = (f"one functions-framework process, {CLIENTS} concurrent push requests, "
            f"{'TimescaleDB' if cluster.timescale else 'PostgreSQL'} on 127.0.0.1")
     return [

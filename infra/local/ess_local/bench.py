@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += result
     finally:
         services.close()
+        shutil.rmtree(root, ignore_errors=True)
     Path(args.out).write_text(render(rows, _machine(), dt.date.today().isoformat()))
     print(f"bench: wrote {args.out}", file=sys.stderr)
     return 1 if failed else 0

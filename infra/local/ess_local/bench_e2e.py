@@ -9,6 +9,7 @@ client, preprocesses register by register and INSERTs + COMMITs row by row into 
 from __future__ import annotations
 
 import logging
+import shutil
 import statistics
 import tempfile
 import threading
@@ -34,6 +35,7 @@ def ours(sites: int, banks: int, seconds: float) -> dict:
     root = Path(tempfile.mkdtemp(prefix="ess-e2e-"))
     root.chmod(0o755)
     p = Pipeline(root, None, sites, banks)
+    p.stack.callback(shutil.rmtree, root, ignore_errors=True)   # runs last: after every stop
     with p.stack:
         p.start()
         time.sleep(WARMUP_S)
@@ -147,11 +149,12 @@ def bench_e2e(pg, sites: int = 10, banks_per_site: int = 10, seconds: float = 30
     seed_layout(conn, load_map("default"))
     conn.close()
     port = free_port()
-    with ManagedProcess([sys.executable, "-m", "ess.cli", "simulate", "--port", str(port),
-                         "--banks", str(banks), "--units"], name="simulator",
-                        log_path=Path(tempfile.mkdtemp()) / "sim.log") as sim:
+    with tempfile.TemporaryDirectory() as tmp, ManagedProcess(
+            [sys.executable, "-m", "ess.cli", "simulate", "--port", str(port), "--banks",
+             str(banks), "--units"], name="simulator", log_path=Path(tmp) / "sim.log") as sim:
         sim.wait_ready(port=port, timeout=30)
         base = seed_like(banks, seconds, dsn, port)
+    pg.drop_database("bench_e2e_seed")
     note = (f"End-to-end at {banks} banks ({sites} sites x {banks_per_site} banks; the collector "
             "sends one message per site and poll second): baseline is the seed's design "
             "(thread per bank, row-by-row INSERT and COMMIT) in the same run; it missed "

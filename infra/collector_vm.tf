@@ -40,7 +40,7 @@ resource "google_compute_instance" "collector" {
     ess-wheel-md5          = google_storage_bucket_object.collector_wheel.md5hash
     ess-sites-md5          = google_storage_bucket_object.sites.md5hash
     startup-script = templatefile("${path.module}/templates/collector-startup.sh.tftpl", {
-      bucket            = google_storage_bucket.artifacts.name
+      bucket            = google_storage_bucket.this["artifacts"].name
       wheel_object      = google_storage_bucket_object.collector_wheel.name
       sites_object      = google_storage_bucket_object.sites.name
       schemas_object    = google_storage_bucket_object.collector_schemas.name

@@ -55,7 +55,7 @@ resource "google_cloudfunctions2_function" "ingest" {
 
     source {
       storage_source {
-        bucket = google_storage_bucket.artifacts.name
+        bucket = google_storage_bucket.this["artifacts"].name
         object = google_storage_bucket_object.ingest_source.name
       }
     }
@@ -78,7 +78,7 @@ resource "google_cloudfunctions2_function" "ingest" {
       {
         ESS_SINK              = each.key
         ESS_SITES_CONFIG      = local.sites_uri
-        ESS_QUARANTINE_BUCKET = google_storage_bucket.quarantine.name
+        ESS_QUARANTINE_BUCKET = google_storage_bucket.this["quarantine"].name
       },
       each.value.instance == null ? {} : {
         ESS_DB_INSTANCE = each.value.instance
@@ -122,7 +122,7 @@ resource "google_cloudfunctions2_function" "export" {
 
     source {
       storage_source {
-        bucket = google_storage_bucket.artifacts.name
+        bucket = google_storage_bucket.this["artifacts"].name
         object = google_storage_bucket_object.export_source.name
       }
     }
@@ -144,12 +144,12 @@ resource "google_cloudfunctions2_function" "export" {
     environment_variables = merge(
       {
         ESS_SITES_CONFIG  = local.sites_uri
-        ESS_EXPORT_BUCKET = google_storage_bucket.csv.name
+        ESS_EXPORT_BUCKET = google_storage_bucket.this["csv"].name
       },
       local.main_sql ? {
-        ESS_DB_INSTANCE = google_sql_database_instance.main[0].connection_name
+        ESS_DB_INSTANCE = google_sql_database_instance.this["main"].connection_name
         ESS_DB_NAME     = var.db_name
-        ESS_DB_USER     = google_sql_user.export[0].name
+        ESS_DB_USER     = google_sql_user.iam["export"].name
       } : {},
     )
 

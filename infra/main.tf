@@ -48,21 +48,21 @@ locals {
   export_zip      = "${local.build_dir}/export.zip"
 
   sites_object = "config/sites.yaml"
-  sites_uri    = "gs://${google_storage_bucket.artifacts.name}/${local.sites_object}"
+  sites_uri    = "gs://${google_storage_bucket.this["artifacts"].name}/${local.sites_object}"
 
   # The two ingest sinks share source and entry point; they differ in SA, database and env.
   sinks = {
     main = {
       sa          = "ingest-main"
-      instance    = local.main_sql ? google_sql_database_instance.main[0].connection_name : null
+      instance    = local.main_sql ? google_sql_database_instance.this["main"].connection_name : null
       dsn_secret  = local.main_sql ? null : data.google_secret_manager_secret.main_dsn[0].secret_id
-      db_iam_user = local.main_sql ? google_sql_user.ingest_main[0].name : null
+      db_iam_user = local.main_sql ? google_sql_user.iam["ingest-main"].name : null
     }
     replica = {
       sa          = "ingest-replica"
-      instance    = local.replica_sql ? google_sql_database_instance.replica[0].connection_name : null
+      instance    = local.replica_sql ? google_sql_database_instance.this["replica"].connection_name : null
       dsn_secret  = local.replica_sql ? null : data.google_secret_manager_secret.replica_dsn[0].secret_id
-      db_iam_user = local.replica_sql ? google_sql_user.ingest_replica[0].name : null
+      db_iam_user = local.replica_sql ? google_sql_user.iam["ingest-replica"].name : null
     }
   }
 }

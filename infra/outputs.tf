@@ -21,10 +21,10 @@ output "export_function_url" {
 output "buckets" {
   description = "Bucket names by role."
   value = {
-    artifacts   = google_storage_bucket.artifacts.name
-    csv         = google_storage_bucket.csv.name
-    raw         = google_storage_bucket.raw.name
-    quarantine  = google_storage_bucket.quarantine.name
+    artifacts   = google_storage_bucket.this["artifacts"].name
+    csv         = google_storage_bucket.this["csv"].name
+    raw         = google_storage_bucket.this["raw"].name
+    quarantine  = google_storage_bucket.this["quarantine"].name
     access_logs = google_storage_bucket.access_logs.name
   }
 }
@@ -42,22 +42,22 @@ output "db_connection_names" {
 output "db_iam_users" {
   description = "Cloud SQL IAM database users (ESS_DB_USER) by component."
   value = {
-    ingest_main    = local.main_sql ? google_sql_user.ingest_main[0].name : null
-    ingest_replica = local.replica_sql ? google_sql_user.ingest_replica[0].name : null
-    export         = local.main_sql ? google_sql_user.export[0].name : null
+    ingest_main    = local.main_sql ? google_sql_user.iam["ingest-main"].name : null
+    ingest_replica = local.replica_sql ? google_sql_user.iam["ingest-replica"].name : null
+    export         = local.main_sql ? google_sql_user.iam["export"].name : null
   }
 }
 
 output "db_grants_sql" {
   description = "SQL to run (as the schema owner, after the migrations) on the Cloud SQL databases: ingest users may insert, export may only read."
   value = join("\n", compact([
-    local.main_sql ? "-- main (${var.db_name} on ${google_sql_database_instance.main[0].name})" : "",
-    local.main_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.ingest_main[0].name}\", \"${google_sql_user.export[0].name}\";" : "",
-    local.main_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.ingest_main[0].name}\";" : "",
-    local.main_sql ? "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.export[0].name}\";" : "",
-    local.replica_sql ? "-- replica (${var.db_name} on ${google_sql_database_instance.replica[0].name})" : "",
-    local.replica_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.ingest_replica[0].name}\";" : "",
-    local.replica_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.ingest_replica[0].name}\";" : "",
+    local.main_sql ? "-- main (${var.db_name} on ${google_sql_database_instance.this["main"].name})" : "",
+    local.main_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.iam["ingest-main"].name}\", \"${google_sql_user.iam["export"].name}\";" : "",
+    local.main_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.iam["ingest-main"].name}\";" : "",
+    local.main_sql ? "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.iam["export"].name}\";" : "",
+    local.replica_sql ? "-- replica (${var.db_name} on ${google_sql_database_instance.this["replica"].name})" : "",
+    local.replica_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.iam["ingest-replica"].name}\";" : "",
+    local.replica_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.iam["ingest-replica"].name}\";" : "",
   ]))
 }
 

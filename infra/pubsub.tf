@@ -73,7 +73,7 @@ resource "google_pubsub_subscription" "raw_archive" {
   labels                     = local.labels
 
   cloud_storage_config {
-    bucket                   = google_storage_bucket.raw.name
+    bucket                   = google_storage_bucket.this["raw"].name
     filename_prefix          = "frames/"
     filename_suffix          = ".avro"
     filename_datetime_format = "YYYY-MM-DD/hh_mm_ssZ"

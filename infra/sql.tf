@@ -7,16 +7,47 @@ resource "random_id" "db_suffix" {
   byte_length = 3
 }
 
+# One instance per sink that is not an external DSN (local.main_sql / local.replica_sql). The
+# instances differ only in what this map says; settings, flags and backups below are common.
+locals {
+  sql_instance_settings = {
+    main = {
+      enabled         = local.main_sql
+      region          = var.region
+      zone            = var.zone
+      maintenance_day = 7
+    }
+    replica = {
+      enabled         = local.replica_sql
+      region          = local.replica_region
+      zone            = var.replica_db_zone # checked against the region by the precondition below
+      maintenance_day = 6
+    }
+  }
+  sql_instances = { for k, v in local.sql_instance_settings : k => v if v.enabled }
+
+  # IAM database users (ESS_DB_USER): service-account key => instance key. Table privileges are
+  # SQL grants applied with the migrations: ingest-* get INSERT (+ SELECT for ON CONFLICT), export
+  # gets SELECT only (see output db_grants_sql).
+  sql_iam_users = {
+    for sa, instance in {
+      "ingest-main"    = "main"
+      export           = "main"
+      "ingest-replica" = "replica"
+    } : sa => instance if contains(keys(local.sql_instances), instance)
+  }
+}
+
 # Database flags (identical on both instances): IAM database authentication, pgAudit for DDL and
 # role changes, and the logging flags checkov's Cloud SQL PostgreSQL checks require
 # (checkpoints, connections, lock waits, hostnames, durations, temp files, error levels).
-resource "google_sql_database_instance" "main" {
+resource "google_sql_database_instance" "this" {
   #checkov:skip=CKV_GCP_79:Major version is pinned by var.db_version (default POSTGRES_17); a major upgrade is a deliberate, tested migration of the telemetry schema, not a static default.
-  count = local.main_sql ? 1 : 0
+  for_each = local.sql_instances
 
   project             = var.project_id
-  name                = "${var.prefix}-main-${random_id.db_suffix.hex}"
-  region              = var.region
+  name                = "${var.prefix}-${each.key}-${random_id.db_suffix.hex}"
+  region              = each.value.region
   database_version    = var.db_version
   deletion_protection = var.db_deletion_protection
 
@@ -31,7 +62,7 @@ resource "google_sql_database_instance" "main" {
     user_labels                 = local.labels
 
     location_preference {
-      zone = var.zone
+      zone = each.value.zone
     }
 
     ip_configuration {
@@ -54,141 +85,7 @@ resource "google_sql_database_instance" "main" {
     }
 
     maintenance_window {
-      day          = 7
-      hour         = 19
-      update_track = "stable"
-    }
-
-    insights_config {
-      query_insights_enabled  = true
-      record_application_tags = false
-      record_client_address   = false
-    }
-
-    database_flags {
-      name  = "cloudsql.iam_authentication"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "cloudsql.enable_pgaudit"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "pgaudit.log"
-      value = "ddl,role"
-    }
-
-    database_flags {
-      name  = "log_checkpoints"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "log_connections"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "log_disconnections"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "log_lock_waits"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "log_hostname"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "log_duration"
-      value = "on"
-    }
-
-    database_flags {
-      name  = "log_temp_files"
-      value = "0"
-    }
-
-    database_flags {
-      name  = "log_min_messages"
-      value = "error"
-    }
-
-    database_flags {
-      name  = "log_min_error_statement"
-      value = "error"
-    }
-
-    database_flags {
-      name  = "log_min_duration_statement"
-      value = "-1"
-    }
-
-    database_flags {
-      name  = "log_statement"
-      value = "ddl"
-    }
-
-    database_flags {
-      name  = "max_connections"
-      value = var.db_max_connections
-    }
-  }
-
-  depends_on = [google_service_networking_connection.private_services]
-}
-
-resource "google_sql_database_instance" "replica" {
-  #checkov:skip=CKV_GCP_79:Major version is pinned by var.db_version (default POSTGRES_17); a major upgrade is a deliberate, tested migration of the telemetry schema, not a static default.
-  count = local.replica_sql ? 1 : 0
-
-  project             = var.project_id
-  name                = "${var.prefix}-replica-${random_id.db_suffix.hex}"
-  region              = local.replica_region
-  database_version    = var.db_version
-  deletion_protection = var.db_deletion_protection
-
-  settings {
-    tier                        = var.db_tier
-    edition                     = "ENTERPRISE"
-    availability_type           = var.db_availability_type
-    disk_type                   = "PD_SSD"
-    disk_size                   = var.db_disk_size_gb
-    disk_autoresize             = true
-    deletion_protection_enabled = var.db_deletion_protection
-    user_labels                 = local.labels
-
-    location_preference {
-      zone = var.replica_db_zone
-    }
-
-    ip_configuration {
-      ipv4_enabled                                  = false
-      private_network                               = google_compute_network.vpc.id
-      ssl_mode                                      = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
-      enable_private_path_for_google_cloud_services = true
-    }
-
-    backup_configuration {
-      enabled                        = true
-      start_time                     = var.db_backup_start_time
-      point_in_time_recovery_enabled = true
-      transaction_log_retention_days = var.db_pitr_log_retention_days
-
-      backup_retention_settings {
-        retained_backups = var.db_backup_retained_count
-        retention_unit   = "COUNT"
-      }
-    }
-
-    maintenance_window {
-      day          = 6
+      day          = each.value.maintenance_day
       hour         = 19
       update_track = "stable"
     }
@@ -277,7 +174,7 @@ resource "google_sql_database_instance" "replica" {
 
   lifecycle {
     precondition {
-      condition     = startswith(var.replica_db_zone, local.replica_region)
+      condition     = each.key != "replica" || startswith(var.replica_db_zone, local.replica_region)
       error_message = "replica_db_zone must be a zone of replica_db_region (or of region when that is null)."
     }
   }
@@ -285,47 +182,55 @@ resource "google_sql_database_instance" "replica" {
   depends_on = [google_service_networking_connection.private_services]
 }
 
-resource "google_sql_database" "main" {
-  count = local.main_sql ? 1 : 0
+resource "google_sql_database" "this" {
+  for_each = local.sql_instances
 
   project  = var.project_id
-  instance = google_sql_database_instance.main[0].name
+  instance = google_sql_database_instance.this[each.key].name
   name     = var.db_name
 }
 
-resource "google_sql_database" "replica" {
-  count = local.replica_sql ? 1 : 0
+resource "google_sql_user" "iam" {
+  for_each = local.sql_iam_users
 
   project  = var.project_id
-  instance = google_sql_database_instance.replica[0].name
-  name     = var.db_name
-}
-
-# IAM database users (ESS_DB_USER). Table privileges are SQL grants applied with the migrations:
-# ingest-* get INSERT (+ SELECT for ON CONFLICT), export gets SELECT only (see output db_grants_sql).
-resource "google_sql_user" "ingest_main" {
-  count = local.main_sql ? 1 : 0
-
-  project  = var.project_id
-  instance = google_sql_database_instance.main[0].name
-  name     = trimsuffix(google_service_account.component["ingest-main"].email, ".gserviceaccount.com")
+  instance = google_sql_database_instance.this[each.value].name
+  name     = trimsuffix(google_service_account.component[each.key].email, ".gserviceaccount.com")
   type     = "CLOUD_IAM_SERVICE_ACCOUNT"
 }
 
-resource "google_sql_user" "export" {
-  count = local.main_sql ? 1 : 0
-
-  project  = var.project_id
-  instance = google_sql_database_instance.main[0].name
-  name     = trimsuffix(google_service_account.component["export"].email, ".gserviceaccount.com")
-  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+# These were count-based resources per instance before; keep their state across the rename.
+moved {
+  from = google_sql_database_instance.main[0]
+  to   = google_sql_database_instance.this["main"]
 }
 
-resource "google_sql_user" "ingest_replica" {
-  count = local.replica_sql ? 1 : 0
+moved {
+  from = google_sql_database_instance.replica[0]
+  to   = google_sql_database_instance.this["replica"]
+}
 
-  project  = var.project_id
-  instance = google_sql_database_instance.replica[0].name
-  name     = trimsuffix(google_service_account.component["ingest-replica"].email, ".gserviceaccount.com")
-  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+moved {
+  from = google_sql_database.main[0]
+  to   = google_sql_database.this["main"]
+}
+
+moved {
+  from = google_sql_database.replica[0]
+  to   = google_sql_database.this["replica"]
+}
+
+moved {
+  from = google_sql_user.ingest_main[0]
+  to   = google_sql_user.iam["ingest-main"]
+}
+
+moved {
+  from = google_sql_user.export[0]
+  to   = google_sql_user.iam["export"]
+}
+
+moved {
+  from = google_sql_user.ingest_replica[0]
+  to   = google_sql_user.iam["ingest-replica"]
 }

@@ -1,5 +1,8 @@
 # Buckets: uniform access, public access prevention enforced, versioning, lifecycle, access logs.
 
+# The access-log bucket stays a separate resource: the data buckets below log into it (a for_each
+# resource cannot reference its own instances), it does not log itself (CKV_GCP_62 skip) and its
+# lifecycle is different (logs expire; noncurrent versions go after a day).
 resource "google_storage_bucket" "access_logs" {
   #checkov:skip=CKV_GCP_62:This is the access-log sink of the other buckets; logging it into itself would recurse.
   project                     = var.project_id
@@ -43,42 +46,43 @@ resource "google_storage_bucket_iam_member" "access_logs_writer" {
   member = "group:cloud-storage-analytics@google.com"
 }
 
-# Wheel, function sources, sites.yaml.
-resource "google_storage_bucket" "artifacts" {
-  project                     = var.project_id
-  name                        = "${var.project_id}-${var.prefix}-artifacts"
-  location                    = local.bucket_location
-  storage_class               = "STANDARD"
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
-  labels                      = local.labels
-
-  versioning {
-    enabled = true
-  }
-
-  logging {
-    log_bucket        = google_storage_bucket.access_logs.name
-    log_object_prefix = "artifacts/"
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.noncurrent_version_days
+# The data buckets differ only in their lifecycle; everything else below is common to all of them.
+# A null age means "no such rule". Rules are emitted in a fixed order (NEARLINE, COLDLINE, Delete
+# by age, then the common deletion of noncurrent versions), the order the buckets had before.
+locals {
+  buckets = {
+    # Wheel, function sources, sites.yaml.
+    artifacts = {
+      nearline_after_days = null
+      coldline_after_days = null
+      delete_after_days   = null
     }
-    action {
-      type = "Delete"
+    # Daily CSV exports.
+    csv = {
+      nearline_after_days = var.nearline_after_days
+      coldline_after_days = null
+      delete_after_days   = null
+    }
+    # Raw frames written by the Cloud Storage subscription (Avro, with attributes).
+    raw = {
+      nearline_after_days = var.nearline_after_days
+      coldline_after_days = var.coldline_after_days
+      delete_after_days   = null
+    }
+    # Poison messages the ingest functions could not decode.
+    quarantine = {
+      nearline_after_days = var.nearline_after_days
+      coldline_after_days = null
+      delete_after_days   = var.quarantine_retention_days
     }
   }
-
-  depends_on = [google_project_service.apis]
 }
 
-# Daily CSV exports.
-resource "google_storage_bucket" "csv" {
+resource "google_storage_bucket" "this" {
+  for_each = local.buckets
+
   project                     = var.project_id
-  name                        = "${var.project_id}-${var.prefix}-csv"
+  name                        = "${var.project_id}-${var.prefix}-${each.key}"
   location                    = local.bucket_location
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true
@@ -92,71 +96,46 @@ resource "google_storage_bucket" "csv" {
 
   logging {
     log_bucket        = google_storage_bucket.access_logs.name
-    log_object_prefix = "csv/"
+    log_object_prefix = "${each.key}/"
   }
 
-  lifecycle_rule {
-    condition {
-      age                   = var.nearline_after_days
-      matches_storage_class = ["STANDARD"]
-    }
-    action {
-      type          = "SetStorageClass"
-      storage_class = "NEARLINE"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.noncurrent_version_days
-    }
-    action {
-      type = "Delete"
+  dynamic "lifecycle_rule" {
+    for_each = each.value.nearline_after_days == null ? [] : [each.value.nearline_after_days]
+    content {
+      condition {
+        age                   = lifecycle_rule.value
+        matches_storage_class = ["STANDARD"]
+      }
+      action {
+        type          = "SetStorageClass"
+        storage_class = "NEARLINE"
+      }
     }
   }
 
-  depends_on = [google_project_service.apis]
-}
-
-# Raw frames written by the Cloud Storage subscription (Avro, with attributes).
-resource "google_storage_bucket" "raw" {
-  project                     = var.project_id
-  name                        = "${var.project_id}-${var.prefix}-raw"
-  location                    = local.bucket_location
-  storage_class               = "STANDARD"
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
-  labels                      = local.labels
-
-  versioning {
-    enabled = true
-  }
-
-  logging {
-    log_bucket        = google_storage_bucket.access_logs.name
-    log_object_prefix = "raw/"
-  }
-
-  lifecycle_rule {
-    condition {
-      age                   = var.nearline_after_days
-      matches_storage_class = ["STANDARD"]
-    }
-    action {
-      type          = "SetStorageClass"
-      storage_class = "NEARLINE"
+  dynamic "lifecycle_rule" {
+    for_each = each.value.coldline_after_days == null ? [] : [each.value.coldline_after_days]
+    content {
+      condition {
+        age                   = lifecycle_rule.value
+        matches_storage_class = ["NEARLINE"]
+      }
+      action {
+        type          = "SetStorageClass"
+        storage_class = "COLDLINE"
+      }
     }
   }
 
-  lifecycle_rule {
-    condition {
-      age                   = var.coldline_after_days
-      matches_storage_class = ["NEARLINE"]
-    }
-    action {
-      type          = "SetStorageClass"
-      storage_class = "COLDLINE"
+  dynamic "lifecycle_rule" {
+    for_each = each.value.delete_after_days == null ? [] : [each.value.delete_after_days]
+    content {
+      condition {
+        age = lifecycle_rule.value
+      }
+      action {
+        type = "Delete"
+      }
     }
   }
 
@@ -172,86 +151,55 @@ resource "google_storage_bucket" "raw" {
   depends_on = [google_project_service.apis]
 }
 
-# Poison messages the ingest functions could not decode.
-resource "google_storage_bucket" "quarantine" {
-  project                     = var.project_id
-  name                        = "${var.project_id}-${var.prefix}-quarantine"
-  location                    = local.bucket_location
-  storage_class               = "STANDARD"
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy_buckets
-  labels                      = local.labels
+# The buckets were separate resources before; keep their state (and data) across the rename.
+moved {
+  from = google_storage_bucket.artifacts
+  to   = google_storage_bucket.this["artifacts"]
+}
 
-  versioning {
-    enabled = true
-  }
+moved {
+  from = google_storage_bucket.csv
+  to   = google_storage_bucket.this["csv"]
+}
 
-  logging {
-    log_bucket        = google_storage_bucket.access_logs.name
-    log_object_prefix = "quarantine/"
-  }
+moved {
+  from = google_storage_bucket.raw
+  to   = google_storage_bucket.this["raw"]
+}
 
-  lifecycle_rule {
-    condition {
-      age                   = var.nearline_after_days
-      matches_storage_class = ["STANDARD"]
-    }
-    action {
-      type          = "SetStorageClass"
-      storage_class = "NEARLINE"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      age = var.quarantine_retention_days
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.noncurrent_version_days
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  depends_on = [google_project_service.apis]
+moved {
+  from = google_storage_bucket.quarantine
+  to   = google_storage_bucket.this["quarantine"]
 }
 
 # --- objects uploaded by Terraform --------------------------------------------
 
 resource "google_storage_bucket_object" "collector_wheel" {
-  bucket = google_storage_bucket.artifacts.name
+  bucket = google_storage_bucket.this["artifacts"].name
   name   = "collector/${local.collector_wheel}"
   source = "${local.build_dir}/${local.collector_wheel}"
 }
 
 resource "google_storage_bucket_object" "collector_schemas" {
-  bucket = google_storage_bucket.artifacts.name
+  bucket = google_storage_bucket.this["artifacts"].name
   name   = "collector/ess-schemas-${filemd5(local.schemas_tar)}.tar.gz"
   source = local.schemas_tar
 }
 
 resource "google_storage_bucket_object" "ingest_source" {
-  bucket = google_storage_bucket.artifacts.name
+  bucket = google_storage_bucket.this["artifacts"].name
   name   = "functions/ingest-${filemd5(local.ingest_zip)}.zip"
   source = local.ingest_zip
 }
 
 resource "google_storage_bucket_object" "export_source" {
-  bucket = google_storage_bucket.artifacts.name
+  bucket = google_storage_bucket.this["artifacts"].name
   name   = "functions/export-${filemd5(local.export_zip)}.zip"
   source = local.export_zip
 }
 
 resource "google_storage_bucket_object" "sites" {
-  bucket       = google_storage_bucket.artifacts.name
+  bucket       = google_storage_bucket.this["artifacts"].name
   name         = local.sites_object
   source       = var.sites_config_path
   content_type = "application/yaml"
@@ -264,7 +212,7 @@ resource "google_storage_bucket_object" "sites" {
 resource "google_storage_bucket_iam_member" "artifacts_reader" {
   for_each = toset(["collector", "ingest-main", "ingest-replica", "export", "builder"])
 
-  bucket = google_storage_bucket.artifacts.name
+  bucket = google_storage_bucket.this["artifacts"].name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.component[each.key].email}"
 }
@@ -272,27 +220,27 @@ resource "google_storage_bucket_iam_member" "artifacts_reader" {
 resource "google_storage_bucket_iam_member" "quarantine_writer" {
   for_each = toset(["ingest-main", "ingest-replica"])
 
-  bucket = google_storage_bucket.quarantine.name
+  bucket = google_storage_bucket.this["quarantine"].name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_service_account.component[each.key].email}"
 }
 
 # objectUser (not objectCreator): a re-run of a day's export overwrites its CSV files.
 resource "google_storage_bucket_iam_member" "csv_writer" {
-  bucket = google_storage_bucket.csv.name
+  bucket = google_storage_bucket.this["csv"].name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.component["export"].email}"
 }
 
 # The Cloud Storage subscription writes as the Pub/Sub service agent.
 resource "google_storage_bucket_iam_member" "raw_pubsub_creator" {
-  bucket = google_storage_bucket.raw.name
+  bucket = google_storage_bucket.this["raw"].name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${google_project_service_identity.pubsub.email}"
 }
 
 resource "google_storage_bucket_iam_member" "raw_pubsub_reader" {
-  bucket = google_storage_bucket.raw.name
+  bucket = google_storage_bucket.this["raw"].name
   role   = "roles/storage.legacyBucketReader"
   member = "serviceAccount:${google_project_service_identity.pubsub.email}"
 }

@@ -30,37 +30,37 @@ EXPECTED_ROLES = {
         "roles/logging.logWriter on project",
         "roles/monitoring.metricWriter on project",
         "roles/pubsub.publisher on google_pubsub_topic.frames",
-        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
     },
     "ingest-main": {
         "roles/cloudsql.client on project",
         "roles/cloudsql.instanceUser on project",
         "roles/logging.logWriter on project",
-        "roles/storage.objectViewer on google_storage_bucket.artifacts",
-        "roles/storage.objectCreator on google_storage_bucket.quarantine",
+        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
+        'roles/storage.objectCreator on google_storage_bucket.this["quarantine"]',
         "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.main_dsn",
     },
     "ingest-replica": {
         "roles/cloudsql.client on project",
         "roles/cloudsql.instanceUser on project",
         "roles/logging.logWriter on project",
-        "roles/storage.objectViewer on google_storage_bucket.artifacts",
-        "roles/storage.objectCreator on google_storage_bucket.quarantine",
+        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
+        'roles/storage.objectCreator on google_storage_bucket.this["quarantine"]',
         "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.replica_dsn",
     },
     "export": {
         "roles/cloudsql.client on project",
         "roles/cloudsql.instanceUser on project",
         "roles/logging.logWriter on project",
-        "roles/storage.objectViewer on google_storage_bucket.artifacts",
-        "roles/storage.objectUser on google_storage_bucket.csv",
+        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
+        'roles/storage.objectUser on google_storage_bucket.this["csv"]',
         "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.main_dsn",
     },
     "invoker": {"roles/run.invoker on google_cloudfunctions2_function.ingest"},
     "scheduler": {"roles/run.invoker on google_cloudfunctions2_function.export"},
     "builder": {
         "roles/logging.logWriter on project",
-        "roles/storage.objectViewer on google_storage_bucket.artifacts",
+        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
         "roles/artifactregistry.writer on google_artifact_registry_repository.functions",
     },
     # Google-managed identities.
@@ -68,8 +68,8 @@ EXPECTED_ROLES = {
         'roles/iam.serviceAccountTokenCreator on google_service_account.component["invoker"]',
         "roles/pubsub.publisher on google_pubsub_topic.dead_letter",
         "roles/pubsub.subscriber on google_pubsub_subscription.ingest",
-        "roles/storage.objectCreator on google_storage_bucket.raw",
-        "roles/storage.legacyBucketReader on google_storage_bucket.raw",
+        'roles/storage.objectCreator on google_storage_bucket.this["raw"]',
+        'roles/storage.legacyBucketReader on google_storage_bucket.this["raw"]',
     },
     "group:cloud-storage-analytics@google.com": {
         "roles/storage.objectCreator on google_storage_bucket.access_logs",
@@ -130,7 +130,8 @@ def block(body: dict, name: str) -> dict:
 
 
 def text(v) -> str:
-    return json.dumps(v) if not isinstance(v, str) else v
+    """Searchable text of a parsed value (quotes unescaped, so `x["key"]` reads as written)."""
+    return json.dumps(v).replace('\\"', '"') if not isinstance(v, str) else v
 
 
 def refs(v) -> set[tuple[str, str]]:
@@ -280,7 +281,8 @@ def test_all_references_resolve(root):
     known = defined(root)
     for path in ROOT_TF:
         d = parse(path)
-        for r in refs(d):
+        # `moved.from` names former addresses on purpose; test_moved_blocks checks them.
+        for r in refs({k: v for k, v in d.items() if k != "moved"}):
             if r[0] == "google_project" and r[1] == "this":
                 pass
             assert r in known or (r[0] == "data.google_project" and r[1] == "this"), \
@@ -290,6 +292,28 @@ def test_all_references_resolve(root):
             assert name in root["locals"], f"{path.name}: undefined local.{name}"
         for name in re.findall(r"\bvar\.([a-z0-9_]+)", body):
             assert name in root["variable"], f"{path.name}: undefined var.{name}"
+
+
+def test_moved_blocks(root):
+    """Renamed resources keep their state: every `from` is gone, every `to` exists."""
+    known = defined(root)
+    moved = [m for p in ROOT_TF for m in parse(p).get("moved", [])]
+    assert moved, "the for_each buckets and Cloud SQL resources replaced named ones"
+    for m in moved:
+        (src,), (dst,) = refs(m["from"]), refs(m["to"])
+        assert src not in known, f"moved from {src}, which still exists"
+        assert dst in known, f"moved to undefined {dst}"
+        key = re.search(r'\["([^"]+)"\]', m["to"])
+        if key and dst == ("google_storage_bucket", "this"):
+            assert key.group(1) in root["locals"]["buckets"], m
+    targets = {m["to"] for m in moved}
+    for k in root["locals"]["buckets"]:
+        assert f'${{google_storage_bucket.this["{k}"]}}' in targets, k
+    for k in ("main", "replica"):
+        assert f'${{google_sql_database_instance.this["{k}"]}}' in targets, k
+        assert f'${{google_sql_database.this["{k}"]}}' in targets, k
+    for k in ("ingest-main", "ingest-replica", "export"):
+        assert f'${{google_sql_user.iam["{k}"]}}' in targets, k
 
 
 def test_push_subscriptions_target_functions_with_oidc(root):
@@ -313,7 +337,7 @@ def test_push_subscriptions_target_functions_with_oidc(root):
     assert "[each.key]" in block(pushes["ingest"], "push_config")["push_endpoint"]
     assert set(root["locals"]["sinks"]) == {"main", "replica"}
     gcs = [s for s in subs.values() if "cloud_storage_config" in s]
-    assert gcs and "google_storage_bucket.raw" in text(gcs[0])
+    assert gcs and 'google_storage_bucket.this["raw"]' in text(gcs[0])
 
 
 def _documented_env() -> set[str]:
@@ -341,7 +365,7 @@ def test_function_env_and_secrets_refer_to_defined_resources(root):
         build = block(fn, "build_config")
         assert build["entry_point"] == entry[name]
         source = block(block(build, "source"), "storage_source")
-        assert "google_storage_bucket.artifacts" in text(source)
+        assert 'google_storage_bucket.this["artifacts"]' in text(source)
         svc = block(fn, "service_config")
         env = text(svc["environment_variables"])
         keys = set(re.findall(r"\b(ESS_[A-Z_]+)\s*=", env))
@@ -363,8 +387,8 @@ def test_function_env_and_secrets_refer_to_defined_resources(root):
     sinks = text(root["locals"]["sinks"])
     assert "data.google_secret_manager_secret.main_dsn" in sinks
     assert "data.google_secret_manager_secret.replica_dsn" in sinks
-    assert "google_sql_database_instance.main" in sinks
-    assert "google_sql_database_instance.replica" in sinks
+    assert 'google_sql_database_instance.this["main"]' in sinks
+    assert 'google_sql_database_instance.this["replica"]' in sinks
     export_svc = block(functions["export"], "service_config")
     export_secret = export_svc["dynamic"][0]["secret_environment_variables"]
     assert "data.google_secret_manager_secret.main_dsn" in text(export_secret)
@@ -383,8 +407,6 @@ def _actual_roles(root: dict) -> dict[str, set[str]]:
             member, role = body["member"], body["role"]
             attr = next(a for a in target_attrs if a in body)
             target = TARGET_REF.search(body[attr]).group(0)
-            if 'component["' not in target:
-                target = re.sub(r"\[.*$", "", target)
             if "google_project_service_identity.pubsub" in member:
                 who = ["pubsub-agent"]
             elif member.startswith("group:"):
@@ -419,36 +441,80 @@ def test_scheduler_targets_export_with_oidc(root):
     assert root["variable"]["export_time_zone"]["default"] == "Asia/Seoul"
 
 
+def _buckets(root: dict) -> dict[str, dict]:
+    """Bucket key -> resource body; a for_each bucket appears once per key of its locals map."""
+    out = {}
+    for name, b in root["resource"]["google_storage_bucket"].items():
+        if "for_each" in b:
+            m = re.fullmatch(r"\$\{local\.([a-z_]+)\}", b["for_each"])
+            assert m, f"{name}: for_each must be a locals map of per-bucket settings"
+            out.update({k: b for k in root["locals"][m.group(1)]})
+        else:
+            out[name] = b
+    return out
+
+
+def _lifecycle_rules(root: dict, key: str, b: dict) -> list[str]:
+    """Lifecycle rules of bucket `key`: static ones plus the dynamic ones its settings enable."""
+    settings = root["locals"]["buckets"].get(key, {}) if "for_each" in b else {}
+    rules = [text(r) for r in b.get("lifecycle_rule", [])]
+    for d in b.get("dynamic", []):
+        if "lifecycle_rule" in d:
+            field = re.search(r"each\.value\.([a-z_]+)", d["lifecycle_rule"]["for_each"]).group(1)
+            assert field in settings, f"{key}: no setting {field}"
+            if settings[field] is not None:
+                rules.append(text(d["lifecycle_rule"]["content"]))
+    return rules
+
+
 def test_buckets_are_private_versioned_with_lifecycle(root):
-    buckets = root["resource"]["google_storage_bucket"]
-    assert {"csv", "raw", "quarantine", "artifacts"} <= set(buckets)
+    buckets = _buckets(root)
+    assert {"csv", "raw", "quarantine", "artifacts", "access_logs"} <= set(buckets)
     for name, b in buckets.items():
         assert b["public_access_prevention"] == "enforced", name
         assert b["uniform_bucket_level_access"] is True, name
         assert block(b, "versioning")["enabled"] is True, name
-        assert b.get("lifecycle_rule"), name
+        assert _lifecycle_rules(root, name, b), name
         if name != "access_logs":
             assert "google_storage_bucket.access_logs" in text(block(b, "logging")), name
     for name in ("csv", "raw"):
-        assert "NEARLINE" in text(buckets[name]["lifecycle_rule"])
+        assert "NEARLINE" in text(_lifecycle_rules(root, name, buckets[name])), name
+    assert "COLDLINE" in text(_lifecycle_rules(root, "raw", buckets["raw"]))
+    quarantine = root["locals"]["buckets"]["quarantine"]
+    assert quarantine["delete_after_days"] == "${var.quarantine_retention_days}"
+    assert len(_lifecycle_rules(root, "quarantine", buckets["quarantine"])) == 3
 
 
 def test_cloud_sql_settings(root):
-    for name in ("main", "replica"):
-        inst = root["resource"]["google_sql_database_instance"][name]
-        assert "count" in inst
-        s = block(inst, "settings")
-        ip = block(s, "ip_configuration")
-        assert ip["ipv4_enabled"] is False and "google_compute_network.vpc" in ip["private_network"]
-        backup = block(s, "backup_configuration")
-        assert backup["enabled"] is True and backup["point_in_time_recovery_enabled"] is True
-        flags = {f["name"]: f["value"] for f in s["database_flags"]}
-        assert flags["cloudsql.iam_authentication"] == "on"
-        for flag in ("log_checkpoints", "log_lock_waits", "log_connections", "log_disconnections"):
-            assert flags[flag] == "on"
-        assert inst["deletion_protection"] == "${var.db_deletion_protection}"
+    instances = root["resource"]["google_sql_database_instance"]
+    assert set(instances) == {"this"}
+    inst = instances["this"]
+    # one instance per sink, unless that sink is an external DSN
+    assert inst["for_each"] == "${local.sql_instances}"
+    settings = root["locals"]["sql_instance_settings"]
+    assert set(settings) == {"main", "replica"}
+    assert settings["main"]["enabled"] == "${local.main_sql}"
+    assert settings["replica"]["enabled"] == "${local.replica_sql}"
+    assert "if v.enabled" in root["locals"]["sql_instances"]
+    s = block(inst, "settings")
+    ip = block(s, "ip_configuration")
+    assert ip["ipv4_enabled"] is False and "google_compute_network.vpc" in ip["private_network"]
+    backup = block(s, "backup_configuration")
+    assert backup["enabled"] is True and backup["point_in_time_recovery_enabled"] is True
+    flags = {f["name"]: f["value"] for f in s["database_flags"]}
+    assert flags["cloudsql.iam_authentication"] == "on"
+    for flag in ("log_checkpoints", "log_lock_waits", "log_connections", "log_disconnections"):
+        assert flags[flag] == "on"
+    assert inst["deletion_protection"] == "${var.db_deletion_protection}"
     assert root["variable"]["db_deletion_protection"]["default"] is True
+    assert root["resource"]["google_sql_database"]["this"]["for_each"] == "${local.sql_instances}"
     users = root["resource"]["google_sql_user"]
+    assert set(users) == {"iam"} and users["iam"]["for_each"] == "${local.sql_iam_users}"
+    iam_users = root["locals"]["sql_iam_users"]
+    for sa, instance in (("ingest-main", "main"), ("export", "main"),
+                         ("ingest-replica", "replica")):
+        assert re.search(rf'"?{sa}"?\s*=\s*"{instance}"', iam_users), sa
+    assert "local.sql_instances" in iam_users
     for u in users.values():
         assert u["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
     assert root["variable"]["main_db_external_dsn_secret"]["default"] is None

@@ -164,7 +164,11 @@ def cpu_per_poll(banks: int = 100, ticks: int = 4) -> dict:
     ours, base = _step("ours", banks, ticks), _step("baseline", banks, ticks)
     return {"figure": f"collector CPU per poll ({banks} banks at 1 Hz, one core)",
             "ours": round(ours["cpu_ms_per_poll"], 3), "baseline":
-            round(base["cpu_ms_per_poll"], 3), "unit": "ms", "target": "<= 2.0 (500 banks/core)"}
+            round(base["cpu_ms_per_poll"], 3), "unit": "ms", "target": "<= 2.0 (500 banks/core)",
+            "higher_is_better": False,
+            "note": "collector CPU per poll: ours includes the spool write and frame encoding; "
+                    "the pymodbus asyncio client costs more per request than its blocking "
+                    "client, but one process keeps 500 banks on schedule where threads do not"}
 
 
 def banks_sustained(steps=(200, 350, 500), ticks: int = 3,

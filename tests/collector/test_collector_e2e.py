@@ -23,7 +23,7 @@ from ess.regmap import load_map
 from ess_collector.simulator.faults import Fault, FaultPlan
 from ess_collector.simulator.server import Simulator
 
-TICKS = 8
+TICKS = 60                 # the acceptance: 60 s at 1 Hz gives 60 frames per device
 FAULTS = [{"kind": "exception", "bank": 2, "block": "PCS", "code": 4},
           {"kind": "timeout", "bank": 3, "block": "BMS2", "delay": 2.0}]
 

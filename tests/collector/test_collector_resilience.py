@@ -58,7 +58,7 @@ def test_pubsub_outage_then_recovery_delivers_everything_in_order(tmp_path, stac
         before = pull_frames(emu, sub, until=lambda fs: len(fs) >= 4, timeout=20)
         emu.stop()                      # publishes retry (ordered) while it is down
         down_at = time.time()
-        time.sleep(3)
+        time.sleep(26)                  # 30 s without Pub/Sub in all, with the 4 s below
         emu.start()
         time.sleep(4)                   # the topic is missing for a while: publishes fail
         emu.admin.create_topic(name)

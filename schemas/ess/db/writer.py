@@ -105,9 +105,11 @@ def _ts(us: int) -> str:
     return (_EPOCH + timedelta(microseconds=us)).isoformat()
 
 
-def _table_arrays(tb: TableBatch, frames) -> list[str]:
+def _table_arrays(tb: TableBatch, frames, stamps: list[str]) -> list[str]:
+    """Array literals for one table: keys, value columns, out_of_range. `stamps[i]` is frame
+    i's poll time as text (formatted once per frame, not once per row)."""
     idx = tb.frame.tolist()
-    arrays = [_literal([_ts(frames[i].poll_start_us) for i in idx]),
+    arrays = [_literal([stamps[i] for i in idx]),
               _literal([frames[i].site_id for i in idx], is_text=True),
               _literal([frames[i].bank_id for i in idx])]
     if tb.rack is not None:
@@ -146,6 +148,7 @@ def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
         regmap = maps[key]
         tables, summary = decoder_for(regmap).decode_frames(group)
         result.out_of_range += summary
+        stamps = [_ts(f.poll_start_us) for f in group]
         for tb in tables:
             if not len(tb):
                 continue
@@ -153,7 +156,7 @@ def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
             if types is None:
                 types = tuple(sql_type(f) for f in regmap.table_fields(tb.table))
                 regmap.cache[("sql_types", tb.table)] = types
-            stmt.add(tb.table, tb.columns, types, _table_arrays(tb, group), on_conflict)
+            stmt.add(tb.table, tb.columns, types, _table_arrays(tb, group, stamps), on_conflict)
             result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
     if stmt.ctes:
         row = run(conn, stmt.sql(), stmt.params)[0]

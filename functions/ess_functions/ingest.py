@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 
 from ess import codec
 from ess.db.connect import connect, connect_dsn, is_transient
-from ess.db.writer import WriteResult, write_frames
+from ess.db.writer import Decoded, WriteResult, decode_for_write
 from ess.decode import DecodeError
 from ess.logs import event, setup_logging
 from ess.sites import SitesConfig, load_sites
 
+from .group_commit import GroupWriter
 from .quarantine import Quarantine
 
 log = logging.getLogger("ess.ingest")
@@ -178,6 +179,7 @@ class Ingestor:
         self.sites, self.sink = sites, sink
         self.maps = sites.maps()
         self.connections, self.quarantine = connections, quarantine
+        self.group = GroupWriter(connections.take, connections.give, connections.discard)
 
     @classmethod
     def from_env(cls) -> Ingestor:
@@ -200,9 +202,10 @@ class Ingestor:
         event(log, f"decoded {len(frames)} frames", stage="preprocess", frames=len(frames),
               bytes=len(message.data), **ids)
         try:
-            result = self._store(frames, ids)
+            decoded = decode_for_write(frames, self.maps)
         except DecodeError as exc:  # registers do not fit the frame's map: never storable
             return self._poison(message, exc, ids)
+        result = self._store(decoded, ids)
         committed_us = time.time_ns() // 1000
         lat = sorted((committed_us - f.poll_start_us) / 1000 for f in frames)
         if result.out_of_range:
@@ -216,23 +219,17 @@ class Ingestor:
               **ids)
         return Outcome(message.message_id, "stored", len(frames), result)
 
-    def _store(self, frames, ids: dict) -> WriteResult:
-        conn = None
+    def _store(self, decoded: Decoded, ids: dict) -> WriteResult:
+        """Write through the group writer (one statement for concurrent messages)."""
         try:
-            conn = self.connections.take()
-            result = write_frames(conn, frames, self.maps)
+            return self.group.write(decoded)
         except Exception as exc:
-            if conn is not None:
-                self.connections.discard(conn)
-            if not isinstance(exc, DecodeError):
-                transient = is_transient(exc)
-                event(log, f"store failed ({'transient' if transient else 'error'}): {exc}",
-                      stage="store", level=logging.WARNING if transient else logging.ERROR,
-                      frames=len(frames), transient=transient,
-                      error=f"{type(exc).__name__}: {exc}", **ids)
+            transient = is_transient(exc)
+            event(log, f"store failed ({'transient' if transient else 'error'}): {exc}",
+                  stage="store", level=logging.WARNING if transient else logging.ERROR,
+                  frames=decoded.frames, transient=transient,
+                  error=f"{type(exc).__name__}: {exc}", **ids)
             raise
-        self.connections.give(conn)
-        return result
 
     def _poison(self, message: Message, exc: Exception, ids: dict) -> Outcome:
         reason = reason_of(exc)

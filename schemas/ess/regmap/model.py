@@ -81,7 +81,7 @@ class RegisterMap:
     source: str = "<memory>"
     racks: int = 0
     description: str = ""
-    _columns: dict = field(default_factory=dict, compare=False, repr=False)
+    # derived values (column layouts, compiled decoder, SQL types), computed once per map
     cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @property
@@ -109,9 +109,10 @@ class RegisterMap:
 
     def columns(self, table: str) -> tuple[str, ...]:
         """Value column names of a table, in row order."""
-        if table not in self._columns:
-            self._columns[table] = tuple(f.column for f in self.table_fields(table))
-        return self._columns[table]
+        key = ("columns", table)
+        if key not in self.cache:
+            self.cache[key] = tuple(f.column for f in self.table_fields(table))
+        return self.cache[key]
 
     def tables(self) -> tuple[str, ...]:
         """Tables this map fills, in the standard order."""

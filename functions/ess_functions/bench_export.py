@@ -94,6 +94,7 @@ def _child_ours(dsn, endpoint, bucket, day, config) -> dict:
 def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
     """The straightforward way: SELECT *, fetchall, csv.writer into memory, one upload each."""
     from ess.db.connect import connect_dsn
+    from ess.db.quote import ident
     from ess_local.gcs import client
 
     from .export_sql import day_window
@@ -105,8 +106,8 @@ def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
     rows_total = 0
     for table in ("bank", "rack", "pcs", "etc"):
         cur = conn.cursor()
-        cur.execute(f"SELECT * FROM {table} WHERE site_id = %s AND ts >= %s AND ts < %s "  # noqa: S608
-                    "ORDER BY ts, bank_id", (SITE, start, end))
+        cur.execute(f"SELECT * FROM {ident(table)} WHERE site_id = %s AND ts >= %s "
+                    "AND ts < %s ORDER BY ts, bank_id", (SITE, start, end))
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
         buf = io.StringIO()

@@ -7,6 +7,7 @@ import pytest
 from ess.codec import BlockData, Frame
 from ess.db.connect import DatabaseUnavailable, connect_dsn
 from ess.db.migrate import migrate
+from ess.db.quote import ident
 from ess.db.writer import decode_for_write
 from ess.regmap import load_map
 from ess_functions.group_commit import GroupWriter
@@ -66,7 +67,7 @@ def run_all(writer: GroupWriter, messages: list[list[Frame]], pool: Pool, queued
 def count(dsn, table):
     conn = connect_dsn(dsn)
     cur = conn.cursor()
-    cur.execute(f"SELECT count(*) FROM {table}")  # table names are fixed here
+    cur.execute(f"SELECT count(*) FROM {ident(table)}")
     n = cur.fetchone()[0]
     conn.close()
     return n

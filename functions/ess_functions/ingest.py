@@ -211,12 +211,13 @@ class Ingestor:
         if result.out_of_range:
             event(log, f"out-of-range values: {out_of_range_text(result.out_of_range)}",
                   stage="preprocess", level=logging.WARNING, frames=len(frames),
-                  out_of_range=result.out_of_range, **ids)
+                  out_of_range=sum(r["count"] for r in result.out_of_range),
+                  registers=result.out_of_range, **ids)
         rows, inserted = sum(result.rows.values()), sum(result.inserted.values())
         event(log, f"stored {inserted}/{rows} rows of {len(frames)} frames", stage="store",
               frames=len(frames), rows=rows, inserted=inserted, duplicates=result.duplicates,
               latency_ms={"p50": round(lat[len(lat) // 2], 1), "max": round(lat[-1], 1)},
-              **ids)
+              lag_s=round(lat[-1] / 1000, 3), **ids)
         return Outcome(message.message_id, "stored", len(frames), result)
 
     def _store(self, decoded: Decoded, ids: dict) -> WriteResult:

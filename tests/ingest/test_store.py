@@ -50,5 +50,6 @@ def test_same_message_delivered_three_times_is_stored_once(stack, pipe):
         assert sorted(e["duplicates"] for e in stores) == [0, n, n], sink
         assert [e["inserted"] for e in stores] == [n, 0, 0]
         assert all(e["sink"] == sink and e["site"] == "dup" and e["frames"] == 3 and
-                   e["rows"] == n and set(e["latency_ms"]) == {"p50", "max"} for e in stores)
+                   e["rows"] == n and set(e["latency_ms"]) == {"p50", "max"} and
+                   abs(e["lag_s"] - e["latency_ms"]["max"] / 1000) <= 0.001 for e in stores)
         assert stored_rows(stack.dsn[sink], "dup") == expected_rows(frames)

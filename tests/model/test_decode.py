@@ -1,16 +1,17 @@
 """Decoder: parametrised golden cases per block, and property tests for sign and scale."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from ess.decode import DecodeError, Decoder, decoder_for
-from ess.regmap import load_map, parse_map
+from ess.regmap import load_map, load_map_file, parse_map
 from hypothesis import given
 from hypothesis import strategies as st
 
 MAP = load_map("default")
+EXTENDED = Path(__file__).parents[1] / "golden" / "maps" / "extended.yaml"
 DEC = decoder_for(MAP)
 
 
@@ -180,17 +181,7 @@ def test_int16_sign_is_exact(raw):
 
 
 def test_32bit_float_and_bit_fields():
-    m = parse_map(yaml.safe_load("""
-map_id: ext
-version: 1
-blocks:
-  - {name: DEV, start: 0, count: 7, scaled: true, registers: [
-      {address: 0, table: pcs, column: energy, type: uint32, scale: 1},
-      {address: 2, table: pcs, column: power, type: float32, word_order: little, scale: 1},
-      {address: 4, table: pcs, column: total, type: int32, scale: 0.01, min: -5, max: 5},
-      {address: 6, table: pcs, type: bits, bits: [{bit: 0, column: running},
-                                                   {bit: 3, column: alarm, invert: true}]}]}
-"""))
+    m = load_map_file(EXTENDED)
     import struct
     hi, lo = struct.unpack(">HH", struct.pack(">f", 12.5))
     (row,) = Decoder(m).decode({"DEV": [0x0001, 0x0002, lo, hi, 0xFFFF, 0xFC18, 0b1001]})

@@ -4,13 +4,13 @@ import csv
 from pathlib import Path
 
 import pytest
-import yaml
 from ess import paths
-from ess.regmap import MapError, load_map, load_map_file, parse_map
+from ess.regmap import MapError, load_map, load_map_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_CSV = ROOT.parent / "shared" / "spec" / "default-register-map.csv"
 BAD = sorted((Path(__file__).parents[1] / "golden" / "bad_maps").iterdir())
+EXTENDED = Path(__file__).parents[1] / "golden" / "maps" / "extended.yaml"
 
 
 def spec_rows():
@@ -75,15 +75,6 @@ def test_unreadable_map_names_the_file(tmp_path):
 
 
 def test_extended_types_are_accepted():
-    m = parse_map(yaml.safe_load("""
-map_id: ext
-version: 2
-blocks:
-  - {name: DEV, start: 0, count: 7, scaled: true, registers: [
-      {address: 0, table: pcs, column: energy, type: uint32, scale: 1},
-      {address: 2, table: pcs, column: power, type: float32, word_order: little, scale: 1},
-      {address: 4, table: pcs, column: signed_total, type: int32, scale: 0.01},
-      {address: 6, table: pcs, type: bits, bits: [{bit: 0, column: running},
-                                                   {bit: 3, column: alarm, invert: true}]}]}
-"""))
-    assert m.columns("pcs") == ("energy", "power", "signed_total", "running", "alarm")
+    m = load_map_file(EXTENDED)
+    assert m.columns("pcs") == ("energy", "power", "total", "running", "alarm")
+    assert [r.width for r in m.blocks[0].registers] == [2, 2, 2, 1]

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .procs import LOCALHOST, ManagedProcess
+from .procs import LOCALHOST, ManagedProcess, Service
 
 SIGNATURES = ("http", "event", "cloudevent", "typed")
 
@@ -17,7 +17,7 @@ class FunctionError(RuntimeError):
     """The function process could not be started."""
 
 
-class FunctionProcess:
+class FunctionProcess(Service):
     """`functions-framework --target T --source S --signature-type K` on 127.0.0.1:`port`.
 
     `env` is added to this process's environment (e.g. `ESS_DB_DSN`, `PUBSUB_EMULATOR_HOST`).
@@ -83,8 +83,3 @@ class FunctionProcess:
             self._proc.stop()
             self._proc = None
 
-    def __enter__(self) -> FunctionProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

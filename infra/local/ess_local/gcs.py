@@ -15,7 +15,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from .procs import LOCALHOST, ManagedProcess
+from .procs import LOCALHOST, ManagedProcess, Service
 
 
 class GcsUnavailable(RuntimeError):
@@ -45,7 +45,7 @@ def client(endpoint: str, project: str = "local") -> storage.Client:
     )
 
 
-class GcsEmulator:
+class GcsEmulator(Service):
     """fake-gcs-server on 127.0.0.1:`port`; `backend` is `memory` or `filesystem` (under root)."""
 
     def __init__(
@@ -107,8 +107,3 @@ class GcsEmulator:
             self._proc.stop()
             self._proc = None
 
-    def __enter__(self) -> GcsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import pg8000.native
 
-from .procs import LOCALHOST, ManagedProcess
+from .procs import LOCALHOST, ManagedProcess, Service
 
 APP_USER = "ess"
 ADMIN_USER = "postgres"
@@ -90,7 +90,7 @@ def _check_name(name: str) -> str:
     return name
 
 
-class Cluster:
+class Cluster(Service):
     """A PostgreSQL cluster in `datadir` listening on 127.0.0.1:`port`."""
 
     def __init__(
@@ -207,11 +207,6 @@ class Cluster:
         self.stop()
         return self.start()
 
-    def __enter__(self) -> Cluster:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def destroy(self) -> None:
         """Stop the server and delete the data directory."""

@@ -37,7 +37,17 @@ def port_open(port: int, host: str = LOCALHOST, timeout: float = 0.2) -> bool:
 _LIVE: set[ManagedProcess] = set()
 
 
-class ManagedProcess:
+class Service:
+    """Mixin: `with X(...) as x` starts the service and stops it on the way out."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ManagedProcess(Service):
     """A subprocess in its own process group, with output sent to a log file.
 
     `stop()` terminates the whole group, then kills it after `grace` seconds. Every process still
@@ -135,11 +145,6 @@ class ManagedProcess:
             return
         stop_group(proc, grace, self.stop_signal)
 
-    def __enter__(self) -> ManagedProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

@@ -19,7 +19,7 @@ from google.cloud import pubsub_v1
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from .procs import LOCALHOST, ManagedProcess
+from .procs import LOCALHOST, ManagedProcess, Service
 
 OFFICIAL_BIN = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 _CACHE = os.environ.get("ESS_LOCAL_CACHE") or (
@@ -169,7 +169,7 @@ class PubSub:
         return [m.message for m in resp.received_messages]
 
 
-class Emulator:
+class Emulator(Service):
     """A Pub/Sub emulator on 127.0.0.1:`port` for `project`; `kind` tells which one runs."""
 
     def __init__(self, port: int, project: str, log_dir: str | Path | None = None) -> None:
@@ -228,8 +228,3 @@ class Emulator:
             self._proc.stop()
             self._proc = None
 
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

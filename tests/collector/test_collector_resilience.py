@@ -14,8 +14,11 @@ from collector_support import (
     write_config,
 )
 from ess.codec import encode_frame
+from ess_collector.config import CollectorSettings
 from ess_local.procs import free_port
 from ess_local.pubsub import Emulator
+
+RECONNECT_MAX = CollectorSettings.__dataclass_fields__["reconnect_max"].default
 
 
 def _wait_for(pred, timeout: float, what: str) -> None:
@@ -64,8 +67,10 @@ def test_pubsub_outage_then_recovery_delivers_everything_in_order(tmp_path, stac
         emu.admin.create_topic(name)
         create_subscription(emu, name)
         up_at = time.time()
+        # replay retries back off up to collector.reconnect.max: the next try may come that
+        # long after Pub/Sub is back, then give it time to go through
         _wait_for(lambda: any(e.get("message", "").startswith("publish recovered")
-                              for e in col.events()), 30, "publish recovery")
+                              for e in col.events()), RECONNECT_MAX + 30, "publish recovery")
         after = pull_frames(emu, sub, timeout=30, until=lambda fs: all(
             any(f.bank_id == b and f.poll_start_us / 1e6 > up_at + 1 for f in fs)
             for b in (1, 2)))

@@ -1,11 +1,11 @@
 """Group commit: concurrent requests' frames written together in one statement.
 
 Pub/Sub pushes many messages at once, and a function instance serves them on several threads.
-Each request decodes its own message, then queues it here. Whichever request finds a writer
-free becomes the leader: it takes everything queued (up to `max_frames`), writes it in one
-atomic statement and hands every request its own share of the result. A statement costs about
-the same for 1 frame as for 8, so under load this multiplies throughput; alone, a request
-writes at once.
+Each request parses its own message, then queues its frames here. Whichever request finds the
+writer free becomes the leader: it takes everything queued (up to `max_frames`), decodes it in
+one pass, writes it in one atomic statement and hands every request its own share of the
+result. A statement costs about the same for 1 frame as for 8, so under load this multiplies
+throughput; alone, a request writes at once.
 
 Each message is still stored whole or not at all: if the group's statement fails with a
 transient error (database down), every message in it fails and Pub/Sub redelivers each one. Any
@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ess.db.connect import is_transient
-from ess.db.writer import Decoded, WriteResult, merge, write_decoded
+from ess.db.writer import WriteResult, write_messages
+from ess.regmap import RegisterMap
 
 
 @dataclass
 class _Job:
-    decoded: Decoded
+    frames: list
     done: bool = False
     result: WriteResult | None = None
     error: BaseException | None = None
@@ -34,18 +35,19 @@ class GroupWriter:
     """Writes queued messages in groups; thread-safe."""
 
     def __init__(self, take: Callable[[], object], give: Callable[[object], None],
-                 discard: Callable[[object], None], max_frames: int = 400,
-                 max_writers: int = 2):
+                 discard: Callable[[object], None], maps: dict[tuple[str, int], RegisterMap],
+                 max_frames: int = 400, max_writers: int = 1):
         self._take, self._give, self._discard = take, give, discard
+        self.maps = maps
         self.max_frames, self.max_writers = max_frames, max_writers
         self._cv = threading.Condition()
         self._queue: list[_Job] = []
         self._writers = 0
         self.stats = {"groups": 0, "messages": 0}   # statements written, messages in them
 
-    def write(self, decoded: Decoded) -> WriteResult:
-        """Store one message's decoded frames; raise what its group's write raised."""
-        job = _Job(decoded)
+    def write(self, frames: list) -> WriteResult:
+        """Store one message's frames; raise what its group's write raised."""
+        job = _Job(frames)
         with self._cv:
             self._queue.append(job)
             while not job.done:
@@ -69,17 +71,17 @@ class GroupWriter:
 
     def _next_group(self) -> list[_Job]:
         group, frames = [], 0
-        while self._queue and (not group or frames + self._queue[0].decoded.frames
+        while self._queue and (not group or frames + len(self._queue[0].frames)
                                <= self.max_frames):
             job = self._queue.pop(0)
             group.append(job)
-            frames += job.decoded.frames
+            frames += len(job.frames)
         return group
 
     def _write_group(self, group: list[_Job]) -> None:
         try:
             self.stats["messages"] += len(group)
-            result = self._write(merge([j.decoded for j in group]))
+            results = self._write([j.frames for j in group])
         except BaseException as exc:
             if len(group) == 1 or is_transient(exc):
                 for j in group:
@@ -88,19 +90,16 @@ class GroupWriter:
             for j in group:             # find the message at fault; the others go through
                 self._write_group([j])
             return
-        owned: set = set()
-        for j in group:                 # a frame carried twice is stored by its first carrier
-            mine = {k for k in j.decoded.keys if k not in owned}
-            owned |= mine
-            j.result = result.share(j.decoded, mine)
+        for j, result in zip(group, results, strict=True):
+            j.result = result
 
-    def _write(self, decoded: Decoded) -> WriteResult:
+    def _write(self, messages: list[list]) -> list[WriteResult]:
         self.stats["groups"] += 1
         conn = self._take()
         try:
-            result = write_decoded(conn, decoded)
+            results = write_messages(conn, messages, self.maps)
         except BaseException:
             self._discard(conn)
             raise
         self._give(conn)
-        return result
+        return results

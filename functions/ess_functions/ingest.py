@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from ess import codec
 from ess.db.connect import connect, connect_dsn, is_transient
-from ess.db.writer import Decoded, WriteResult, decode_for_write
+from ess.db.writer import WriteResult
 from ess.decode import DecodeError
 from ess.logs import event, setup_logging
 from ess.sites import SitesConfig, load_sites
@@ -179,7 +179,11 @@ class Ingestor:
         self.sites, self.sink = sites, sink
         self.maps = sites.maps()
         self.connections, self.quarantine = connections, quarantine
-        self.group = GroupWriter(connections.take, connections.give, connections.discard)
+        # e.g. ESS_GROUP_WRITERS=1 (statements in flight at once per instance; 2 overlaps a
+        # slow database round trip with the next group's decoding)
+        writers = int(os.environ.get("ESS_GROUP_WRITERS", "1"))
+        self.group = GroupWriter(connections.take, connections.give, connections.discard,
+                                 self.maps, max_writers=writers)
 
     @classmethod
     def from_env(cls) -> Ingestor:
@@ -202,10 +206,9 @@ class Ingestor:
         event(log, f"decoded {len(frames)} frames", stage="preprocess", frames=len(frames),
               bytes=len(message.data), **ids)
         try:
-            decoded = decode_for_write(frames, self.maps)
+            result = self._store(frames, ids)
         except DecodeError as exc:  # registers do not fit the frame's map: never storable
             return self._poison(message, exc, ids)
-        result = self._store(decoded, ids)
         committed_us = time.time_ns() // 1000
         lat = sorted((committed_us - f.poll_start_us) / 1000 for f in frames)
         if result.out_of_range:
@@ -220,15 +223,20 @@ class Ingestor:
               lag_s=round(lat[-1] / 1000, 3), **ids)
         return Outcome(message.message_id, "stored", len(frames), result)
 
-    def _store(self, decoded: Decoded, ids: dict) -> WriteResult:
-        """Write through the group writer (one statement for concurrent messages)."""
+    def _store(self, frames: list[codec.Frame], ids: dict) -> WriteResult:
+        """Decode and write through the group writer (one statement for concurrent messages).
+
+        Raises DecodeError when the registers do not fit the frame's map.
+        """
         try:
-            return self.group.write(decoded)
+            return self.group.write(frames)
+        except DecodeError:
+            raise
         except Exception as exc:
             transient = is_transient(exc)
             event(log, f"store failed ({'transient' if transient else 'error'}): {exc}",
                   stage="store", level=logging.WARNING if transient else logging.ERROR,
-                  frames=decoded.frames, transient=transient,
+                  frames=len(frames), transient=transient,
                   error=f"{type(exc).__name__}: {exc}", **ids)
             raise
 

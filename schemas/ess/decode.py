@@ -58,6 +58,18 @@ class TableBatch:
                     col[i] = None
         return cols
 
+    def row_lists(self) -> list[list]:
+        """Values row by row as Python lists: ints for integer columns, None for missing."""
+        out = self.values.astype(object)
+        missing = np.isnan(self.values)
+        ints = np.flatnonzero(self.is_int)
+        if ints.size:
+            part = self.values[:, ints]
+            out[:, ints] = np.where(missing[:, ints], 0, part).astype(np.int64)
+        if missing.any():
+            out[missing] = None
+        return out.tolist()
+
     def out_of_range_lists(self) -> list[list[str] | None]:
         """Per row, the sorted names of out-of-range columns, or None when there are none."""
         out: list[list[str] | None] = [None] * len(self.frame)
@@ -227,11 +239,25 @@ class Decoder:
                 ok[i, b] = True
         return raw, ok
 
-    def decode_frames(self, frames) -> tuple[list[TableBatch], list[dict]]:
+    def decode_frames(self, frames, parts: list[list[int]] | None = None
+                      ) -> tuple[list[TableBatch], list]:
         """Decode codec frames; also return out-of-range cells aggregated by register:
-        `{block, address, column, count, min, max}` (the seed logs each one; we count them)."""
+        `{block, address, column, count, min, max}` (the seed logs each one; we count them).
+
+        With `parts` (lists of frame indices, e.g. one per message), the summary is a list:
+        one summary per part.
+        """
         raw, ok = self.raw_from_frames(frames)
         values, oor = self.cells(raw, ok)
+        if parts is None:
+            summary: list = self._summary(values, oor)
+        else:
+            flagged = oor.any(axis=1)
+            summary = [self._summary(values[p], oor[p]) if p and flagged[p].any() else []
+                       for p in parts]
+        return self._tables(values, oor, ok), summary
+
+    def _summary(self, values: np.ndarray, oor: np.ndarray) -> list[dict]:
         summary = []
         counts = oor.sum(axis=0)
         cols = np.flatnonzero(counts)
@@ -243,7 +269,7 @@ class Decoder:
                 f = self.layout[c]
                 summary.append({"block": f.block, "address": f.address, "column": f.column,
                                 "count": int(counts[c]), "min": lo, "max": hi})
-        return self._tables(values, oor, ok), summary
+        return summary
 
     def _tables(self, values: np.ndarray, oor: np.ndarray,
                 ok: np.ndarray | None) -> list[TableBatch]:

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from ess import paths
 from ess.codec import BlockData, BlockStatus, Frame
+from ess.db import writer
 from ess.db.connect import connect_dsn
 from ess.db.migrate import MIGRATIONS_TABLE, migrate, mode_of
 from ess.db.quote import UnsafeIdentifier, ident
@@ -109,6 +110,48 @@ def test_rows_equal_the_decoder_output(timescale_db):
         assert got[column] == expected[column], column
     assert sorted(got["out_of_range"] or []) == expected["out_of_range"]
     conn.close()
+
+
+def test_every_table_equals_the_decoder_output_on_both_formatting_paths(timescale_db):
+    """20 frames: rack (7,200 values) is formatted with numpy, bank (860) in Python."""
+    conn = connect_dsn(timescale_db)
+    migrate(conn, [M])
+    batch = frames(20, seed=11)
+    batch[4].blocks["BMS2"] = BlockData(BlockStatus.TIMEOUT)     # NULLs in some racks
+    assert len(batch) * 8 * len(M.columns("rack")) >= writer._VECTOR_MIN_CELLS
+    assert len(batch) * len(M.columns("bank")) < writer._VECTOR_MIN_CELLS
+    write_frames(conn, batch, {M.key: M})
+    from ess.decode import decoder_for
+    expected: dict[tuple, dict] = {}
+    for f in batch:
+        blocks = {n: b.values() if b.ok else None for n, b in f.blocks.items()}
+        for row in decoder_for(M).decode(blocks):
+            expected[(row["table"], f.poll_start_us, row.get("rack_id"))] = row
+    for table in ("bank", "rack", "pcs", "etc"):
+        names = ["ts", "site_id", "bank_id", *(["rack_id"] if table == "rack" else []),
+                 *M.columns(table), "out_of_range"]
+        stored = rows(conn, table)
+        assert len(stored) == sum(1 for k in expected if k[0] == table)
+        for values in stored:
+            got = dict(zip(names, values, strict=True))
+            us = round(got["ts"].timestamp() * 1_000_000)
+            want = expected[(table, us, got.get("rack_id"))]
+            assert {c: got[c] for c in M.columns(table)} == {
+                c: want[c] for c in M.columns(table)}, (table, us)
+            assert sorted(got["out_of_range"] or []) == want["out_of_range"]
+    conn.close()
+
+
+@pytest.mark.parametrize("values, lines", [
+    ([[1.5, 0.0, -0.25, 65535.0, 0.001]], ["1.5,0,-0.25,65535,0.001"]),
+    ([[-6553.5, 12.0, 100.1], [np.nan, 3.0, np.nan]], ["-6553.5,12,100.1", ",3,"]),
+    ([[-0.5, 0.999, 1.01]], ["-0.5,0.999,1.01"]),
+    ([[0.1 + 0.2]], None),                       # not the decoder's rounding: Python path
+    ([[65536.0]], None),                         # beyond the digit table
+    ([[float(np.float32(0.001))]], None),        # a float32 register, not 0.001
+])
+def test_numpy_value_formatting(values, lines):
+    assert writer._values_lines(np.array(values, dtype=np.float64)) == lines
 
 
 def test_adding_a_register_yields_a_new_migration(db):

@@ -8,7 +8,6 @@ from ess.codec import BlockData, Frame
 from ess.db.connect import DatabaseUnavailable, connect_dsn
 from ess.db.migrate import migrate
 from ess.db.quote import ident
-from ess.db.writer import decode_for_write
 from ess.regmap import load_map
 from ess_functions.group_commit import GroupWriter
 
@@ -48,7 +47,7 @@ def run_all(writer: GroupWriter, messages: list[list[Frame]], pool: Pool, queued
 
     def go(k):
         try:
-            results[k] = writer.write(decode_for_write(messages[k], MAPS))
+            results[k] = writer.write(messages[k])
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             errors[k] = exc
 
@@ -83,7 +82,7 @@ def db(timescale_db):
 
 def test_concurrent_messages_share_statements_and_keep_their_own_counts(db):
     pool = Pool(db)
-    writer = GroupWriter(pool.take, pool.give, pool.discard)
+    writer = GroupWriter(pool.take, pool.give, pool.discard, MAPS)
     msgs = [message(i) for i in range(16)] + [message(3), message(7)]   # two redeliveries
     results, errors = run_all(writer, msgs, pool, queued=14)
     assert errors == [None] * 18
@@ -99,7 +98,7 @@ def test_concurrent_messages_share_statements_and_keep_their_own_counts(db):
 
 def test_a_bad_message_fails_alone(db):
     pool = Pool(db)
-    writer = GroupWriter(pool.take, pool.give, pool.discard)
+    writer = GroupWriter(pool.take, pool.give, pool.discard, MAPS)
     msgs = [message(i) for i in range(6)] + [message(99, bank=40000)]  # smallint overflow
     results, errors = run_all(writer, msgs, pool, queued=5)
     assert errors[:6] == [None] * 6
@@ -114,7 +113,7 @@ def test_a_transient_error_fails_the_whole_group(db):
         raise DatabaseUnavailable("database restarting")
 
     pool = Pool(db)
-    writer = GroupWriter(down, pool.give, pool.discard, max_writers=1)
+    writer = GroupWriter(down, pool.give, pool.discard, MAPS)
     results, errors = run_all(writer, [message(i) for i in range(5)], pool, queued=4)
     assert all(isinstance(e, DatabaseUnavailable) for e in errors)
     assert pool.taken < 5            # grouped, and not retried message by message

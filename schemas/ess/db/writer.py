@@ -1,12 +1,12 @@
 """Batched, idempotent writes of decoded frames: one atomic statement per batch.
 
-`write_frames` decodes and writes in one call. `decode_for_write`, `merge` and `write_decoded`
-split that up, so that several messages decoded apart can be written in one statement (group
-commit) while each message still learns exactly which of its rows were stored.
+`write_frames` stores one batch; `write_messages` stores several messages in one statement
+(group commit) and tells each message exactly which of its rows were stored.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,29 +42,77 @@ class WriteResult:
     def duplicates(self) -> int:
         return sum(self.rows.values()) - sum(self.inserted.values())
 
-    def share(self, decoded: Decoded, owned: set[FrameKey]) -> WriteResult:
-        """The part of a group write that belongs to one message: its own rows, and what was
-        stored for the frames it `owned` (a frame two messages carried is credited once)."""
-        part = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
-        for _, frames, tables in decoded.groups:
-            mine = [frame_key(f) for f in frames if frame_key(f) in owned]
-            for tb in tables:
-                part.rows[tb.table] = part.rows.get(tb.table, 0) + len(tb)
-                part.inserted[tb.table] = part.inserted.get(tb.table, 0) + sum(
-                    self.stored[(tb.table, k)] for k in mine)
-        return part
+
+_SAFE_TEXT = re.compile(r"[^,\n]+")   # a key field inside one line of a table's rows text
 
 
-def _literal(values: list, is_text: bool = False) -> str:
-    """A PostgreSQL array literal; building it here is far cheaper than per-element conversion."""
-    if is_text:
-        body = ",".join("NULL" if v is None else '"' + v.replace("\\", "\\\\")
-                        .replace('"', '\\"') + '"' for v in values)
-    elif None in values:
-        body = ",".join("NULL" if v is None else repr(v) for v in values)
-    else:
-        body = ",".join(map(repr, values))
-    return "{" + body + "}"
+_VECTOR_MIN_CELLS = 2000   # from about this many values, numpy formats faster than Python
+_digits: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _digit_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Text of 0..65535 (5 bytes, NUL-padded) and of the fractions .001...999 (4 bytes,
+    trailing zeros dropped; 0 is empty), for gathering with numpy."""
+    global _digits
+    if _digits is None:
+        n = np.arange(65536)
+        width = 1 + (n >= 10) + (n >= 100) + (n >= 1000) + (n >= 10000)
+        ints = np.zeros((65536, 5), np.uint8)
+        for k in range(5):
+            power = width - 1 - k
+            ints[:, k] = np.where(power >= 0, n // 10 ** np.maximum(power, 0) % 10 + 48, 0)
+        fracs = np.zeros((1000, 4), np.uint8)
+        for i in range(1, 1000):
+            text = ("." + f"{i:03d}".rstrip("0")).encode()
+            fracs[i, :len(text)] = np.frombuffer(text, np.uint8)
+        _digits = (ints, fracs)
+    return _digits
+
+
+def _values_lines(values: np.ndarray) -> list[str] | None:
+    """Each row of `values` as comma-separated text (an empty field for NaN), formatted with
+    numpy; None unless every value is a multiple of 0.001 (as the decoder rounds them)
+    below 65,536, which is what the table lookups cover."""
+    missing = np.isnan(values)
+    known = np.where(missing, 0.0, values)
+    thousandths = np.rint(known * 1000.0)
+    if not np.array_equal(thousandths / 1000.0, known):
+        return None
+    m = thousandths.astype(np.int64)
+    whole, frac = np.divmod(np.abs(m), 1000)
+    if whole.size and whole.max() > 65535:
+        return None
+    ints, fracs = _digit_tables()
+    out = np.empty((*values.shape, 11), np.uint8)
+    out[..., 0] = np.where(m < 0, 45, 0)                    # "-"
+    out[..., 1:6] = ints.take(whole, axis=0)
+    out[..., 6:10] = fracs.take(frac, axis=0)
+    if missing.any():
+        out[missing, :10] = 0
+    out[..., 10] = 44                                        # ","
+    out[:, -1, 10] = 10                                      # "\n" ends the row
+    return out[out != 0].tobytes().decode("ascii").split("\n")[:-1]
+
+
+def _rows_text(tb: TableBatch, heads: list[str]) -> str:
+    """One table's rows as a single text parameter: one line per row, fields separated by
+    commas, an empty field for NULL. `heads[i]` is frame i's key fields ("ts,site,bank,").
+
+    A line is `keys,out_of_range,values...`; out_of_range lists column names separated by
+    spaces. One parameter per table (not one array per column) keeps the Python work per row
+    and PostgreSQL's per-statement work small.
+    """
+    idx = tb.frame.tolist()
+    racks = tb.rack.tolist() if tb.rack is not None else None
+    bodies = _values_lines(tb.values) if tb.values.size >= _VECTOR_MIN_CELLS else None
+    if bodies is None:
+        bodies = [",".join("" if v is None else repr(v) for v in vals) if None in vals
+                  else ",".join(map(repr, vals)) for vals in tb.row_lists()]
+    lines = []
+    for r, (body, oor) in enumerate(zip(bodies, tb.out_of_range_lists(), strict=True)):
+        head = heads[idx[r]] if racks is None else f"{heads[idx[r]]}{racks[r]},"
+        lines.append(head + (" ".join(oor) if oor else "") + "," + body)
+    return "\n".join(lines)
 
 
 class _Statement:
@@ -83,27 +131,26 @@ class _Statement:
         self.shape: list[tuple] = []
 
     def add(self, table: str, columns: tuple[str, ...], types: tuple[str, ...],
-            arrays: list[str], on_conflict: str) -> None:
+            rows_text: str, on_conflict: str) -> None:
         self.shape.append((table, columns, types, on_conflict))
-        first = len(self.params) + 1
-        self.params += arrays
+        self.params.append(rows_text)
         self.tables.append(table)
-        key = (len(self.ctes), first, table, columns, types, on_conflict)
+        key = (len(self.ctes), table, columns, types, on_conflict)
         cte = self._cte_cache.get(key)
         if cte is None:
-            cte = self._cte_cache[key] = self._cte(len(self.ctes), first, table, columns, types,
+            cte = self._cte_cache[key] = self._cte(len(self.ctes), table, columns, types,
                                                    on_conflict)
         self.ctes.append(cte)
 
     @staticmethod
-    def _cte(position: int, first: int, table: str, columns: tuple[str, ...],
-             types: tuple[str, ...], on_conflict: str) -> str:
+    def _cte(position: int, table: str, columns: tuple[str, ...], types: tuple[str, ...],
+             on_conflict: str) -> str:
+        """`INSERT ... SELECT` from parameter $position+1, a `_rows_text` of the table."""
         keys = KEYS[table]
-        names = [k for k, _ in keys] + list(columns)
-        typs = [t for _, t in keys] + list(types) + ["text"]
-        args = ", ".join(f"${first + i}::{t}[]" for i, t in enumerate(typs))
-        alias = [f"c{i}" for i in range(len(names))] + ["oor"]
-        select = ", ".join(ident(a) for a in alias[:-1]) + ", string_to_array(u.oor, ',')"
+        names = [k for k, _ in keys] + ["out_of_range"] + list(columns)
+        fields = [f"(r.a)[{i + 1}]::{t}" for i, (_, t) in enumerate(keys)]
+        fields.append(f"string_to_array((r.a)[{len(keys) + 1}], ' ')")
+        fields += [f"(r.a)[{len(keys) + 2 + i}]::{t}" for i, t in enumerate(types)]
         conflict_keys = ", ".join(ident(k) for k, _ in keys[1:]) + ", ts"
         if on_conflict == "update":
             sets = ", ".join(f"{ident(c)} = EXCLUDED.{ident(c)}"
@@ -111,10 +158,12 @@ class _Statement:
             tail = f"ON CONFLICT ({conflict_keys}) DO UPDATE SET {sets}"
         else:
             tail = "ON CONFLICT DO NOTHING"
+        # OFFSET 0 keeps the split from being inlined (and repeated) into every field.
         return (
             f"{ident('w' + str(position))} AS (INSERT INTO {ident(table)} "
-            f"({', '.join(ident(n) for n in names)}, {ident('out_of_range')}) "
-            f"SELECT {select} FROM unnest({args}) AS u({', '.join(ident(a) for a in alias)}) "
+            f"({', '.join(ident(n) for n in names)}) "
+            f"SELECT {', '.join(fields)} FROM (SELECT string_to_array(l, ',', '') AS a "
+            f"FROM string_to_table(${position + 1}::text, E'\\n') AS l OFFSET 0) AS r "
             f"{tail} RETURNING {ident('site_id')}, {ident('bank_id')}, "
             f"(extract(epoch FROM {ident('ts')}) * 1000000)::bigint AS {ident('us')})")
 
@@ -125,41 +174,20 @@ class _Statement:
         return self._sql_cache[key]
 
     def _build(self) -> str:
-        """Rows stored per (CTE, frame): `t, site_id, bank_id, us, count`."""
-        union = " UNION ALL ".join(f"SELECT {i} AS {ident('t')}, * FROM {ident('w' + str(i))}"
-                                   for i in range(len(self.ctes)))
+        """Per CTE: `t, rows stored, "site,bank,us" of each stored row joined by newlines`.
+
+        One result row per table (not per frame) keeps the driver's work per message small.
+        """
+        key = f"{ident('site_id')} || ',' || {ident('bank_id')} || ',' || {ident('us')}"
+        union = " UNION ALL ".join(f"SELECT {i} AS {ident('t')}, {key} AS {ident('k')} "
+                                   f"FROM {ident('w' + str(i))}" for i in range(len(self.ctes)))
         return ("WITH " + ",\n".join(self.ctes)
-                + f"\nSELECT x.*, count(*) FROM ({union}) AS x GROUP BY 1, 2, 3, 4")
+                + f"\nSELECT x.t, count(*), string_agg(x.k, E'\\n') FROM ({union}) AS x "
+                "GROUP BY 1")
 
 
 def _ts(us: int) -> str:
     return (_EPOCH + timedelta(microseconds=us)).isoformat()
-
-
-def _table_arrays(tb: TableBatch, frames, stamps: list[str]) -> list[str]:
-    """Array literals for one table: keys, value columns, out_of_range. `stamps[i]` is frame
-    i's poll time as text (formatted once per frame, not once per row)."""
-    idx = tb.frame.tolist()
-    arrays = [_literal([stamps[i] for i in idx]),
-              _literal([frames[i].site_id for i in idx], is_text=True),
-              _literal([frames[i].bank_id for i in idx])]
-    if tb.rack is not None:
-        arrays.append(_literal(tb.rack.tolist()))
-    arrays += [_literal(col) for col in tb.column_lists()]
-    arrays.append(_literal([",".join(o) if o else None for o in tb.out_of_range_lists()],
-                           is_text=True))
-    return arrays
-
-
-def dedupe(frames) -> tuple[list, int]:
-    """Drop repeated (site, bank, poll start) within one batch; return frames and how many."""
-    seen, out = set(), []
-    for f in frames:
-        key = (f.site_id, f.bank_id, f.poll_start_us)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out, len(frames) - len(out)
 
 
 @dataclass
@@ -167,56 +195,35 @@ class Decoded:
     """Frames decoded and ready to write: per map, its frames and one TableBatch per table."""
 
     groups: list[tuple[RegisterMap, list, list[TableBatch]]]
-    out_of_range: list[dict]
+    out_of_range: list        # the summary; with `parts`, one summary per part
     frames: int
 
-    @property
-    def keys(self) -> list[FrameKey]:
-        return [frame_key(f) for _, frames, _ in self.groups for f in frames]
 
+def decode_for_write(frames, maps: dict[tuple[str, int], RegisterMap],
+                     parts: list[list[int]] | None = None) -> Decoded:
+    """Decode frames, grouped by their map (the caller has checked every map is known).
 
-def decode_for_write(frames, maps: dict[tuple[str, int], RegisterMap]) -> Decoded:
-    """Decode frames, grouped by their map (the caller has checked every map is known)."""
-    by_map: dict[tuple[str, int], list] = {}
-    for f in frames:
-        by_map.setdefault((f.map_id, f.map_version), []).append(f)
-    groups, summary = [], []
-    for key, group in by_map.items():
-        tables, oor = decoder_for(maps[key]).decode_frames(group)
+    `parts` (lists of indices into `frames`) asks for one out-of-range summary per part.
+    """
+    by_map: dict[tuple[str, int], list[int]] = {}
+    for i, f in enumerate(frames):
+        by_map.setdefault((f.map_id, f.map_version), []).append(i)
+    groups: list = []
+    summary: list = [[] for _ in parts] if parts is not None else []
+    for key, idx in by_map.items():
+        group = [frames[i] for i in idx]
+        local = None
+        if parts is not None:
+            where = {i: n for n, i in enumerate(idx)}
+            local = [[where[i] for i in p if i in where] for p in parts]
+        tables, oor = decoder_for(maps[key]).decode_frames(group, local)
         groups.append((maps[key], group, tables))
-        summary += oor
+        if parts is None:
+            summary += oor
+        else:
+            for mine, part in zip(summary, oor, strict=True):
+                mine += part
     return Decoded(groups, summary, len(frames))
-
-
-def _concat(batches: list[TableBatch], offsets: list[int]) -> TableBatch:
-    first = batches[0]
-    return TableBatch(
-        first.table, first.columns, first.is_int,
-        np.concatenate([b.frame + off for b, off in zip(batches, offsets)]),
-        None if first.rack is None else np.concatenate([b.rack for b in batches]),
-        np.vstack([b.values for b in batches]), np.vstack([b.out_of_range for b in batches]))
-
-
-def merge(parts: list[Decoded]) -> Decoded:
-    """One Decoded holding every part's frames: a single statement writes them all."""
-    if len(parts) == 1:
-        return parts[0]
-    by_map: dict[tuple[str, int], list] = {}
-    for part in parts:
-        for regmap, frames, tables in part.groups:
-            by_map.setdefault(regmap.key, []).append((regmap, frames, tables))
-    groups = []
-    for items in by_map.values():
-        offsets, frames, n = [], [], 0
-        for _, fs, _ in items:
-            offsets.append(n)
-            frames += fs
-            n += len(fs)
-        tables = [_concat([tables[i] for _, _, tables in items], offsets)
-                  for i in range(len(items[0][2]))]
-        groups.append((items[0][0], frames, tables))
-    return Decoded(groups, [o for p in parts for o in p.out_of_range],
-                   sum(p.frames for p in parts))
 
 
 def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> WriteResult:
@@ -224,7 +231,10 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> Write
     result = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
     stmt = _Statement()
     for regmap, group, tables in decoded.groups:
-        stamps = [_ts(f.poll_start_us) for f in group]
+        heads = [f"{_ts(f.poll_start_us)},{f.site_id},{f.bank_id}," for f in group]
+        for f in group:
+            if not _SAFE_TEXT.fullmatch(f.site_id):
+                raise ValueError(f"site id {f.site_id!r} cannot be written (comma or newline)")
         for tb in tables:
             if not len(tb):
                 continue
@@ -232,31 +242,75 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> Write
             if types is None:
                 types = tuple(sql_type(f) for f in regmap.table_fields(tb.table))
                 regmap.cache[("sql_types", tb.table)] = types
-            stmt.add(tb.table, tb.columns, types, _table_arrays(tb, group, stamps), on_conflict)
+            stmt.add(tb.table, tb.columns, types, _rows_text(tb, heads), on_conflict)
             result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
             result.inserted.setdefault(tb.table, 0)
     if stmt.ctes:
-        for t, site, bank, us, n in run(conn, stmt.sql(), stmt.params):
+        for t, n, keys in run(conn, stmt.sql(), stmt.params):
             table = stmt.tables[t]
             result.inserted[table] += n
-            result.stored[(table, (site, bank, us))] += n
+            for key, count in Counter(keys.split("\n")).items():
+                site, bank, us = key.rsplit(",", 2)
+                result.stored[(table, (site, int(bank), int(us)))] += count
     return result
+
+
+def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], RegisterMap],
+                   on_conflict: str = "nothing") -> list[WriteResult]:
+    """Decode and store several messages' frames in one atomic statement (all rows or none);
+    return one WriteResult per message.
+
+    A frame carried more than once (by two messages, or twice by one) is written once and
+    credited to its first carrier: the other copies count as duplicates. Each message gets
+    its own out-of-range summary.
+    """
+    position: dict[FrameKey, int] = {}          # frame -> its index in `unique`
+    unique: list = []
+    carried: list[dict[FrameKey, int]] = []      # per message: its frames (first carrier: own)
+    owned: list[set[FrameKey]] = []
+    for frames in messages:
+        mine: dict[FrameKey, int] = {}
+        owned.append(set())
+        for f in frames:
+            key = frame_key(f)
+            if key not in position:
+                position[key] = len(unique)
+                unique.append(f)
+                owned[-1].add(key)
+            mine[key] = position[key]
+        carried.append(mine)
+    decoded = decode_for_write(unique, maps, [list(c.values()) for c in carried])
+    total = write_decoded(conn, decoded, on_conflict)
+    offered: Counter = Counter()               # (table, frame key) -> rows
+    for _, group, tables in decoded.groups:
+        for tb in tables:
+            counts = np.bincount(tb.frame, minlength=len(group)).tolist()
+            for f, n in zip(group, counts):
+                if n:
+                    offered[(tb.table, frame_key(f))] += n
+    tables_in_order = list(total.rows)
+    results = []
+    for m, frames in enumerate(messages):
+        res = WriteResult(frames=len(frames), out_of_range=decoded.out_of_range[m])
+        keys = [frame_key(f) for f in frames]
+        for table in tables_in_order:
+            res.rows[table] = sum(offered[(table, k)] for k in keys)
+            res.inserted[table] = sum(total.stored[(table, k)] for k in owned[m])
+            for k in owned[m]:
+                if total.stored[(table, k)]:
+                    res.stored[(table, k)] = total.stored[(table, k)]
+        results.append(res)
+    return results
 
 
 def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
                  on_conflict: str = "nothing") -> WriteResult:
     """Decode frames (grouped by map) and store all their rows in one atomic statement.
 
-    The caller resolves maps first. A message is stored whole or not at all: the statement
-    either commits every row or none. Frames repeated inside the batch are written once and
-    count as duplicates.
+    The caller resolves maps first. A batch is stored whole or not at all. Frames repeated
+    inside the batch are written once and count as duplicates.
     """
-    unique, repeated = dedupe(frames)
-    result = write_decoded(conn, decode_for_write(unique, maps), on_conflict)
-    result.frames = len(frames)
-    for table, n in list(result.rows.items()):
-        result.rows[table] = n + repeated * (n // max(len(unique), 1))
-    return result
+    return write_messages(conn, [frames], maps, on_conflict)[0]
 
 
 def run(conn, sql: str, params: list[str]) -> list:

@@ -203,8 +203,9 @@ class Ingestor:
         except (codec.FrameError, PermanentError) as exc:
             return self._poison(message, exc, ids)
         ids["site"] = frames[0].site_id
-        event(log, f"decoded {len(frames)} frames", stage="preprocess", frames=len(frames),
-              bytes=len(message.data), **ids)
+        if log.isEnabledFor(logging.DEBUG):   # the store line below carries these counts
+            event(log, f"decoded {len(frames)} frames", stage="preprocess", level=logging.DEBUG,
+                  frames=len(frames), bytes=len(message.data), **ids)
         try:
             result = self._store(frames, ids)
         except DecodeError as exc:  # registers do not fit the frame's map: never storable
@@ -218,7 +219,8 @@ class Ingestor:
                   registers=result.out_of_range, **ids)
         rows, inserted = sum(result.rows.values()), sum(result.inserted.values())
         event(log, f"stored {inserted}/{rows} rows of {len(frames)} frames", stage="store",
-              frames=len(frames), rows=rows, inserted=inserted, duplicates=result.duplicates,
+              frames=len(frames), bytes=len(message.data), rows=rows, inserted=inserted,
+              duplicates=result.duplicates,
               latency_ms={"p50": round(lat[len(lat) // 2], 1), "max": round(lat[-1], 1)},
               lag_s=round(lat[-1] / 1000, 3), **ids)
         return Outcome(message.message_id, "stored", len(frames), result)

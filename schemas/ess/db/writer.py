@@ -46,7 +46,7 @@ class WriteResult:
 _SAFE_TEXT = re.compile(r"[^,\n]+")   # a key field inside one line of a table's rows text
 
 
-_VECTOR_MIN_CELLS = 2000   # from about this many values, numpy formats faster than Python
+_VECTOR_MIN_CELLS = 100    # from about this many values, numpy formats faster than Python
 _digits: tuple[np.ndarray, np.ndarray] | None = None
 
 

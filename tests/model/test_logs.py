@@ -1,0 +1,54 @@
+"""Structured log lines: Cloud Logging's JSON fields, the request's trace, the caller's line."""
+
+import io
+import json
+import logging
+
+import flask
+import pytest
+from ess.logs import event, setup_logging
+
+
+@pytest.fixture
+def lines(monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj-1")
+    stream = io.StringIO()
+    setup_logging("ingest", stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()
+                   if "diagnostic" not in line]
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_ess", False)]:
+        root.removeHandler(handler)
+
+
+@pytest.mark.parametrize("headers, trace, span, sampled", [
+    ({"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"},
+     "projects/proj-1/traces/105445aa7843bc8bf206b12000100000", "1", True),
+    ({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"},
+     "projects/proj-1/traces/0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", False),
+    ({}, "", "", False),
+])
+def test_a_line_carries_its_request_trace(lines, headers, trace, span, sampled):
+    app = flask.Flask("t")
+    with app.test_request_context("/", method="POST", headers=headers):
+        event(logging.getLogger("ess.ingest"), "stored 11/11 rows", stage="store", rows=11)
+    (line,) = lines()
+    assert line["message"] == "stored 11/11 rows" and line["severity"] == "INFO"
+    assert line["stage"] == "store" and line["rows"] == 11
+    assert line["logging.googleapis.com/trace"] == trace
+    assert line["logging.googleapis.com/spanId"] == span
+    assert line["logging.googleapis.com/trace_sampled"] is sampled
+    assert line["logging.googleapis.com/labels"] == {"python_logger": "ess.ingest",
+                                                     "component": "ingest"}
+
+
+def test_source_location_is_the_caller_not_the_helper(lines):
+    event(logging.getLogger("ess.x"), "hello", stage="preprocess", level=logging.WARNING)
+    logging.getLogger("ess.x").error("plain", extra={"labels": {"k": "v"}})
+    first, second = lines()
+    assert first["logging.googleapis.com/sourceLocation"]["file"] == __file__
+    assert first["logging.googleapis.com/sourceLocation"]["function"] == (
+        "test_source_location_is_the_caller_not_the_helper")
+    assert first["severity"] == "WARNING" and "trace" not in first["message"]
+    assert second["logging.googleapis.com/labels"]["k"] == "v"
+    assert second["severity"] == "ERROR"

@@ -36,10 +36,12 @@ class GroupWriter:
 
     def __init__(self, take: Callable[[], object], give: Callable[[object], None],
                  discard: Callable[[object], None], maps: dict[tuple[str, int], RegisterMap],
-                 max_frames: int = 400, max_writers: int = 1):
+                 max_frames: int = 400, max_writers: int = 2, backlog_frames: int = 40):
         self._take, self._give, self._discard = take, give, discard
         self.maps = maps
         self.max_frames, self.max_writers = max_frames, max_writers
+        self.backlog_frames = backlog_frames
+        self._queued_frames = 0
         self._cv = threading.Condition()
         self._queue: list[_Job] = []
         self._writers = 0
@@ -50,8 +52,11 @@ class GroupWriter:
         job = _Job(frames)
         with self._cv:
             self._queue.append(job)
+            self._queued_frames += len(frames)
             while not job.done:
-                if self._writers < self.max_writers and self._queue:
+                if self._queue and (self._writers == 0 or (
+                        self._writers < self.max_writers
+                        and self._queued_frames >= self.backlog_frames)):
                     group = self._next_group()
                     self._writers += 1
                     self._cv.release()
@@ -76,6 +81,7 @@ class GroupWriter:
             job = self._queue.pop(0)
             group.append(job)
             frames += len(job.frames)
+        self._queued_frames -= frames
         return group
 
     def _write_group(self, group: list[_Job]) -> None:

@@ -179,9 +179,10 @@ class Ingestor:
         self.sites, self.sink = sites, sink
         self.maps = sites.maps()
         self.connections, self.quarantine = connections, quarantine
-        # e.g. ESS_GROUP_WRITERS=1 (statements in flight at once per instance; 2 overlaps a
-        # slow database round trip with the next group's decoding)
-        writers = int(os.environ.get("ESS_GROUP_WRITERS", "1"))
+        # e.g. ESS_GROUP_WRITERS=2 (statements in flight at once per instance; the second
+        # starts only when a backlog waits, overlapping one group's database round trip with
+        # the next group's decoding)
+        writers = int(os.environ.get("ESS_GROUP_WRITERS", "2"))
         self.group = GroupWriter(connections.take, connections.give, connections.discard,
                                  self.maps, max_writers=writers)
 

@@ -132,55 +132,64 @@ def encode_frames(frames: list[Frame]) -> bytes:
     return b"".join(out)
 
 
-class _Reader:
-    def __init__(self, data: bytes, where: str):
-        self.data, self.pos, self.where = memoryview(data), 0, where
+_STATUS = {status.value: status for status in BlockStatus}
 
-    def take(self, n: int) -> memoryview:
-        if self.pos + n > len(self.data):
-            raise CorruptFrame(f"{self.where}: truncated at byte {self.pos} (needs {n} more, "
-                               f"{len(self.data) - self.pos} left)")
-        view = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return view
 
-    def unpack(self, st: struct.Struct) -> tuple:
-        return st.unpack(self.take(st.size))
+def _truncated(where: str, pos: int, needs: int, left: int) -> CorruptFrame:
+    return CorruptFrame(f"{where}: truncated at byte {pos} (needs {needs} more, {left} left)")
 
-    def short_str(self) -> str:
-        n = self.take(1)[0]
-        try:
-            return bytes(self.take(n)).decode()
-        except UnicodeDecodeError as exc:
-            raise CorruptFrame(f"{self.where}: text at byte {self.pos - n} is not UTF-8") from exc
+
+def _short_text(body: bytes, pos: int, size: int, where: str) -> tuple[str, int]:
+    if pos >= size:
+        raise _truncated(where, pos, 1, size - pos)
+    start = pos + 1
+    end = start + body[pos]
+    if end > size:
+        raise _truncated(where, start, end - start, size - start)
+    try:
+        return body[start:end].decode(), end
+    except UnicodeDecodeError as exc:
+        raise CorruptFrame(f"{where}: text at byte {start} is not UTF-8") from exc
 
 
 def decode_frame(body: bytes, where: str = "frame") -> Frame:
     """Parse one frame body, checking its checksum."""
-    if len(body) < _CRC.size:
+    size = len(body) - _CRC.size
+    if size < 0:
         raise CorruptFrame(f"{where}: {len(body)} bytes is too short for a frame")
-    (crc,) = _CRC.unpack(body[-_CRC.size:])
-    if zlib.crc32(body[:-_CRC.size]) != crc:
+    (crc,) = _CRC.unpack_from(body, size)
+    if zlib.crc32(memoryview(body)[:size]) != crc:
         raise CorruptFrame(f"{where}: checksum mismatch")
-    r = _Reader(body[:-_CRC.size], where)
-    bank_id, unit_id, seq, start_us, end_us, map_version = r.unpack(_FRAME_HEAD)
-    site_id, map_id = r.short_str(), r.short_str()
+    if _FRAME_HEAD.size > size:
+        raise _truncated(where, 0, _FRAME_HEAD.size, size)
+    bank_id, unit_id, seq, start_us, end_us, map_version = _FRAME_HEAD.unpack_from(body)
+    site_id, pos = _short_text(body, _FRAME_HEAD.size, size, where)
+    map_id, pos = _short_text(body, pos, size, where)
+    if pos >= size:
+        raise _truncated(where, pos, 1, size - pos)
+    count, pos = body[pos], pos + 1
     blocks = {}
-    for _ in range(r.take(1)[0]):
-        name = r.short_str()
-        status, code, count = r.unpack(_BLOCK_HEAD)
-        try:
-            status = BlockStatus(status)
-        except ValueError as exc:
-            raise CorruptFrame(f"{where}: block {name} has unknown status {status}") from exc
-        blocks[name] = BlockData(status, bytes(r.take(2 * count)), code)
-    if r.pos != len(r.data):
-        raise CorruptFrame(f"{where}: {len(r.data) - r.pos} stray bytes after the blocks")
+    for _ in range(count):
+        name, pos = _short_text(body, pos, size, where)
+        if pos + _BLOCK_HEAD.size > size:
+            raise _truncated(where, pos, _BLOCK_HEAD.size, size - pos)
+        status, code, n = _BLOCK_HEAD.unpack_from(body, pos)
+        pos += _BLOCK_HEAD.size
+        if status not in _STATUS:
+            raise CorruptFrame(f"{where}: block {name} has unknown status {status}")
+        end = pos + 2 * n
+        if end > size:
+            raise _truncated(where, pos, 2 * n, size - pos)
+        blocks[name] = BlockData(_STATUS[status], body[pos:end], code)
+        pos = end
+    if pos != size:
+        raise CorruptFrame(f"{where}: {size - pos} stray bytes after the blocks")
     return Frame(site_id, bank_id, seq, start_us, end_us, map_id, map_version, blocks, unit_id)
 
 
 def decode_frames(data: bytes) -> list[Frame]:
     """Parse a message body into frames; raise a FrameError subclass naming the problem."""
+    data = bytes(data)
     if len(data) < _MSG_HEAD.size:
         raise CorruptFrame(f"message: {len(data)} bytes is too short for a header")
     magic, version, count = _MSG_HEAD.unpack_from(data)
@@ -188,12 +197,16 @@ def decode_frames(data: bytes) -> list[Frame]:
         raise CorruptFrame(f"message: bad magic {bytes(magic)!r} (expected {MAGIC!r})")
     if version != VERSION:
         raise UnknownVersion(f"message: codec version {version} (this reader knows {VERSION})")
-    r = _Reader(data, "message")
-    r.pos = _MSG_HEAD.size
-    frames = []
+    pos, frames = _MSG_HEAD.size, []
     for i in range(count):
-        (length,) = r.unpack(_LEN)
-        frames.append(decode_frame(bytes(r.take(length)), where=f"frame {i}"))
-    if r.pos != len(data):
-        raise CorruptFrame(f"message: {len(data) - r.pos} stray bytes after {count} frames")
+        if pos + _LEN.size > len(data):
+            raise _truncated("message", pos, _LEN.size, len(data) - pos)
+        (length,) = _LEN.unpack_from(data, pos)
+        pos += _LEN.size
+        if pos + length > len(data):
+            raise _truncated("message", pos, length, len(data) - pos)
+        frames.append(decode_frame(data[pos:pos + length], where=f"frame {i}"))
+        pos += length
+    if pos != len(data):
+        raise CorruptFrame(f"message: {len(data) - pos} stray bytes after {count} frames")
     return frames

@@ -225,8 +225,9 @@ class Decoder:
         """Raw matrix (N x width) and block-ok flags (N x blocks) from codec frames."""
         raw = np.zeros((len(frames), self.width), dtype=np.uint16)
         ok = np.zeros((len(frames), len(self.block_names)), dtype=bool)
-        for i, frame in enumerate(frames):
-            for b, (name, size) in enumerate(zip(self.block_names, self.block_sizes)):
+        for b, (name, size) in enumerate(zip(self.block_names, self.block_sizes)):
+            rows, chunks = [], []
+            for i, frame in enumerate(frames):
                 block = frame.blocks.get(name)
                 if block is None or not block.ok:
                     continue
@@ -234,9 +235,14 @@ class Decoder:
                     raise DecodeError(f"frame {i} (seq {frame.seq}): block {name} has "
                                       f"{len(block.registers) // 2} registers, map "
                                       f"{self.map.map_id} v{self.map.version} expects {size}")
+                rows.append(i)
+                chunks.append(block.registers)
+            if rows:   # one conversion per block for the whole batch
                 off = self.block_offset[name]
-                raw[i, off:off + size] = np.frombuffer(block.registers, dtype=">u2")
-                ok[i, b] = True
+                values = np.frombuffer(b"".join(chunks), dtype=">u2").reshape(len(rows), size)
+                where = slice(None) if len(rows) == len(frames) else rows
+                raw[where, off:off + size] = values
+                ok[where, b] = True
         return raw, ok
 
     def decode_frames(self, frames, parts: list[list[int]] | None = None

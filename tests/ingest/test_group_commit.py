@@ -118,3 +118,25 @@ def test_a_transient_error_fails_the_whole_group(db):
     assert all(isinstance(e, DatabaseUnavailable) for e in errors)
     assert pool.taken < 5            # grouped, and not retried message by message
     assert count(db, "bank") == 0
+
+
+@pytest.mark.parametrize("frames_per_message, writers", [(1, 1), (10, 2)])
+def test_a_second_writer_starts_only_for_a_backlog(db, frames_per_message, writers):
+    pool = Pool(db)
+    writer = GroupWriter(pool.take, pool.give, pool.discard, MAPS, max_writers=2,
+                         backlog_frames=40)
+    msgs = [[f for k in range(frames_per_message) for f in message(i * 100 + k)]
+            for i in range(6)]
+    threads = [threading.Thread(target=writer.write, args=(m,)) for m in msgs]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while (writer.stats["messages"] + len(writer._queue) < len(msgs)
+           and time.monotonic() < deadline):
+        time.sleep(0.01)                # every message is queued or in a group
+    time.sleep(0.2)                    # a wrong second writer would have started by now
+    assert pool.taken == writers       # the writers wait at the closed gate
+    pool.gate.set()
+    for t in threads:
+        t.join(30)
+    assert count(db, "bank") == 6 * frames_per_message

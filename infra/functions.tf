@@ -79,6 +79,9 @@ resource "google_cloudfunctions2_function" "ingest" {
         ESS_SINK              = each.key
         ESS_SITES_CONFIG      = local.sites_uri
         ESS_QUARANTINE_BUCKET = google_storage_bucket.this["quarantine"].name
+        # functions-framework serves with THREADS threads (default 4 per CPU): one per
+        # concurrent push, so that group commit sees every waiting message.
+        THREADS = tostring(var.ingest_concurrency)
       },
       each.value.instance == null ? {} : {
         ESS_DB_INSTANCE = each.value.instance

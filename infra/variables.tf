@@ -196,8 +196,8 @@ variable "ingest_cpu" {
 
 variable "ingest_concurrency" {
   type        = number
-  description = "Concurrent push requests per ingest instance. max_instances x concurrency bounds the DB connections per sink."
-  default     = 8
+  description = "Concurrent push requests per ingest instance (also its functions-framework THREADS). Concurrent pushes are group-committed, so more concurrency means larger statements, not more DB connections (at most ESS_GROUP_WRITERS = 2 per instance)."
+  default     = 16
 }
 
 variable "ingest_min_instances" {
@@ -208,7 +208,7 @@ variable "ingest_min_instances" {
 
 variable "ingest_max_instances" {
   type        = number
-  description = "Maximum instances per ingest function; keep max_instances x concurrency below the database's max_connections."
+  description = "Maximum instances per ingest function; each holds at most 2 database connections (group commit), so keep 2 x max_instances x 2 sinks below the databases' max_connections."
   default     = 10
 }
 

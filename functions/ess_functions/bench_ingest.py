@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CLIENTS = int(os.environ.get("XCLIENTS", 8))  # concurrent push requests (deployed concurrency)
+CLIENTS = 16         # concurrent push requests: the deployed ingest_concurrency (infra/)
 ROUNDS = 3           # single and batched runs alternate; the median is reported
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ess.db.connect import is_transient
 from ess.db.writer import WriteResult, write_messages
@@ -29,6 +29,7 @@ class _Job:
     done: bool = False
     result: WriteResult | None = None
     error: BaseException | None = None
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupWriter:
@@ -42,37 +43,56 @@ class GroupWriter:
         self.max_frames, self.max_writers = max_frames, max_writers
         self.backlog_frames = backlog_frames
         self._queued_frames = 0
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Job] = []
         self._writers = 0
         self.stats = {"groups": 0, "messages": 0}   # statements written, messages in them
 
     def write(self, frames: list) -> WriteResult:
-        """Store one message's frames; raise what its group's write raised."""
+        """Store one message's frames; raise what its group's write raised.
+
+        A waiting request is woken only when its own group is done or when it is first in
+        the queue and may lead the next group (not every waiter on every commit).
+        """
         job = _Job(frames)
-        with self._cv:
+        with self._lock:
             self._queue.append(job)
             self._queued_frames += len(frames)
-            while not job.done:
-                if self._queue and (self._writers == 0 or (
-                        self._writers < self.max_writers
-                        and self._queued_frames >= self.backlog_frames)):
-                    group = self._next_group()
-                    self._writers += 1
-                    self._cv.release()
-                    try:
-                        self._write_group(group)
-                    finally:
-                        self._cv.acquire()
-                        self._writers -= 1
-                        for j in group:
-                            j.done = True
-                        self._cv.notify_all()
+        while True:
+            with self._lock:
+                if job.done:
+                    break
+                group = self._next_group() if self._may_start() else None
+                if group is None:
+                    job.wake.clear()
                 else:
-                    self._cv.wait()
+                    self._writers += 1
+                    also = self._queue[0] if self._queue and self._may_start() else None
+            if group is None:
+                job.wake.wait()
+                continue
+            if also is not None:         # a backlog remains: let a second writer take it
+                also.wake.set()
+            try:
+                self._write_group(group)
+            finally:
+                with self._lock:
+                    self._writers -= 1
+                    for j in group:
+                        j.done = True
+                    head = self._queue[0] if self._queue else None
+                for j in group:
+                    j.wake.set()
+                if head is not None:     # it may lead the next group
+                    head.wake.set()
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
+
+    def _may_start(self) -> bool:
+        """A writer may start: none is running, or a backlog waits and one more is allowed."""
+        return bool(self._queue) and (self._writers == 0 or (
+            self._writers < self.max_writers and self._queued_frames >= self.backlog_frames))
 
     def _next_group(self) -> list[_Job]:
         group, frames = [], 0

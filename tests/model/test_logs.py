@@ -15,7 +15,7 @@ def lines(monkeypatch):
     stream = io.StringIO()
     setup_logging("ingest", stream=stream)
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()
-                   if "diagnostic" not in line]
+                   if "logging.googleapis.com/diagnostic" not in json.loads(line)]
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_ess", False)]:
         root.removeHandler(handler)
@@ -35,9 +35,9 @@ def test_a_line_carries_its_request_trace(lines, headers, trace, span, sampled):
     (line,) = lines()
     assert line["message"] == "stored 11/11 rows" and line["severity"] == "INFO"
     assert line["stage"] == "store" and line["rows"] == 11
-    assert line["logging.googleapis.com/trace"] == trace
-    assert line["logging.googleapis.com/spanId"] == span
-    assert line["logging.googleapis.com/trace_sampled"] is sampled
+    assert line.get("logging.googleapis.com/trace", "") == trace
+    assert line.get("logging.googleapis.com/spanId", "") == span
+    assert line.get("logging.googleapis.com/trace_sampled", False) is sampled
     assert line["logging.googleapis.com/labels"] == {"python_logger": "ess.ingest",
                                                      "component": "ingest"}
 
@@ -52,3 +52,15 @@ def test_source_location_is_the_caller_not_the_helper(lines):
     assert first["severity"] == "WARNING" and "trace" not in first["message"]
     assert second["logging.googleapis.com/labels"]["k"] == "v"
     assert second["severity"] == "ERROR"
+
+
+def test_exceptions_and_dict_messages(lines):
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError:
+        logging.getLogger("ess.x").exception("boom")
+    logging.getLogger("ess.x").info({"stage": "poll", "frames": 3})
+    failed, fields = lines()
+    assert failed["message"].startswith("boom\nTraceback") and "ZeroDivisionError" in (
+        failed["message"])
+    assert fields["stage"] == "poll" and fields["frames"] == 3 and fields["message"] == ""

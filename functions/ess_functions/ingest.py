@@ -105,7 +105,7 @@ def message_from_cloud_event(cloud_event) -> Message:
 
 def check_frames(frames: list[codec.Frame], sites: SitesConfig) -> None:
     """Raise UnknownSite / UnknownMap unless every frame's site and map are configured."""
-    known_sites = {s.site_id for s in sites.sites}
+    known_sites = sites.site_ids
     maps = sites.maps()
     for f in frames:
         if f.site_id not in known_sites:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,8 +73,17 @@ class SitesConfig:
         return [d for s in self.sites for d in s.devices]
 
     def maps(self) -> dict[tuple[str, int], RegisterMap]:
-        """Every map in use, by (map_id, version)."""
+        """Every map in use, by (map_id, version) (built once; do not modify)."""
+        return self._maps
+
+    @cached_property
+    def _maps(self) -> dict[tuple[str, int], RegisterMap]:
         return {d.map.key: d.map for d in self.devices()}
+
+    @cached_property
+    def site_ids(self) -> frozenset[str]:
+        """Every configured site id."""
+        return frozenset(s.site_id for s in self.sites)
 
 
 def _path(err: jsonschema.ValidationError) -> str:

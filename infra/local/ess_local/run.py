@@ -127,7 +127,8 @@ class Pipeline:
             self.functions[sink] = self.stack.enter_context(FunctionProcess(
                 "ingest", ROOT / "functions" / "ingest" / "main.py", free_port(),
                 signature_type="cloudevent", log_dir=self.logs,
-                env={**common, "ESS_DB_DSN": self.dsn[sink], "ESS_SINK": sink}))
+                env={**common, "ESS_DB_DSN": self.dsn[sink], "ESS_SINK": sink,
+                     "THREADS": "16"}))   # as deployed: one thread per concurrent push
         self.functions["export"] = self.stack.enter_context(FunctionProcess(
             "export", ROOT / "functions" / "export" / "main.py", free_port(),
             signature_type="http", log_dir=self.logs,

@@ -103,6 +103,8 @@ def setup_logging(component: str, stream: IO[str] | None = None,
                                os.environ.get("GOOGLE_CLOUD_PROJECT"))
     handler._ess = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+    # Lines carry no thread or process names: skip looking them up for every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # e.g. ESS_LOG_LEVEL=DEBUG
     root.setLevel(level or os.environ.get("ESS_LOG_LEVEL", "INFO"))
     _configured = True

@@ -115,7 +115,7 @@ def bench_decode(seconds: float = 3.0) -> list[dict]:
 
     base = baseline()
     return [
-        {"figure": "decode, frames/s per core (100-frame batches, DB-ready columns)",
+        {"figure": "decode, frames/s per core (100-frame batches, typed Python values)",
          "ours": ours_batched(), "baseline": base, "unit": "frames/s",
          "target": ">= 50,000 and >= 10x baseline", "higher_is_better": True},
         {"figure": "decode, frames/s per core (one frame at a time, JSON-ready rows)",

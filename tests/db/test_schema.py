@@ -149,6 +149,7 @@ def test_every_table_equals_the_decoder_output_on_both_formatting_paths(timescal
     ([[0.1 + 0.2]], None),                       # not the decoder's rounding: Python path
     ([[65536.0]], None),                         # beyond the digit table
     ([[float(np.float32(0.001))]], None),        # a float32 register, not 0.001
+    ([[np.inf, 1.0]], None),                     # a float32 register holding infinity
 ])
 def test_numpy_value_formatting(values, lines):
     assert writer._values_lines(np.array(values, dtype=np.float64)) == lines

@@ -75,6 +75,8 @@ def _values_lines(values: np.ndarray) -> list[str] | None:
     below 65,536, which is what the table lookups cover."""
     missing = np.isnan(values)
     known = np.where(missing, 0.0, values)
+    if not np.isfinite(known).all():                 # a float32 register can hold inf
+        return None
     thousandths = np.rint(known * 1000.0)
     if not np.array_equal(thousandths / 1000.0, known):
         return None

@@ -175,14 +175,10 @@ class Ingestor:
     """Stores messages for one sink; thread-safe (functions-framework serves with threads)."""
 
     def __init__(self, sites: SitesConfig, sink: str, connections: Connections,
-                 quarantine: Quarantine):
+                 quarantine: Quarantine, writers: int = 2):
         self.sites, self.sink = sites, sink
         self.maps = sites.maps()
         self.connections, self.quarantine = connections, quarantine
-        # e.g. ESS_GROUP_WRITERS=2 (statements in flight at once per instance; the second
-        # starts only when a backlog waits, overlapping one group's database round trip with
-        # the next group's decoding)
-        writers = int(os.environ.get("ESS_GROUP_WRITERS", "2"))
         self.group = GroupWriter(connections.take, connections.give, connections.discard,
                                  self.maps, max_writers=writers)
 
@@ -192,7 +188,11 @@ class Ingestor:
         sites = load_sites(os.environ["ESS_SITES_CONFIG"])
         # e.g. ESS_SINK=main (or replica)
         sink = os.environ.get("ESS_SINK", "main")
-        return cls(sites, sink, Connections(default_factory()), Quarantine.from_env())
+        # e.g. ESS_GROUP_WRITERS=2 (statements in flight at once per instance; the second
+        # starts only when a backlog waits, overlapping one group's database round trip with
+        # the next group's decoding)
+        writers = int(os.environ.get("ESS_GROUP_WRITERS", "2"))
+        return cls(sites, sink, Connections(default_factory()), Quarantine.from_env(), writers)
 
     def handle(self, message: Message) -> Outcome:
         """Store the message, or quarantine it when it is poison; raise on anything retryable."""

@@ -146,11 +146,11 @@ def bench_ingest(cluster, single: int = 1200, batched: int = 4000, seed: int = 3
                 serial = [("serial", 1, single // 8, 1), ("serial10", 10, single // 4, 1)]
                 runs = [*runs, *serial] if nodelay == "1" else serial
                 for site, per, n, clients in runs:
-                    name = site if "-r" in site else site + nodelay
-                    frames = _frames(regmap, name, n, t0)
-                    fps[name] = n / _post_all(fn.url, _push_bodies(frames, per), clients)
+                    key = site if "-r" in site else site + nodelay
+                    frames = _frames(regmap, key, n, t0)
+                    fps[key] = n / _post_all(fn.url, _push_bodies(frames, per), clients)
                     if "-r" in site:
-                        rounds[site.split("-")[0]].append(fps[name])
+                        rounds[site.split("-")[0]].append(fps[key])
         for kind, values in rounds.items():
             fps[kind] = statistics.median(values)
         fps["seed"] = _seed_way(dsn, regmap, _frames(regmap, "seed", seed, t0))

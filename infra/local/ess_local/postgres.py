@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pg8000.native
+from ess.db.quote import ident
 
 from .procs import LOCALHOST, ManagedProcess, Service
 
@@ -228,7 +229,7 @@ class Cluster(Service):
         con = self.connect()
         try:
             if not con.run("SELECT 1 FROM pg_roles WHERE rolname = :r", r=APP_USER):
-                con.run(f'CREATE ROLE "{APP_USER}" LOGIN SUPERUSER')
+                con.run(f"CREATE ROLE {ident(APP_USER)} LOGIN SUPERUSER")
         finally:
             con.close()
 
@@ -246,7 +247,7 @@ class Cluster(Service):
             )
         con = self.connect()
         try:
-            con.run(f'CREATE DATABASE "{name}" OWNER "{APP_USER}"')
+            con.run(f"CREATE DATABASE {ident(name)} OWNER {ident(APP_USER)}")
         finally:
             con.close()
         if timescale:
@@ -262,7 +263,7 @@ class Cluster(Service):
         _check_name(name)
         con = self.connect()
         try:
-            con.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            con.run(f"DROP DATABASE IF EXISTS {ident(name)} WITH (FORCE)")
         finally:
             con.close()
 

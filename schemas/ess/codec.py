@@ -17,6 +17,8 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .errors import PermanentError
+
 MAGIC = b"ESSM"
 VERSION = 1
 MAX_FRAMES_PER_MESSAGE = 65535
@@ -27,12 +29,16 @@ _BLOCK_HEAD = struct.Struct(">BBH")
 _CRC = struct.Struct(">I")
 
 
-class FrameError(ValueError):
+class FrameError(PermanentError):
     """A message or frame cannot be decoded."""
+
+    reason = "undecodable_frame"
 
 
 class UnknownVersion(FrameError):
     """The message was written by a codec version this one does not read."""
+
+    reason = "unknown_codec_version"
 
 
 class CorruptFrame(FrameError):

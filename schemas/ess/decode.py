@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import PermanentError
 from .regmap import Field, RegisterMap
 
 
-class DecodeError(ValueError):
+class DecodeError(PermanentError):
     """Raw registers do not fit the map (missing block, wrong length, value out of 0..65535)."""
+
+    reason = "registers_do_not_fit_map"
 
 
 def _is_register(v) -> bool:

@@ -7,8 +7,8 @@ import pytest
 from ess import paths
 from ess.regmap import MapError, load_map, load_map_file
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEC_CSV = ROOT.parent / "shared" / "spec" / "default-register-map.csv"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+SPEC_CSV = GOLDEN / "spec" / "default-register-map.csv"    # the spec-format golden file
 BAD = sorted((Path(__file__).parents[1] / "golden" / "bad_maps").iterdir())
 EXTENDED = Path(__file__).parents[1] / "golden" / "maps" / "extended.yaml"
 

@@ -16,8 +16,6 @@ from typing import IO
 
 from google.cloud.logging.handlers import StructuredLogHandler
 
-_configured = False
-
 
 def request_trace() -> tuple[str | None, str | None, bool]:
     """(trace id, span id, sampled) of the HTTP request being served, if any.
@@ -94,7 +92,6 @@ class CloudJsonHandler(StructuredLogHandler):
 def setup_logging(component: str, stream: IO[str] | None = None,
                   level: str | None = None) -> None:
     """Send every log record to `stream` (stderr by default) as Cloud Logging structured JSON."""
-    global _configured
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_ess", False):
@@ -107,7 +104,6 @@ def setup_logging(component: str, stream: IO[str] | None = None,
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # e.g. ESS_LOG_LEVEL=DEBUG
     root.setLevel(level or os.environ.get("ESS_LOG_LEVEL", "INFO"))
-    _configured = True
 
 
 def event(logger: logging.Logger, message: str, *, stage: str, level: int = logging.INFO,

@@ -12,13 +12,16 @@ import jsonschema
 import yaml
 
 from . import paths
+from .errors import PermanentError
 from .regmap import MapError, RegisterMap, load_map
 
 DEFAULT_TIMEZONE = "Asia/Seoul"
 
 
-class ConfigError(ValueError):
+class ConfigError(PermanentError):
     """The sites configuration is invalid; `problems` names each bad field."""
+
+    reason = "bad_config"
 
     def __init__(self, source: str, problems: list[str]):
         self.source, self.problems = source, problems

@@ -9,12 +9,16 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pg8000.dbapi
 
+from ..errors import TransientError
+
 TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "08000", "08003",
                        "08006", "08001", "08004", "55P03", "58030"}
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(TransientError):
     """The database cannot be reached right now; retrying later may succeed."""
+
+    reason = "database_unavailable"
 
 
 def is_transient(exc: BaseException) -> bool:

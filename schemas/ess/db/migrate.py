@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ..errors import PermanentError
 from ..regmap import RegisterMap
 from .quote import ident
 from .schema import (
@@ -28,8 +29,10 @@ _LOCK_KEY = 0x455353  # "ESS": serialises concurrent migrate runs
 MODES = ("auto", "timescale", "partitioned")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(PermanentError):
     """The live schema cannot be brought to what the maps need."""
+
+    reason = "migration_failed"
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,15 @@
 
 import re
 
+from ..errors import PermanentError
+
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class UnsafeIdentifier(ValueError):
+class UnsafeIdentifier(PermanentError):
     """An identifier is not a plain lower-case SQL name."""
+
+    reason = "unsafe_identifier"
 
 
 def ident(name: str) -> str:
@@ -15,7 +19,3 @@ def ident(name: str) -> str:
         raise UnsafeIdentifier(f"not a safe SQL identifier: {name!r}")
     return '"' + name + '"'
 
-
-def idents(names) -> str:
-    """Comma-separated quoted identifiers."""
-    return ", ".join(ident(n) for n in names)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-BLOCK_LAYOUT_KEYS = ("block", "address", "table", "column", "type", "scale")
-
 
 def _num(text: str) -> int | float:
     value = float(text)

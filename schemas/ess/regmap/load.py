@@ -11,11 +11,14 @@ import jsonschema
 import yaml
 
 from .. import paths
+from ..errors import PermanentError
 from .model import TYPE_WIDTH, Block, Field, Register, RegisterMap
 
 
-class MapError(ValueError):
+class MapError(PermanentError):
     """A register map is invalid; `problems` holds one message per problem."""
+
+    reason = "bad_map"
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source

@@ -11,22 +11,22 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 from google.cloud.logging.handlers import StructuredLogHandler
 
+Trace = tuple[str | None, str | None, bool]    # (trace id, span id, sampled)
+TraceProvider = Callable[[], Trace]
+NO_TRACE: Trace = (None, None, False)
 
-def request_trace() -> tuple[str | None, str | None, bool]:
-    """(trace id, span id, sampled) of the HTTP request being served, if any.
 
-    Read from the X-Cloud-Trace-Context or traceparent header, so that a function's lines
+def trace_from_headers(headers: Mapping[str, str]) -> Trace:
+    """(trace id, span id, sampled) from an X-Cloud-Trace-Context or traceparent header.
+
+    A function's trace provider passes its request's headers here, so that the function's lines
     group under their request in Logs Explorer.
     """
-    flask = sys.modules.get("flask")    # only a Flask app (a function) serves requests
-    if flask is None or not flask.has_request_context():
-        return None, None, False
-    headers = flask.request.headers
     cloud = headers.get("X-Cloud-Trace-Context")    # TRACE_ID/SPAN_ID;o=1
     if cloud:
         trace, _, rest = cloud.partition("/")
@@ -35,7 +35,7 @@ def request_trace() -> tuple[str | None, str | None, bool]:
     parent = headers.get("traceparent", "").split("-")    # 00-TRACE-SPAN-FLAGS
     if len(parent) == 4:
         return parent[1], parent[2], parent[3] == "01"
-    return None, None, False
+    return NO_TRACE
 
 
 class CloudJsonHandler(StructuredLogHandler):
@@ -48,8 +48,10 @@ class CloudJsonHandler(StructuredLogHandler):
     `json_fields` as jsonPayload fields); Cloud Run's own request log carries `httpRequest`.
     """
 
-    def __init__(self, component: str, stream: IO[str], project: str | None = None):
+    def __init__(self, component: str, stream: IO[str], project: str | None = None,
+                 trace: TraceProvider | None = None):
         super().__init__(labels={"component": component}, stream=stream, project_id=project)
+        self.trace = trace
         for stock in list(self.filters):
             self.removeFilter(stock)
         self.component = component
@@ -72,7 +74,7 @@ class CloudJsonHandler(StructuredLogHandler):
                                                   "component": self.component}
         extra = getattr(record, "labels", None)
         entry["logging.googleapis.com/labels"] = {**labels, **extra} if extra else labels
-        trace, span, sampled = request_trace()
+        trace, span, sampled = self.trace() if self.trace else NO_TRACE
         if trace:
             entry["logging.googleapis.com/trace"] = (
                 f"projects/{self.project_id}/traces/{trace}" if self.project_id else trace)
@@ -89,15 +91,19 @@ class CloudJsonHandler(StructuredLogHandler):
         return record.exc_text
 
 
-def setup_logging(component: str, stream: IO[str] | None = None,
-                  level: str | None = None) -> None:
-    """Send every log record to `stream` (stderr by default) as Cloud Logging structured JSON."""
+def setup_logging(component: str, stream: IO[str] | None = None, level: str | None = None,
+                  trace: TraceProvider | None = None) -> None:
+    """Send every log record to `stream` (stderr by default) as Cloud Logging structured JSON.
+
+    `trace`, if given, returns the (trace id, span id, sampled) of the request being served (or
+    NO_TRACE outside one); an HTTP function passes one so its lines carry their request's trace.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_ess", False):
             root.removeHandler(handler)
     handler = CloudJsonHandler(component, stream or sys.stderr,
-                               os.environ.get("GOOGLE_CLOUD_PROJECT"))
+                               os.environ.get("GOOGLE_CLOUD_PROJECT"), trace)
     handler._ess = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     # Lines carry no thread or process names: skip looking them up for every record.

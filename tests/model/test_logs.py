@@ -6,14 +6,21 @@ import logging
 
 import flask
 import pytest
-from ess.logs import event, setup_logging
+from ess.logs import NO_TRACE, event, setup_logging, trace_from_headers
+
+
+def flask_trace():
+    """The trace provider an HTTP function passes: its Flask request's trace headers."""
+    if not flask.has_request_context():
+        return NO_TRACE
+    return trace_from_headers(flask.request.headers)
 
 
 @pytest.fixture
 def lines(monkeypatch):
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj-1")
     stream = io.StringIO()
-    setup_logging("ingest", stream=stream)
+    setup_logging("ingest", stream=stream, trace=flask_trace)
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()
                    if "logging.googleapis.com/diagnostic" not in json.loads(line)]
     root = logging.getLogger()
@@ -64,3 +71,18 @@ def test_exceptions_and_dict_messages(lines):
     assert failed["message"].startswith("boom\nTraceback") and "ZeroDivisionError" in (
         failed["message"])
     assert fields["stage"] == "poll" and fields["frames"] == 3 and fields["message"] == ""
+
+
+def test_without_a_trace_provider_lines_carry_no_trace():
+    stream = io.StringIO()
+    setup_logging("collector", stream=stream)
+    try:
+        app = flask.Flask("t")
+        with app.test_request_context("/", headers={"traceparent": "00-" + "a" * 32 + "-b-01"}):
+            event(logging.getLogger("ess.x"), "polled", stage="poll")
+    finally:
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "_ess", False)]:
+            root.removeHandler(handler)
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert "logging.googleapis.com/trace" not in line

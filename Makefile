@@ -15,10 +15,10 @@ CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml infra/local/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e infra/local
 	touch $(STAMP)
 
 # Services the tests and `make run` start: PostgreSQL + TimescaleDB, Pub/Sub and GCS emulators.

@@ -1,14 +1,14 @@
-"""The `ess` command. Subcommands of other packages register through their `cli.register`."""
+"""The `ess` command. Other packages add subcommands through the `ess.cli` entry-point group."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
+from importlib.metadata import entry_points
 
-# Packages that add subcommands: each has a module `<pkg>.cli` with register(subparsers).
-PLUGINS = ("ess_collector", "ess_functions")
+# Entry points in this group name a register(subparsers) function (see pyproject.toml).
+PLUGIN_GROUP = "ess.cli"
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -106,14 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .db import cli as db_cli
 
     db_cli.register(sub)
-    for name in PLUGINS:
-        try:
-            module = importlib.import_module(f"{name}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name not in (name, f"{name}.cli"):
-                raise
-            continue
-        module.register(sub)
+    for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        plugin.load()(sub)
     return parser
 
 

@@ -107,6 +107,11 @@ def parse_sites(doc: object, source: str = "<memory>", base_dir: Path | None = N
     for err in sorted(_validator().iter_errors(doc), key=lambda e: _path(e)):
         if err.validator == "required":
             problems.append(f"{_path(err)}: missing field {err.message.split(chr(39))[1]}")
+        elif err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            where = _path(err)
+            prefix = "" if where == "top level" else f"{where}."
+            problems += [f"{prefix}{k}: unknown field" for k in
+                         sorted(set(err.instance) - set(err.schema.get("properties", {})))]
         else:
             problems.append(f"{_path(err)}: {err.message}")
     if problems:

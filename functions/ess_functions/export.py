@@ -22,12 +22,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from ess.db.schema import table_specs
+from ess.errors import PermanentError
 from ess.logs import event
 from ess.sites import Site, SitesConfig
 
-from .destinations import Conflict, Destination, Stored
 from .export_sql import begin_snapshot, copy_sql, day_window
-from .manifest import day_folder, file_name, from_metadata, manifest_key, update_manifest
+from .manifest import (
+    day_folder,
+    file_name,
+    from_metadata,
+    manifest_key,
+    to_metadata,
+    update_manifest,
+)
+from .objstore import Conflict, ObjectStore, Stored
 
 log = logging.getLogger("ess.export")
 BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
@@ -35,8 +43,10 @@ QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class BadRequest(ValueError):
+class BadRequest(PermanentError):
     """The request names an unknown site, an invalid or future date, or no usable destination."""
+
+    reason = "bad_request"
 
 
 @dataclass
@@ -127,49 +137,40 @@ def _known(stored: Stored | None, manifest_entry: dict | None) -> dict | None:
     return entry
 
 
-def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: bool = False,
+@dataclass(frozen=True)
+class _DayRun:
+    """One site-day being exported: its snapshot cursor, destination and shared file facts."""
+
+    cur: object
+    dest: ObjectStore
+    site: Site
+    day: date
+    gzip: bool
+    run_id: str
+    base: dict   # the facts every file of the site-day shares (site, date, window, maps...)
+
+
+def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *, gzip: bool = False,
                     manifest_files: dict | None = None,
                     on_file: Callable[[FileResult], None] | None = None
                     ) -> tuple[list[FileResult], dict[str, dict]]:
     """Export every type of one site-day; return the file results and their manifest entries."""
     start, end = day_window(day, site.tz)
     maps = _site_maps(site)
-    maps_text = ",".join(f"{m.map_id}@{m.version}" for m in maps)
+    base = {"site": site.site_id, "date": day.isoformat(),
+            "day_start": start.isoformat(), "day_end": end.isoformat(),
+            "time_zone": site.timezone, "maps": ",".join(f"{m.map_id}@{m.version}" for m in maps),
+            "compression": "gzip" if gzip else "none"}
     results, entries = [], {}
-    run_id = uuid.uuid4().hex
     conn.autocommit = True
     cur = conn.cursor()
+    run = _DayRun(cur, dest, site, day, gzip, uuid.uuid4().hex, base)
     try:
         begin_snapshot(cur, site.site_id, site.timezone, start, end)
         for table, spec in table_specs(maps).items():
-            t0 = time.monotonic()
             name = file_name(table, site.site_id, gzip)
-            key = f"{day_folder(day.isoformat())}/{name}"
-            sql = copy_sql(spec)
-            stored = dest.stat(key)
-            known = _known(stored, (manifest_files or {}).get(name))
-            base = {"site": site.site_id, "type": table, "date": day.isoformat(),
-                    "day_start": start.isoformat(), "day_end": end.isoformat(),
-                    "time_zone": site.timezone, "maps": maps_text,
-                    "compression": "gzip" if gzip else "none"}
-            if known is not None:  # first pass: hash only, to leave an unchanged file alone
-                probe, rows = _copy(cur, sql)
-                facts = _facts(probe, rows)
-                if known.get("sha256") == facts["sha256"]:
-                    status, entry = "unchanged", known
-                else:
-                    status, entry = _upload(cur, sql, dest, key, {**base, **facts}, stored,
-                                            gzip, run_id)
-            else:  # nothing to compare with: a single pass
-                status, entry = _upload(cur, sql, dest, key, base, stored, gzip, run_id)
-            rows = entry.get("rows", 0) if entry else 0
-            result = FileResult(site.site_id, table, day.isoformat(), key, status, rows,
-                                entry.get("bytes", 0) if entry else 0,
-                                entry.get("sha256", "") if entry else "",
-                                int((time.monotonic() - t0) * 1000))
-            event(log, f"export {key}: {status}", stage="accumulate",
-                  level=logging.WARNING if status == "conflict" else logging.INFO,
-                  **{k: v for k, v in asdict(result).items() if k != "key"}, object=key)
+            result, entry = _export_file(run, table, copy_sql(spec), name,
+                                         (manifest_files or {}).get(name))
             if entry is not None:
                 entries[name] = entry
             results.append(result)
@@ -187,6 +188,33 @@ def export_site_day(conn, site: Site, day: date, dest: Destination, *, gzip: boo
     return results, entries
 
 
+def _export_file(run: _DayRun, table: str, sql: str, name: str,
+                 manifest_entry: dict | None) -> tuple[FileResult, dict | None]:
+    """Export one file of the site-day, unless its stored content is the same."""
+    t0 = time.monotonic()
+    key = f"{day_folder(run.day.isoformat())}/{name}"
+    stored = run.dest.stat(key)
+    known = _known(stored, manifest_entry)
+    base = {**run.base, "type": table}
+    if known is not None:  # first pass: hash only, to leave an unchanged file alone
+        probe, rows = _copy(run.cur, sql)
+        facts = _facts(probe, rows)
+        if known.get("sha256") == facts["sha256"]:
+            status, entry = "unchanged", known
+        else:
+            status, entry = _upload(run, sql, key, {**base, **facts}, stored)
+    else:  # nothing to compare with: a single pass
+        status, entry = _upload(run, sql, key, base, stored)
+    entry_ = entry or {}
+    result = FileResult(run.site.site_id, table, run.day.isoformat(), key, status,
+                        entry_.get("rows", 0), entry_.get("bytes", 0), entry_.get("sha256", ""),
+                        int((time.monotonic() - t0) * 1000))
+    event(log, f"export {key}: {status}", stage="accumulate",
+          level=logging.WARNING if status == "conflict" else logging.INFO,
+          **{k: v for k, v in asdict(result).items() if k != "key"}, object=key)
+    return result, entry
+
+
 def _facts(stream: _CsvStream, rows: int) -> dict:
     first_ts, last_ts = stream.time_range()
     return {"sha256": stream.sha.hexdigest(), "rows": rows, "csv_bytes": stream.size,
@@ -194,32 +222,34 @@ def _facts(stream: _CsvStream, rows: int) -> dict:
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def _upload(cur, sql, dest, key, entry, stored, gzip, run_id) -> tuple[str, dict | None]:
+def _upload(run: _DayRun, sql: str, key: str, entry: dict,
+            stored: Stored | None) -> tuple[str, dict | None]:
     """Stream the snapshot into the destination under a generation precondition.
 
     With the hash known (second pass) the metadata goes with the upload; otherwise it is set
     right after, on exactly the generation this run wrote (`export_run` identifies it).
     """
-    from .manifest import to_metadata
-
     expected = entry.get("sha256")
     out: dict = {}
 
     def produce(f) -> None:
-        stream, rows = _copy(cur, sql, f, gzip)
+        stream, rows = _copy(run.cur, sql, f, run.gzip)
         out.update(_facts(stream, rows))
         if expected and out["sha256"] != expected:
             raise RuntimeError(f"{key}: content changed between passes of one snapshot")
 
-    content_type = "application/gzip" if gzip else "text/csv; charset=utf-8"
+    content_type = "application/gzip" if run.gzip else "text/csv; charset=utf-8"
     try:
-        new = dest.upload(key, produce, {**to_metadata(entry), "export_run": run_id},
-                          stored.generation if stored else 0, content_type)
-        if new.metadata is not None and new.metadata.get("export_run") != run_id:
+        new = run.dest.upload(key, produce,
+                              metadata={**to_metadata(entry), "export_run": run.run_id},
+                              if_generation_match=stored.generation if stored else 0,
+                              content_type=content_type)
+        if new.metadata is not None and new.metadata.get("export_run") != run.run_id:
             raise Conflict(f"{key} was replaced by another run")
         if not expected:
             entry = {**entry, **out}
-            new = dest.set_metadata(key, new, {**to_metadata(entry), "export_run": run_id})
+            new = run.dest.set_metadata(key, new,
+                                        {**to_metadata(entry), "export_run": run.run_id})
     except Conflict as exc:
         event(log, f"export {key}: {exc}", stage="accumulate", level=logging.WARNING,
               object=key, error=str(exc))
@@ -227,7 +257,7 @@ def _upload(cur, sql, dest, key, entry, stored, gzip, run_id) -> tuple[str, dict
     return "written", {**entry, "bytes": new.size, "generation": new.generation}
 
 
-def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: Destination, *, gzip: bool = False,
+def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *, gzip: bool = False,
                 on_file: Callable[[FileResult], None] | None = None) -> dict:
     """Export site-days, then update each day's manifest once; return a JSON-able summary."""
     by_day: dict[date, list[Site]] = {}

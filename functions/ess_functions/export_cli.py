@@ -8,19 +8,17 @@ import os
 import sys
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from ess.db.connect import DatabaseUnavailable, connect
-    from ess.logs import setup_logging
-    from ess.sites import ConfigError, load_sites
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"ess export: {msg}", file=sys.stderr)
+    return code
 
-    from .destinations import DestinationError, parse_destination
-    from .export import QUERY_TIMEOUT, BadRequest, date_range, export_jobs, parse_date, plan_jobs
 
-    setup_logging("export", level=args.log_level)
+def _plan(args: argparse.Namespace):
+    """The (site, day) jobs and the checked destination; BadRequest & co. when unusable."""
+    from ess.sites import load_sites
 
-    def fail(msg: str, code: int = 2) -> int:
-        print(f"ess export: {msg}", file=sys.stderr)
-        return code
+    from .export import BadRequest, date_range, parse_date, plan_jobs
+    from .objstore import open_store
 
     # e.g. ESS_SITES_CONFIG=infra/examples/dev/sites.yaml
     config_path = args.config or os.environ.get("ESS_SITES_CONFIG")
@@ -28,29 +26,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
     bucket = os.environ.get("ESS_EXPORT_BUCKET", "").strip()
     dest_spec = args.dest or (f"gs://{bucket}/{os.environ.get('ESS_EXPORT_PREFIX', '')}"
                               if bucket else "")
-    try:
-        if args.date and (args.date_from or args.date_to):
-            raise BadRequest("give --date or --from/--to, not both")
-        if bool(args.date_from) != bool(args.date_to):
-            raise BadRequest("--from and --to go together")
-        days = ([parse_date(args.date)] if args.date else
-                date_range(parse_date(args.date_from), parse_date(args.date_to))
-                if args.date_from else None)
-        if not config_path:
-            raise BadRequest("no sites configuration: pass --config or set ESS_SITES_CONFIG")
-        if not dest_spec:
-            raise BadRequest("no destination: pass --dest gs://BUCKET/PREFIX or DIR, "
-                             "or set ESS_EXPORT_BUCKET")
-        jobs = plan_jobs(load_sites(config_path), days=days, site=args.site)
-        dest = parse_destination(dest_spec)
-        dest.check()
-    except (BadRequest, DestinationError, ConfigError) as exc:
-        return fail(str(exc))
-    try:
-        conn = connect(args.dsn, read_timeout=QUERY_TIMEOUT)
-    except (DatabaseUnavailable, ValueError) as exc:
-        return fail(str(exc), 1)
+    if args.date and (args.date_from or args.date_to):
+        raise BadRequest("give --date or --from/--to, not both")
+    if bool(args.date_from) != bool(args.date_to):
+        raise BadRequest("--from and --to go together")
+    days = ([parse_date(args.date)] if args.date else
+            date_range(parse_date(args.date_from), parse_date(args.date_to))
+            if args.date_from else None)
+    if not config_path:
+        raise BadRequest("no sites configuration: pass --config or set ESS_SITES_CONFIG")
+    if not dest_spec:
+        raise BadRequest("no destination: pass --dest gs://BUCKET/PREFIX or DIR, "
+                         "or set ESS_EXPORT_BUCKET")
+    jobs = plan_jobs(load_sites(config_path), days=days, site=args.site)
+    dest = open_store(dest_spec, keep_metadata=False)  # a directory: facts in the manifests
+    dest.check()
+    return jobs, dest
+
+
+def _run(args: argparse.Namespace, conn, jobs, dest) -> dict:
+    """Export the jobs with a progress bar (one step per file); return the summary."""
     from tqdm import tqdm
+
+    from .export import export_jobs
 
     n_types = {id(s): len({t for d in s.devices for t in d.map.tables()}) for s, _ in jobs}
     total = sum(n_types[id(s)] for s, _ in jobs)
@@ -61,9 +59,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
             bar.update(1)
 
         try:
-            summary = export_jobs(conn, jobs, dest, gzip=args.gzip, on_file=progress)
+            return export_jobs(conn, jobs, dest, gzip=args.gzip, on_file=progress)
         finally:
             conn.close()
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ess.db.connect import DatabaseUnavailable, connect
+    from ess.logs import setup_logging
+    from ess.sites import ConfigError
+
+    from .export import QUERY_TIMEOUT, BadRequest
+    from .objstore import DestinationError
+
+    setup_logging("export", level=args.log_level)
+    try:
+        jobs, dest = _plan(args)
+    except (BadRequest, DestinationError, ConfigError) as exc:
+        return _fail(str(exc))
+    try:
+        conn = connect(args.dsn, read_timeout=QUERY_TIMEOUT)
+    except (DatabaseUnavailable, ValueError) as exc:
+        return _fail(str(exc), 1)
+    summary = _run(args, conn, jobs, dest)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:

@@ -10,23 +10,13 @@ from ess.db.connect import connect
 from ess.logs import event
 from ess.sites import ConfigError, SitesConfig, load_sites
 
-from .destinations import DestinationError, GcsDestination
 from .export import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, plan_jobs
+from .objstore import DestinationError, GcsStore
 
 log = logging.getLogger("ess.export")
 _lock = threading.Lock()
-_clients: dict[str, object] = {}
+_cache: dict[str, object] = {}
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def storage_client():
-    """One google-cloud-storage client per process (honours STORAGE_EMULATOR_HOST)."""
-    with _lock:
-        if "storage" not in _clients:
-            from google.cloud import storage
-
-            _clients["storage"] = storage.Client()
-        return _clients["storage"]
 
 
 def sites_config() -> SitesConfig:
@@ -36,19 +26,19 @@ def sites_config() -> SitesConfig:
     if not path:
         raise ConfigError("ESS_SITES_CONFIG", ["not set"])
     with _lock:
-        if _clients.get("sites_path") != path:
-            _clients["sites"], _clients["sites_path"] = load_sites(path), path
-        return _clients["sites"]  # type: ignore[return-value]
+        if _cache.get("sites_path") != path:
+            _cache["sites"], _cache["sites_path"] = load_sites(path), path
+        return _cache["sites"]  # type: ignore[return-value]
 
 
-def destination() -> GcsDestination:
+def destination() -> GcsStore:
     """The bucket (and optional prefix) from the environment."""
     # e.g. ESS_EXPORT_BUCKET=my-project-ess-csv
     bucket = os.environ.get("ESS_EXPORT_BUCKET", "").strip()
     if not bucket:
         raise BadRequest("no export bucket: ESS_EXPORT_BUCKET is not set")
     # e.g. ESS_EXPORT_PREFIX=daily (objects go under gs://BUCKET/daily/date=...)
-    return GcsDestination(storage_client(), bucket, os.environ.get("ESS_EXPORT_PREFIX", ""))
+    return GcsStore(bucket, os.environ.get("ESS_EXPORT_PREFIX", ""))
 
 
 def _params(request) -> dict:

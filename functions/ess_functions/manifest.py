@@ -6,7 +6,7 @@ in the same request; the manifest gathers them per day, keyed by the file's path
 
 from __future__ import annotations
 
-from .destinations import Conflict, Destination
+from .objstore import Conflict, ObjectStore
 
 MANIFEST_VERSION = 1
 _INT_FIELDS = ("rows", "csv_bytes")
@@ -43,7 +43,7 @@ def from_metadata(meta: dict[str, str], size: int, generation: int) -> dict | No
     return entry
 
 
-def update_manifest(dest: Destination, day: str, entries: dict[str, dict], now: str,
+def update_manifest(dest: ObjectStore, day: str, entries: dict[str, dict], now: str,
                     attempts: int = 5) -> tuple[bool, int]:
     """Merge `entries` into the day's manifest; write it only if a file entry changed.
 

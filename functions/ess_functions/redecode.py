@@ -16,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from ess import codec
 from ess.db.writer import write_frames
 from ess.decode import DecodeError
+from ess.errors import PermanentError
 from ess.logs import event
 from ess.regmap import RegisterMap
 from ess.sites import SitesConfig
 
-from .archive import Store, decode_records, object_day
-from .ingest import PermanentError, check_frames, reason_of
+from .avro import decode_records, object_day
+from .ingest.checks import check_frames
+from .objstore import ObjectStore, open_store
 
 log = logging.getLogger("ess.redecode")
 DEFAULT_MAX_LAG = timedelta(days=7)
@@ -42,7 +44,7 @@ class RedecodeResult:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def archive_objects(store: Store, since: datetime, until: datetime,
+def archive_objects(store: ObjectStore, since: datetime, until: datetime,
                     max_lag: timedelta = DEFAULT_MAX_LAG) -> list[str]:
     """Archive objects that can hold frames polled in [since, until)."""
     first = (since - timedelta(hours=1)).astimezone(UTC).date()
@@ -54,7 +56,7 @@ def archive_objects(store: Store, since: datetime, until: datetime,
     return names
 
 
-def frames_in_range(store: Store, names: list[str], since: datetime, until: datetime,
+def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until: datetime,
                     sites: SitesConfig | None, maps: dict, result: RedecodeResult,
                     progress=None) -> Iterator[codec.Frame]:
     """Frames polled in [since, until) from valid archived messages."""
@@ -70,8 +72,8 @@ def frames_in_range(store: Store, names: list[str], since: datetime, until: date
                 for f in frames:
                     if (f.map_id, f.map_version) not in maps:
                         raise PermanentError(f"map {f.map_id} v{f.map_version} not given")
-            except (codec.FrameError, PermanentError) as exc:
-                result.skip(reason_of(exc))
+            except PermanentError as exc:
+                result.skip(exc.reason)
                 continue
             for f in frames:
                 if lo <= f.poll_start_us < hi:
@@ -88,7 +90,7 @@ def redecode(conn, source: str, since: datetime, until: datetime,
     """Store every archived frame polled in [since, until); rewrite rows when `update`."""
     from tqdm import tqdm
 
-    store = Store(source)
+    store = open_store(source)
     names = archive_objects(store, since, until, max_lag)
     result = RedecodeResult()
     bar = tqdm(total=len(names), unit="obj", desc="redecode", disable=not progress)

@@ -7,9 +7,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from ess_functions.destinations import Conflict, GcsDestination, LocalDestination
 from ess_functions.export import export_jobs, plan_jobs
 from ess_functions.manifest import manifest_key, update_manifest
+from ess_functions.objstore import Conflict, DirStore, GcsStore
 from export_helpers import assert_csv_matches, export_day, load_db, local, parse_csv
 
 TYPES = ("bank", "rack", "pcs", "etc")
@@ -23,7 +23,7 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     day = export_day()
     conn = load_db(timescale_db, sites, day)
     client = gcs_emulator.client()
-    dest = GcsDestination(client, bucket, "daily")
+    dest = GcsStore(bucket, "daily", client=client)
     jobs = plan_jobs(sites, days=[day])
 
     summary = export_jobs(conn, jobs, dest)
@@ -87,7 +87,7 @@ def test_empty_day_and_gzip(timescale_db, gcs_emulator, bucket, sites):
     day = export_day() - timedelta(days=10)
     conn = load_db(timescale_db, sites, export_day())
     client = gcs_emulator.client()
-    dest = GcsDestination(client, bucket)
+    dest = GcsStore(bucket, client=client)
     summary = export_jobs(conn, plan_jobs(sites, days=[day], site="site-b"), dest, gzip=True)
     assert summary["written"] == 4
     manifest = json.loads(client.bucket(bucket).blob(f"date={day}/manifest.json")
@@ -112,14 +112,14 @@ def test_generation_preconditions(gcs_emulator, bucket, tmp_path):
     (fake-gcs-server enforces preconditions on simple uploads only, not on resumable ones, so
     the CSV upload's `if_generation_match` is exercised here through the local destination.)
     """
-    dest = GcsDestination(gcs_emulator.client(), bucket)
+    dest = GcsStore(bucket, client=gcs_emulator.client())
     g1 = dest.write_json("m.json", {"v": 1}, 0)
     dest.write_json("m.json", {"v": 2}, g1)
     with pytest.raises(Conflict):
         dest.write_json("m.json", {"v": 3}, g1)
     assert dest.read_json("m.json")[0] == {"v": 2}
 
-    class Racing(GcsDestination):
+    class Racing(GcsStore):
         raced = False
 
         def read_json(self, key):
@@ -130,15 +130,16 @@ def test_generation_preconditions(gcs_emulator, bucket, tmp_path):
                 super().write_json(key, other, gen)
             return doc, gen
 
-    racing = Racing(gcs_emulator.client(), bucket, "race")
+    racing = Racing(bucket, "race", client=gcs_emulator.client())
     written, count = update_manifest(racing, "d", {"type=etc/site=y.csv": {"rows": 2}}, "now")
     files = racing.read_json(manifest_key("d"))[0]["files"]
     assert written and count == 2 and set(files) == {"type=etc/site=y.csv", "type=etc/site=z.csv"}
 
-    local = LocalDestination(tmp_path)
-    first = local.upload("x.csv", lambda out: out.write(b"a\n"), {}, 0, "text/csv")
-    local.upload("x.csv", lambda out: out.write(b"b\n"), {}, first.generation, "text/csv")
+    local = DirStore(tmp_path, keep_metadata=False)
+    first = local.upload("x.csv", lambda out: out.write(b"a\n"), if_generation_match=0)
+    local.upload("x.csv", lambda out: out.write(b"b\n"), if_generation_match=first.generation)
     with pytest.raises(Conflict):
-        local.upload("x.csv", lambda out: out.write(b"c\n"), {}, first.generation, "text/csv")
+        local.upload("x.csv", lambda out: out.write(b"c\n"),
+                     if_generation_match=first.generation)
     assert (tmp_path / "x.csv").read_bytes() == b"b\n"
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]

@@ -7,7 +7,9 @@ from datetime import timedelta
 from ess.cli import main as ess_main
 from ess.paths import MAPS_DIR
 from ess.regmap import load_map_file
-from ess_functions.archive import Archiver, Store, decode_records
+from ess_functions.avro import decode_records
+from ess_functions.objstore import open_store
+from ess_local.archiver import Archiver
 
 from .conftest import ARCHIVE_BUCKET
 from .helpers import count_rows, expected_rows, make_frames, stored_rows, wait_for
@@ -28,7 +30,7 @@ def test_redecode_reproduces_rows_and_applies_a_changed_map(stack, pipe, tmp_pat
     archived = Archiver(archive_sub, source, subscriber=stack.pubsub.admin.subscriber,
                         max_duration=3).drain()
     assert archived == 7
-    store = Store(source)
+    store = open_store(source)
     names = store.list()
     assert names and all(n.endswith(".avro") and n[:10] == names[0][:10] for n in names)
     records = [r for n in names for r in decode_records(store.get(n))]

@@ -159,16 +159,10 @@ class Pipeline:
 
     def _start_archiver(self, env: dict) -> None:
         """The local twin of the Pub/Sub Cloud Storage subscription (raw frame archive)."""
-        try:
-            from ess_functions import archive
-        except ImportError:
-            return
-        if not hasattr(archive, "main"):
-            return
         sub = f"{PREFIX}-frames-raw-archive"
         self.admin.create_pull_subscription(sub, TOPIC, ack_deadline=60)
         self.stack.enter_context(ManagedProcess(
-            [sys.executable, "-m", "ess_functions.archive", "--subscription",
+            [sys.executable, "-m", "ess_local.archiver", "--subscription",
              f"projects/{PROJECT}/subscriptions/{sub}", "--dest", f"gs://{BUCKETS['archive']}/frames/"],
             name="archiver", log_path=self.logs / "archiver.log", env={**os.environ, **env}))
 

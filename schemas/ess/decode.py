@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -308,9 +309,7 @@ class Decoder:
         return rows
 
 
+@lru_cache(maxsize=64)
 def decoder_for(regmap: RegisterMap) -> Decoder:
     """The map's compiled decoder, built once (compiling costs ms; frames come by the thousand)."""
-    decoder = regmap.cache.get("decoder")
-    if decoder is None:
-        decoder = regmap.cache["decoder"] = Decoder(regmap)
-    return decoder
+    return Decoder(regmap)

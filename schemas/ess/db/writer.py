@@ -10,6 +10,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -240,11 +242,8 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> Write
         for tb in tables:
             if not len(tb):
                 continue
-            types = regmap.cache.get(("sql_types", tb.table))
-            if types is None:
-                types = tuple(sql_type(f) for f in regmap.table_fields(tb.table))
-                regmap.cache[("sql_types", tb.table)] = types
-            stmt.add(tb.table, tb.columns, types, _rows_text(tb, heads), on_conflict)
+            stmt.add(tb.table, tb.columns, _sql_types(regmap, tb.table), _rows_text(tb, heads),
+                     on_conflict)
             result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
             result.inserted.setdefault(tb.table, 0)
     if stmt.ctes:
@@ -315,6 +314,17 @@ def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
     return write_messages(conn, [frames], maps, on_conflict)[0]
 
 
+# Per connection: SQL text -> pg8000's prepared statement (name, columns, input functions).
+# Entries go with their connection.
+_prepared: WeakKeyDictionary = WeakKeyDictionary()
+
+
+@lru_cache(maxsize=256)
+def _sql_types(regmap: RegisterMap, table: str) -> tuple[str, ...]:
+    """SQL types of a table's value columns, computed once per (map, table)."""
+    return tuple(sql_type(f) for f in regmap.table_fields(table))
+
+
 def run(conn, sql: str, params: list[str]) -> list:
     """Execute one statement in autocommit mode; return its rows.
 
@@ -324,7 +334,9 @@ def run(conn, sql: str, params: list[str]) -> list:
     if not conn.autocommit:
         conn.rollback()
         conn.autocommit = True
-    prepared = conn.__dict__.setdefault("_ess_prepared", {})
+    prepared = _prepared.get(conn)
+    if prepared is None:
+        prepared = _prepared[conn] = {}
     if sql not in prepared:
         prepared[sql] = conn.prepare_statement(sql, oids=())
     name, columns, input_funcs = prepared[sql]

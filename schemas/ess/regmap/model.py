@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Register width in 16-bit words for each data type.
 TYPE_WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "bits": 1}
@@ -81,8 +82,6 @@ class RegisterMap:
     source: str = "<memory>"
     racks: int = 0
     description: str = ""
-    # derived values (column layouts, compiled decoder, SQL types), computed once per map
-    cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -109,12 +108,15 @@ class RegisterMap:
 
     def columns(self, table: str) -> tuple[str, ...]:
         """Value column names of a table, in row order."""
-        key = ("columns", table)
-        if key not in self.cache:
-            self.cache[key] = tuple(f.column for f in self.table_fields(table))
-        return self.cache[key]
+        return _columns(self, table)
 
     def tables(self) -> tuple[str, ...]:
         """Tables this map fills, in the standard order."""
         present = {f.table for f in self.fields()}
         return tuple(t for t in ROW_TABLES if t in present)
+
+
+@lru_cache(maxsize=256)
+def _columns(regmap: RegisterMap, table: str) -> tuple[str, ...]:
+    """Column names of a table, computed once per (map, table): rows are built by the thousand."""
+    return tuple(f.column for f in regmap.table_fields(table))

@@ -38,6 +38,20 @@ resource "google_artifact_registry_repository_iam_member" "builder_writer" {
   member     = "serviceAccount:${google_service_account.component["builder"].email}"
 }
 
+# IAM grants take up to a minute to reach Cloud Build and Cloud Run; a build that starts earlier
+# fails with "Access to bucket gcf-v2-sources-... denied" (provider issue 20571).
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
+
+  depends_on = [
+    google_project_iam_member.component,
+    google_storage_bucket_iam_member.artifacts_reader,
+    google_artifact_registry_repository_iam_member.builder_writer,
+    google_secret_manager_secret_iam_member.main_dsn_accessor,
+    google_secret_manager_secret_iam_member.replica_dsn_accessor,
+  ]
+}
+
 resource "google_cloudfunctions2_function" "ingest" {
   for_each = local.sinks
 
@@ -101,13 +115,7 @@ resource "google_cloudfunctions2_function" "ingest" {
     }
   }
 
-  depends_on = [
-    google_project_iam_member.component,
-    google_storage_bucket_iam_member.artifacts_reader,
-    google_artifact_registry_repository_iam_member.builder_writer,
-    google_secret_manager_secret_iam_member.main_dsn_accessor,
-    google_secret_manager_secret_iam_member.replica_dsn_accessor,
-  ]
+  depends_on = [time_sleep.iam_propagation]
 }
 
 resource "google_cloudfunctions2_function" "export" {
@@ -167,12 +175,7 @@ resource "google_cloudfunctions2_function" "export" {
     }
   }
 
-  depends_on = [
-    google_project_iam_member.component,
-    google_storage_bucket_iam_member.artifacts_reader,
-    google_artifact_registry_repository_iam_member.builder_writer,
-    google_secret_manager_secret_iam_member.main_dsn_accessor,
-  ]
+  depends_on = [time_sleep.iam_propagation]
 }
 
 # Invocation rights on the underlying Cloud Run services (service name = function name).

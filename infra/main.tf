@@ -1,10 +1,6 @@
 # Shared locals. Resources are split by concern: apis.tf, network.tf, iam.tf, pubsub.tf,
 # functions.tf, sql.tf, storage.tf, scheduler.tf, collector_vm.tf, monitoring.tf, secrets.tf.
 
-data "google_project" "this" {
-  project_id = var.project_id
-}
-
 locals {
   build_dir       = coalesce(var.build_dir, "${path.module}/../build")
   bucket_location = coalesce(var.bucket_location, var.region)
@@ -30,7 +26,7 @@ locals {
 
   # Project-level roles per service account. Resource-level grants (topic, buckets, secrets,
   # Cloud Run services, Artifact Registry) live next to the resource they apply to.
-  # tests/infra/test_terraform.py keeps the expected table; no primitive roles, no keys.
+  # docs/deploy.md keeps the table of intent (tests/infra checks it); no primitive roles, no keys.
   project_roles = {
     collector        = ["roles/logging.logWriter", "roles/monitoring.metricWriter"]
     "ingest-main"    = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
@@ -38,7 +34,9 @@ locals {
     export           = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
     invoker          = []
     scheduler        = []
-    builder          = ["roles/logging.logWriter"]
+    # Builds read the source Cloud Functions copies to gcf-v2-sources-<number>-<region> and write
+    # build logs: the role the custom build service account needs (docs/deploy.md, IAM table).
+    builder = ["roles/cloudbuild.builds.builder"]
   }
 
   # Build artifacts produced by `make package` (infra/package.py).

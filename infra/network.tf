@@ -103,6 +103,10 @@ resource "google_service_networking_connection" "private_services" {
   network                 = google_compute_network.vpc.id
   service                 = "servicenetworking.googleapis.com"
   reserved_peering_ranges = [google_compute_global_address.private_services[0].name]
+
+  # Deleting the peering fails while Cloud SQL still holds producer resources for a while after
+  # the instances are gone; abandon it (the VPC's deletion removes it).
+  deletion_policy = "ABANDON"
 }
 
 # Only IAP TCP forwarding may reach the collector's SSH (OS Login decides who).

@@ -60,7 +60,15 @@ resource "google_pubsub_subscription" "ingest" {
     ttl = ""
   }
 
-  depends_on = [google_service_account_iam_member.pubsub_token_creator]
+  # Pushes before the invoker may call the function fail (403) and back off for minutes.
+  depends_on = [
+    google_service_account_iam_member.pubsub_token_creator,
+    google_cloud_run_v2_service_iam_member.ingest_invoker,
+  ]
+}
+
+locals {
+  raw_archive_ack_deadline_seconds = 300
 }
 
 # Raw archive: every frame message as Avro (payload bytes + attributes) in the raw bucket.
@@ -68,7 +76,7 @@ resource "google_pubsub_subscription" "raw_archive" {
   project                    = var.project_id
   name                       = "${var.prefix}-frames-raw-archive"
   topic                      = google_pubsub_topic.frames.id
-  ack_deadline_seconds       = 300
+  ack_deadline_seconds       = local.raw_archive_ack_deadline_seconds
   message_retention_duration = var.subscription_message_retention
   labels                     = local.labels
 
@@ -87,6 +95,14 @@ resource "google_pubsub_subscription" "raw_archive" {
 
   expiration_policy {
     ttl = ""
+  }
+
+  lifecycle {
+    # A Cloud Storage subscription must close a file within the ack deadline of its messages.
+    precondition {
+      condition     = tonumber(trimsuffix(var.raw_archive_max_duration, "s")) <= local.raw_archive_ack_deadline_seconds
+      error_message = "raw_archive_max_duration must not exceed the raw-archive subscription's ack deadline (${local.raw_archive_ack_deadline_seconds}s)."
+    }
   }
 
   depends_on = [

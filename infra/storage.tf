@@ -39,8 +39,11 @@ resource "google_storage_bucket" "access_logs" {
   depends_on = [google_project_service.apis]
 }
 
-# Cloud Storage usage/storage logs are delivered by this Google group.
+# Cloud Storage usage/storage logs are delivered by this Google group. A Domain Restricted Sharing
+# org policy rejects the grant: set grant_storage_analytics_writer = false there.
 resource "google_storage_bucket_iam_member" "access_logs_writer" {
+  count = var.grant_storage_analytics_writer ? 1 : 0
+
   bucket = google_storage_bucket.access_logs.name
   role   = "roles/storage.objectCreator"
   member = "group:cloud-storage-analytics@google.com"
@@ -207,10 +210,10 @@ resource "google_storage_bucket_object" "sites" {
 
 # --- bucket IAM -----------------------------------------------------------------
 
-# Readers of the artifacts bucket: the collector (wheel, sites.yaml), the functions (sites.yaml),
-# the builder (function sources).
+# Readers of the artifacts bucket: the collector (wheel, sites.yaml), the functions (sites.yaml).
+# The builder reads the copy Cloud Functions makes in gcf-v2-sources-* (project role, main.tf).
 resource "google_storage_bucket_iam_member" "artifacts_reader" {
-  for_each = toset(["collector", "ingest-main", "ingest-replica", "export", "builder"])
+  for_each = toset(["collector", "ingest-main", "ingest-replica", "export"])
 
   bucket = google_storage_bucket.this["artifacts"].name
   role   = "roles/storage.objectViewer"

@@ -170,8 +170,13 @@ variable "max_delivery_attempts" {
 
 variable "raw_archive_max_duration" {
   type        = string
-  description = "Maximum time the Cloud Storage subscription waits before closing a raw-archive Avro file."
+  description = "Maximum time the Cloud Storage subscription waits before closing a raw-archive Avro file (60s-600s, and at most the subscription's 300 s ack deadline)."
   default     = "300s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.raw_archive_max_duration)) && try(tonumber(trimsuffix(var.raw_archive_max_duration, "s")) >= 60 && tonumber(trimsuffix(var.raw_archive_max_duration, "s")) <= 600, false)
+    error_message = "raw_archive_max_duration must be whole seconds between 60s and 600s, e.g. \"300s\"."
+  }
 }
 
 # --- functions --------------------------------------------------------------
@@ -406,6 +411,12 @@ variable "access_log_retention_days" {
   type        = number
   description = "Days bucket access logs are kept."
   default     = 90
+}
+
+variable "grant_storage_analytics_writer" {
+  type        = bool
+  description = "Let Google's cloud-storage-analytics group write bucket access logs into the access-log bucket. Set false under a Domain Restricted Sharing org policy (iam.allowedPolicyMemberDomains), which rejects that group; the buckets then keep no access logs."
+  default     = true
 }
 
 variable "force_destroy_buckets" {

@@ -2,17 +2,19 @@ terraform {
   required_version = ">= 1.5.0, < 2.0.0"
 
   required_providers {
+    # >= 6.13: disable_metric_validation on PromQL conditions; 5.x has a VPC-connector permadiff.
     google = {
       source  = "hashicorp/google"
-      version = ">= 5.40.0, < 7.0.0"
+      version = ">= 6.13.0, < 7.0.0"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 5.40.0, < 7.0.0"
+      version = ">= 6.13.0, < 7.0.0"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = ">= 2.4.0, < 3.0.0"
+    # time_sleep: IAM propagation before the function builds, metric descriptors before alerts.
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.11.0, < 1.0.0"
     }
     random = {
       source  = "hashicorp/random"

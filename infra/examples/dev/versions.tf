@@ -4,11 +4,11 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 5.40.0, < 7.0.0"
+      version = ">= 6.13.0, < 7.0.0"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 5.40.0, < 7.0.0"
+      version = ">= 6.13.0, < 7.0.0"
     }
   }
 }

@@ -85,21 +85,21 @@ class DevicePoller:
             return False
         self._close()
         client = AsyncModbusTcpClient(self.device.host, port=self.device.port,
-                                      timeout=min(self.timeout, max(budget, 0.01)), retries=0,
-                                      reconnect_delay=0, name=self.device.name,
+                                      timeout=self.timeout, retries=0, reconnect_delay=0,
+                                      name=self.device.name,
                                       trace_connect=self._on_connect_change)
         client.register(RawInputRegisters)
         try:
-            ok = await client.connect()
-        except (OSError, ModbusException) as exc:
-            ok, why = False, str(exc)
+            async with self._cut(budget):
+                ok = await client.connect()
+        except (OSError, ModbusException) as exc:     # TimeoutError is an OSError
+            ok, why = False, str(exc) or "connection timed out"
         else:
             why = "connection refused or timed out"
         if not ok:
             client.close()
             self._failed_connect(why)
             return False
-        client.ctx.comm_params.timeout_connect = self.timeout
         self.client = client
         if self.backoff or not self.connected_once:
             event(log, f"{self.device.name}: connected", stage="poll", site=self.device.site_id,
@@ -117,13 +117,21 @@ class DevicePoller:
             self._reading.cancel()
 
     # ---- one poll ---------------------------------------------------------------------------
+    def _cut(self, budget: float) -> asyncio.Timeout:
+        """A deadline for one connect or request when less than `timeout` is left.
+
+        pymodbus (3.16) has one timeout per client (its `timeout` argument) and no per-request
+        one, so a shorter budget is enforced around the call; the connection is re-opened after
+        any timeout, so an abandoned request cannot answer the next one.
+        """
+        return asyncio.timeout(budget if budget < self.timeout else None)
+
     async def _read(self, address: int, count: int, budget: float):
-        # pymodbus applies comm_params.timeout_connect to each request: cut it to the time left
-        self.client.ctx.comm_params.timeout_connect = min(self.timeout, budget)
         self._reading, self._lost = asyncio.current_task(), False
         try:
-            return await self.client.read_input_registers(address, count=count,
-                                                          device_id=self.device.unit_id)
+            async with self._cut(budget):
+                return await self.client.read_input_registers(address, count=count,
+                                                              device_id=self.device.unit_id)
         except asyncio.CancelledError:
             if not self._lost:
                 raise

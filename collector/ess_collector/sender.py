@@ -20,6 +20,7 @@ from ess.logs import event
 
 from .config import PublishSettings
 from .spool import AsyncSpool
+from .stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,6 @@ class RateLimiter:
                 self.tokens -= n
                 return
             await asyncio.sleep((min(n, self.rate) - self.tokens) / self.rate)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 class SiteSender:
@@ -234,8 +228,8 @@ class SiteSender:
     def take_stats(self) -> dict:
         out = {"frames": self.frames, "messages": self.messages, "failures": self.failures,
                "replayed": self.replayed, "queued": len(self.queue) + len(self.buffer),
-               "latency_ms_p50": round(_pct(self.latency_ms, 0.5), 1),
-               "latency_ms_p99": round(_pct(self.latency_ms, 0.99), 1)}
+               "latency_ms_p50": round(percentile(self.latency_ms, 0.5), 1),
+               "latency_ms_p99": round(percentile(self.latency_ms, 0.99), 1)}
         self.frames = self.messages = self.failures = self.replayed = 0
         self.latency_ms = []
         return out

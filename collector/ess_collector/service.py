@@ -22,8 +22,9 @@ from ess.sites import SitesConfig
 
 from .config import CollectorSettings
 from .modbus import DevicePoller
-from .sender import RateLimiter, SiteSender, _pct
+from .sender import RateLimiter, SiteSender
 from .spool import AsyncSpool, Spool
+from .stats import percentile
 
 log = logging.getLogger(__name__)
 DEADLINE_MARGIN = 0.01   # seconds a poll keeps free before the next tick
@@ -45,10 +46,10 @@ class DeviceStats:
     def take(self) -> dict:
         out = {"polls": self.polls, "missed_ticks": self.missed,
                "failed_blocks": self.failed_blocks,
-               "jitter_ms_p50": round(_pct(self.jitter_ms, 0.5), 2),
-               "jitter_ms_p99": round(_pct(self.jitter_ms, 0.99), 2),
-               "poll_ms_p50": round(_pct(self.poll_ms, 0.5), 2),
-               "poll_ms_p99": round(_pct(self.poll_ms, 0.99), 2)}
+               "jitter_ms_p50": round(percentile(self.jitter_ms, 0.5), 2),
+               "jitter_ms_p99": round(percentile(self.jitter_ms, 0.99), 2),
+               "poll_ms_p50": round(percentile(self.poll_ms, 0.5), 2),
+               "poll_ms_p99": round(percentile(self.poll_ms, 0.99), 2)}
         self.polls = self.missed = self.failed_blocks = 0
         self.jitter_ms, self.poll_ms = [], []
         return out
@@ -67,7 +68,7 @@ class RunSummary:
 
     @property
     def jitter_p99_ms(self) -> float:
-        return _pct(self.jitter_ms, 0.99)
+        return percentile(self.jitter_ms, 0.99)
 
 
 async def sleep_until(t: float) -> None:

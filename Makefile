@@ -48,7 +48,7 @@ package: install
 	$(BIN)/python infra/package.py
 
 bench: install system-deps
-	$(BIN)/python -m ess_local.bench --out docs/benchmarks.md
+	$(BIN)/python -m tests.bench --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(CKV_VENV) build .run

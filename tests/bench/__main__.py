@@ -1,4 +1,4 @@
-"""`make bench`: every speed figure measured side by side with its baseline, in one run.
+"""`make bench` (`python -m tests.bench`): every speed figure measured side by side with its baseline, in one run.
 
 Writes docs/benchmarks.md. Services (PostgreSQL + TimescaleDB, emulators) are started here on
 free ports and stopped at the end. A figure whose code fails is reported as failed, not hidden.
@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .procs import free_port
+from ess_local.procs import free_port
 
 
 class Services:
@@ -33,7 +33,7 @@ class Services:
     @property
     def pg(self):
         if self._pg is None:
-            from .postgres import Cluster
+            from ess_local.postgres import Cluster
 
             d = Path(tempfile.mkdtemp(prefix="pg-", dir=self.root))
             d.chmod(0o755)
@@ -43,7 +43,7 @@ class Services:
     @property
     def pubsub(self):
         if self._pubsub is None:
-            from .pubsub import Emulator
+            from ess_local.pubsub import Emulator
 
             self._pubsub = self._stack.enter_context(
                 Emulator(free_port(), "ess-bench", log_dir=self.root))
@@ -52,7 +52,7 @@ class Services:
     @property
     def gcs(self):
         if self._gcs is None:
-            from .gcs import GcsEmulator
+            from ess_local.gcs import GcsEmulator
 
             self._gcs = self._stack.enter_context(GcsEmulator(free_port(), log_dir=self.root))
         return self._gcs
@@ -64,13 +64,13 @@ class Services:
 # (module, function): each returns a list of figure dicts
 # {figure, ours, baseline, unit, target, higher_is_better}.
 BENCHMARKS = [
-    ("ess_local.bench_model", "bench_decode", ()),
-    ("ess_local.bench_model", "bench_storage", ("pg",)),
-    ("ess_collector.bench", "cpu_per_poll", ()),
-    ("ess_collector.bench", "banks_sustained", ()),
-    ("ess_functions.bench_ingest", "bench_ingest", ("pg",)),
-    ("ess_functions.bench_export", "bench_export", ("pg", "gcs")),
-    ("ess_local.bench_e2e", "bench_e2e", ("pg",)),
+    ("tests.bench.model", "bench_decode", ()),
+    ("tests.bench.model", "bench_storage", ("pg",)),
+    ("tests.bench.collector", "cpu_per_poll", ()),
+    ("tests.bench.collector", "banks_sustained", ()),
+    ("tests.bench.ingest", "bench_ingest", ("pg",)),
+    ("tests.bench.export", "bench_export", ("pg", "gcs")),
+    ("tests.bench.e2e", "bench_e2e", ("pg",)),
 ]
 
 

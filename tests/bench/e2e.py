@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from .procs import LOCALHOST, ManagedProcess, free_port
+from ess_local.procs import LOCALHOST, ManagedProcess, free_port
 
 WARMUP_S = 10.0
 
@@ -30,7 +30,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def ours(sites: int, banks: int, seconds: float) -> dict:
     """Run the local pipeline with `sites` simulated sites of `banks` banks each."""
-    from .run import Pipeline
+    from ess_local.run import Pipeline
 
     root = Path(tempfile.mkdtemp(prefix="ess-e2e-"))
     root.chmod(0o755)
@@ -56,7 +56,7 @@ def seed_like(banks: int, seconds: float, dsn: str, port: int) -> dict:
     from ess.regmap import load_map
     from pymodbus.client import ModbusTcpClient
 
-    from .bench_model import SeedDecoder
+    from .model import SeedDecoder
 
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     m = load_map("default")
@@ -139,7 +139,7 @@ def bench_e2e(pg, sites: int = 10, banks_per_site: int = 10, seconds: float = 30
     from ess.db.migrate import migrate
     from ess.regmap import load_map
 
-    from .bench_model import seed_layout
+    from .model import seed_layout
 
     banks = sites * banks_per_site
     ours_r = ours(sites, banks_per_site, seconds)

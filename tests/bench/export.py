@@ -22,6 +22,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+ROOT = Path(__file__).resolve().parents[2]
+
 SITE = "bench"
 TZ = "Asia/Seoul"
 POLLS = 86_400
@@ -48,7 +50,7 @@ def load_site_day(dsn: str, day: date) -> int:
     from ess.db.schema import table_specs
     from ess.regmap import load_map
 
-    from .export_sql import day_window
+    from ess_functions.export_sql import day_window
 
     regmap = load_map("default")
     conn = connect_dsn(dsn, timeout=600)
@@ -81,11 +83,11 @@ def _child_ours(dsn, endpoint, bucket, day, config) -> dict:
     from ess.sites import load_sites
     from ess_local.gcs import client
 
-    from .destinations import GcsDestination
-    from .export import export_jobs, plan_jobs
+    from ess_functions.export import export_jobs, plan_jobs
+    from ess_functions.objstore import GcsStore
 
     conn = connect_dsn(dsn)
-    dest = GcsDestination(client(endpoint), bucket, "ours")
+    dest = GcsStore(bucket, "ours", client=client(endpoint))
     summary = export_jobs(conn, plan_jobs(load_sites(config), days=[date.fromisoformat(day)]),
                           dest)
     return {"written": summary["written"], "rows": sum(f["rows"] for f in summary["files"])}
@@ -97,7 +99,7 @@ def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
     from ess.db.quote import ident
     from ess_local.gcs import client
 
-    from .export_sql import day_window
+    from ess_functions.export_sql import day_window
 
     tz = ZoneInfo(TZ)
     start, end = day_window(date.fromisoformat(day), tz)
@@ -125,11 +127,11 @@ def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
 
 def _measure(mode: str, dsn: str, endpoint: str, bucket: str, day: date, config: str) -> dict:
     """Run one export in a child process; its wall time and peak RSS (MB, from wait4)."""
-    argv = [sys.executable, "-m", "ess_functions.bench_export", mode, dsn, endpoint, bucket,
+    argv = [sys.executable, "-m", "tests.bench.export", mode, dsn, endpoint, bucket,
             day.isoformat(), config]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)

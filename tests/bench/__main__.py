@@ -1,4 +1,4 @@
-"""`make bench` (`python -m tests.bench`): every speed figure measured side by side with its baseline, in one run.
+"""`make bench` (`python -m tests.bench`): every speed figure beside its baseline, in one run.
 
 Writes docs/benchmarks.md. Services (PostgreSQL + TimescaleDB, emulators) are started here on
 free ports and stopped at the end. A figure whose code fails is reported as failed, not hidden.

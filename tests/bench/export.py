@@ -49,7 +49,6 @@ def load_site_day(dsn: str, day: date) -> int:
     from ess.db.quote import ident
     from ess.db.schema import table_specs
     from ess.regmap import load_map
-
     from ess_functions.export_sql import day_window
 
     regmap = load_map("default")
@@ -81,10 +80,9 @@ def load_site_day(dsn: str, day: date) -> int:
 def _child_ours(dsn, endpoint, bucket, day, config) -> dict:
     from ess.db.connect import connect_dsn
     from ess.sites import load_sites
-    from ess_local.gcs import client
-
     from ess_functions.export import export_jobs, plan_jobs
     from ess_functions.objstore import GcsStore
+    from ess_local.gcs import client
 
     conn = connect_dsn(dsn)
     dest = GcsStore(bucket, "ours", client=client(endpoint))
@@ -97,9 +95,8 @@ def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
     """The straightforward way: SELECT *, fetchall, csv.writer into memory, one upload each."""
     from ess.db.connect import connect_dsn
     from ess.db.quote import ident
-    from ess_local.gcs import client
-
     from ess_functions.export_sql import day_window
+    from ess_local.gcs import client
 
     tz = ZoneInfo(TZ)
     start, end = day_window(date.fromisoformat(day), tz)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
+from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pg8000.dbapi
@@ -46,38 +48,89 @@ def _tune(conn, no_delay: bool = True, read_timeout: float | None = None) -> Non
         sock.settimeout(read_timeout)
 
 
-def _ssl_context(query: str) -> ssl.SSLContext | None:
-    """TLS from `?sslmode=`: require (encrypt), verify-full (encrypt and check the server)."""
-    mode = parse_qs(query).get("sslmode", ["disable"])[0]
-    if mode in ("disable", "allow", "prefer"):
-        return None
-    ctx = ssl.create_default_context()
-    if mode in ("require", "verify-ca"):
-        ctx.check_hostname = False
-        if mode == "require":
-            ctx.verify_mode = ssl.CERT_NONE
-    elif mode != "verify-full":
-        raise ValueError(f"unsupported sslmode {mode!r}")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS for one DSN, with libpq's meaning of `sslmode` and `sslrootcert`."""
+
+    mode: str
+    rootcert: str | None = None    # a CA file, or "system" (the default CA store)
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for this machine: no host, a unix socket directory, localhost or a 127.x/::1 address."""
+    if not host or host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_settings(host: str | None, query: str) -> TlsSettings:
+    """`?sslmode=&sslrootcert=`; without sslmode: verify-full, or disable for a loopback host."""
+    q = parse_qs(query)
+    mode = q.get("sslmode", ["disable" if is_loopback(host) else "verify-full"])[0]
+    if mode not in SSLMODES:
+        raise ValueError(f"unsupported sslmode {mode!r} (one of {', '.join(SSLMODES)})")
+    return TlsSettings(mode, q.get("sslrootcert", [None])[0])
+
+
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The context of a TLS attempt: unverified for allow/prefer and require without a CA;
+    the chain checked for verify-ca (and require with sslrootcert, as libpq does), the chain
+    and host name for verify-full."""
+    verify = tls.mode in ("verify-ca", "verify-full") or (tls.mode == "require" and tls.rootcert)
+    if not verify:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return ctx
+    cafile = None if tls.rootcert in (None, "system") else tls.rootcert
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = tls.mode == "verify-full"
     return ctx
+
+
+def _attempts(tls: TlsSettings) -> list:
+    """pg8000 `ssl_context` values to try in turn. None is pg8000's own negotiation: TLS when
+    the server accepts it, else plaintext, which is libpq's prefer."""
+    if tls.mode == "disable":
+        return [False]
+    if tls.mode == "allow":
+        return [False, ssl_context(tls)]
+    if tls.mode == "prefer":
+        return [None]
+    return [ssl_context(tls)]
 
 
 def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0,
                 read_timeout: float | None = None):
     """Open a pg8000 DB-API connection from `postgresql://user[:pw]@host:port/db[?sslmode=]`.
 
-    Use `?sslmode=verify-full` for a database reached over an untrusted network.
+    TLS follows libpq's sslmode (see `tls_settings`): a non-loopback host gets verify-full unless
+    the DSN says otherwise; `sslrootcert=` names the CA file (default: the system CA store).
     """
     u = urlparse(dsn)
     if u.scheme not in ("postgres", "postgresql"):
         raise ValueError("ESS_DB_DSN must start with postgresql://")
-    try:
-        conn = pg8000.dbapi.connect(
-            user=unquote(u.username or "postgres"), password=unquote(u.password or "") or None,
-            host=u.hostname or "127.0.0.1", port=u.port or 5432,
-            database=(u.path or "/postgres")[1:] or "postgres", timeout=timeout,
-            application_name="ess", ssl_context=_ssl_context(u.query))
-    except (pg8000.dbapi.InterfaceError, OSError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
+    host = u.hostname or "127.0.0.1"
+    attempts = _attempts(tls_settings(host, u.query))
+    for i, context in enumerate(attempts):
+        try:
+            conn = pg8000.dbapi.connect(
+                user=unquote(u.username or "postgres"), password=unquote(u.password or "") or None,
+                host=host, port=u.port or 5432,
+                database=(u.path or "/postgres")[1:] or "postgres", timeout=timeout,
+                application_name="ess", ssl_context=context)
+            break
+        except (pg8000.dbapi.InterfaceError, pg8000.dbapi.DatabaseError, OSError) as exc:
+            if i + 1 < len(attempts):
+                continue        # allow: plaintext failed, try TLS
+            if isinstance(exc, pg8000.dbapi.DatabaseError):
+                raise
+            raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
     _tune(conn, no_delay, read_timeout)
     return conn
 

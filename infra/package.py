@@ -1,24 +1,25 @@
 """Build the deployment artifacts Terraform uploads (`make package`).
 
 build/ess_pipeline-<version>-py3-none-any.whl  the project wheel, installed on the collector VM
-build/ess-schemas.tar.gz                       register maps, JSON Schemas, migrations, SQL
-                                               (data files live outside the packages; the VM
-                                               points ESS_SCHEMAS_DIR at them)
+                                               (its data ships inside, as ess/model/)
+build/ess-schemas.tar.gz                       register maps, JSON Schemas, SQL (still read by
+                                               infra/storage.tf and the collector start-up script)
 build/ingest.zip, build/export.zip             Cloud Run function sources
 
-Function archives are self-contained: the function's `main.py` and pinned `requirements.txt`
-(third-party dependencies only) plus copies of the project's source packages `ess` and
-`ess_functions` and the schema data files, laid out as in the repository relative to the
-`ess` package (so `ess.paths.SCHEMAS_DIR` resolves to the archive root). Copying the sources
-rather than installing the wheel keeps the Cloud Build step to a plain `pip install -r
-requirements.txt` from PyPI and does not drag the collector's dependencies into the functions.
-Archives are deterministic (sorted entries, fixed timestamps), so Terraform's content-addressed
-object names change only when the content does.
+Each function archive holds only what that function runs: its `main.py` and pinned
+`requirements.txt` (third-party dependencies only), the `ess` package with its data under
+`ess/model/` (as in the wheel), and the `ess_functions` modules that `main.py` imports, directly
+or through other modules (found by walking the imports' syntax trees, function-level imports
+included). Copying the sources rather than installing the wheel keeps the Cloud Build step to a
+plain `pip install -r requirements.txt` from PyPI and does not drag the collector's dependencies
+into the functions. Archives are deterministic (sorted entries, fixed timestamps), so
+Terraform's content-addressed object names change only when the content does.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import re
 import shutil
@@ -30,8 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = {"ingest": "ingest", "export": "export"}  # archive name -> functions/<folder>
-PACKAGES = {"ess": "schemas/ess", "ess_functions": "functions/ess_functions"}
-DATA = ["maps", "migrations", "sql", "register-map.schema.json", "sites.schema.json"]
+FUNCTIONS_PKG = "ess_functions"  # copied module by module, as far as main.py imports it
+DATA = ["maps", "sql", "bigquery", "register-map.schema.json", "sites.schema.json"]
+DATA_PREFIX = "ess/model/"       # where ess.paths finds the data inside an archive
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SKIP = re.compile(r"(__pycache__|\.pyc$|\.pyo$|\.egg-info|\.DS_Store)")
 PIN = re.compile(r"^[A-Za-z0-9_.\-\[\],]+==[A-Za-z0-9_.+\-]+(\s*;.*)?$")
@@ -56,6 +58,53 @@ def check_requirements(path: Path) -> list[str]:
     return reqs
 
 
+def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Dotted names a module imports (relative imports resolved), with `from X import name`
+    also giving `X.name` (it may be a submodule)."""
+    parts = module.split(".") if is_package else module.split(".")[:-1]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = parts[:len(parts) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names |= {f"{base}.{a.name}" for a in node.names}
+    return names
+
+
+def _module_file(pkg_dir: Path, name: str) -> Path | None:
+    """The file of `ess_functions[.sub...]` in the source tree, or None."""
+    rel = Path(*name.split(".")[1:])
+    for cand in (pkg_dir / rel / "__init__.py", (pkg_dir / rel).with_suffix(".py")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def imported_modules(main: Path, pkg_dir: Path, pkg: str = FUNCTIONS_PKG) -> dict[str, Path]:
+    """Every module of `pkg` that `main` needs: archive name -> source file."""
+    found: dict[str, Path] = {}
+    todo = [(main, "__main__", False)]
+    while todo:
+        path, module, is_package = todo.pop()
+        for name in sorted(_imports(ast.parse(path.read_text()), module, is_package)):
+            if name.split(".")[0] != pkg:
+                continue
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):    # the module and every package above it
+                sub = ".".join(parts[:i])
+                f = _module_file(pkg_dir, sub)
+                arcname = f.relative_to(pkg_dir.parent).as_posix() if f else ""
+                if f is not None and arcname not in found:
+                    found[arcname] = f
+                    todo.append((f, sub, f.name == "__init__.py"))
+    return found
+
+
 def function_entries(root: Path, folder: str) -> dict[str, Path]:
     """Archive name -> source file for one function."""
     src = root / "functions" / folder
@@ -65,20 +114,28 @@ def function_entries(root: Path, folder: str) -> dict[str, Path]:
             raise SystemExit(f"missing {src / name}")
         entries[name] = src / name
     check_requirements(src / "requirements.txt")
-    for pkg, rel in PACKAGES.items():
-        base = root / rel
+    ess, functions = root / "schemas" / "ess", root / "functions" / FUNCTIONS_PKG
+    for base in (ess, functions):
         if not (base / "__init__.py").is_file():
             raise SystemExit(f"missing package {base}")
-        for f in _files(base):
-            entries[f"{pkg}/{f.relative_to(base).as_posix()}"] = f
+    for f in _files(ess):
+        entries[f"ess/{f.relative_to(ess).as_posix()}"] = f
+    entries[f"{FUNCTIONS_PKG}/__init__.py"] = functions / "__init__.py"
+    entries.update(imported_modules(src / "main.py", functions))
+    for rel, f in _data_files(root):
+        entries[DATA_PREFIX + rel] = f
+    return entries
+
+
+def _data_files(root: Path) -> list[tuple[str, Path]]:
+    """(path relative to the data root, file) for the schema data shipped with `ess`."""
     schemas = root / "schemas"
+    out = []
     for item in DATA:
         p = schemas / item
-        if not p.exists():
-            continue
-        for f in _files(p):
-            entries[f.relative_to(schemas).as_posix()] = f
-    return entries
+        if p.exists():
+            out += [(f.relative_to(schemas).as_posix(), f) for f in _files(p)]
+    return out
 
 
 def write_zip(entries: dict[str, Path], out: Path) -> None:
@@ -93,18 +150,13 @@ def write_zip(entries: dict[str, Path], out: Path) -> None:
 
 
 def write_schemas_tar(root: Path, out: Path) -> None:
-    schemas = root / "schemas"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tf:
-        for item in DATA:
-            p = schemas / item
-            if not p.exists():
-                continue
-            for f in _files(p):
-                info = tarfile.TarInfo(f.relative_to(schemas).as_posix())
-                data = f.read_bytes()
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tf.addfile(info, io.BytesIO(data))
+        for rel, f in _data_files(root):
+            info = tarfile.TarInfo(rel)
+            data = f.read_bytes()
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tf.addfile(info, io.BytesIO(data))
     out.write_bytes(buf.getvalue())
 
 

@@ -606,7 +606,8 @@ def test_function_archive_layout(tmp_path):
     assert {p.name for p in built} == {"ingest.zip", "export.zip", "ess-schemas.tar.gz"}
     names = set(zipfile.ZipFile(out / "ingest.zip").namelist())
     assert {"main.py", "requirements.txt", "ess/__init__.py", "ess/paths.py",
-            "ess_functions/__init__.py", "maps/default.yaml", "sites.schema.json"} <= names
+            "ess_functions/__init__.py", "ess/model/maps/default.yaml",
+            "ess/model/sites.schema.json"} <= names
     assert not any("__pycache__" in n for n in names)
     first = (out / "ingest.zip").read_bytes()
     package.package(fake, out, wheel=False)

@@ -72,10 +72,34 @@ class Pipeline:
 
     # ---- start ------------------------------------------------------------------------------
     def start(self) -> None:
-        from ess.db.connect import connect_dsn
-        from ess.db.migrate import migrate
-        from ess.sites import load_sites
+        """Start every service, function and process, in dependency order."""
+        self._start_databases()
+        sites_path = self._write_sites()
+        self._migrate()
+        self.gcs = self.stack.enter_context(GcsEmulator(free_port(), log_dir=self.logs))
+        for bucket in BUCKETS.values():
+            self.gcs.create_bucket(bucket, project=PROJECT)
+        self.pubsub = self.stack.enter_context(Emulator(free_port(), PROJECT, log_dir=self.logs))
+        say(f"run: Pub/Sub emulator ({self.pubsub.kind}) at {self.pubsub.host}, "
+            f"GCS emulator at {self.gcs.endpoint}")
+        common = {"ESS_SITES_CONFIG": str(sites_path), "GOOGLE_CLOUD_PROJECT": PROJECT,
+                  "ESS_QUARANTINE_BUCKET": BUCKETS["quarantine"],
+                  "ESS_EXPORT_BUCKET": BUCKETS["csv"], **self.gcs.env(), **self.pubsub.env()}
+        self._start_functions(common)
+        self._create_subscriptions()
+        self._start_archiver(common)
+        say("run: functions ingest-main, ingest-replica and export are serving; "
+            "push subscriptions created")
+        self.collector = ManagedProcess(
+            [sys.executable, "-m", "ess.cli", "collect", "--config", str(sites_path)],
+            name="collector", log_path=self.logs / "collector.log",
+            env={**os.environ, **self.pubsub.env(), "GOOGLE_CLOUD_PROJECT": PROJECT,
+                 "ESS_SPOOL_PATH": str(self.run_dir / "spool.sqlite")})
+        self.stack.enter_context(self.collector)
+        say(f"run: collector polling {len(self.sites.devices())} device(s) every second; "
+            f"logs in {self.logs}")
 
+    def _start_databases(self) -> None:
         pg_dir = self.run_dir / "pg"
         pg_dir.mkdir(exist_ok=True)
         pg_dir.chmod(0o755)
@@ -84,6 +108,10 @@ class Pipeline:
         self.dsn = {"main": self.pg.create_database("ess_main", timescale=True),
                     "replica": self.pg.create_database("ess_replica", timescale=True)}
         say(f"run: {self.pg.describe()}; databases ess_main and ess_replica")
+
+    def _write_sites(self) -> Path:
+        """sites.yaml of the run (CONFIG's devices, else a started simulator's); its path."""
+        from ess.sites import load_sites
 
         self.sim = None
         sites_path = self.run_dir / "sites.yaml"
@@ -105,6 +133,12 @@ class Pipeline:
         doc["collector"].setdefault("publish", {"max_frames": 10, "max_latency": 0.1})
         sites_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.sites = load_sites(sites_path)
+        return sites_path
+
+    def _migrate(self) -> None:
+        from ess.db.connect import connect_dsn
+        from ess.db.migrate import migrate
+
         maps = list(self.sites.maps().values())
         for name, dsn in self.dsn.items():
             conn = connect_dsn(dsn)
@@ -112,16 +146,7 @@ class Pipeline:
             conn.close()
             say(f"run: {name} database migrated ({m.mode if m else 'up to date'})")
 
-        self.gcs = self.stack.enter_context(GcsEmulator(free_port(), log_dir=self.logs))
-        for bucket in BUCKETS.values():
-            self.gcs.create_bucket(bucket, project=PROJECT)
-        self.pubsub = self.stack.enter_context(Emulator(free_port(), PROJECT, log_dir=self.logs))
-        say(f"run: Pub/Sub emulator ({self.pubsub.kind}) at {self.pubsub.host}, "
-            f"GCS emulator at {self.gcs.endpoint}")
-
-        common = {"ESS_SITES_CONFIG": str(sites_path), "GOOGLE_CLOUD_PROJECT": PROJECT,
-                  "ESS_QUARANTINE_BUCKET": BUCKETS["quarantine"],
-                  "ESS_EXPORT_BUCKET": BUCKETS["csv"], **self.gcs.env(), **self.pubsub.env()}
+    def _start_functions(self, common: dict) -> None:
         self.functions = {}
         for sink in ("main", "replica"):
             self.functions[sink] = self.stack.enter_context(FunctionProcess(
@@ -134,6 +159,7 @@ class Pipeline:
             signature_type="http", log_dir=self.logs,
             env={**common, "ESS_DB_DSN": self.dsn["main"]}))
 
+    def _create_subscriptions(self) -> None:
         self.admin = PubSub(self.pubsub.host, PROJECT)
         self.stack.callback(self.admin.close)
         self.admin.create_topic(TOPIC)
@@ -144,18 +170,6 @@ class Pipeline:
                 ack_deadline=30, dead_letter_topic=DEAD_LETTER, max_delivery_attempts=100,
                 min_backoff_s=1, max_backoff_s=10)
         self.admin.create_pull_subscription(DEAD_LETTER, DEAD_LETTER)
-        self._start_archiver(common)
-        say("run: functions ingest-main, ingest-replica and export are serving; "
-            "push subscriptions created")
-
-        self.collector = ManagedProcess(
-            [sys.executable, "-m", "ess.cli", "collect", "--config", str(sites_path)],
-            name="collector", log_path=self.logs / "collector.log",
-            env={**os.environ, **self.pubsub.env(), "GOOGLE_CLOUD_PROJECT": PROJECT,
-                 "ESS_SPOOL_PATH": str(self.run_dir / "spool.sqlite")})
-        self.stack.enter_context(self.collector)
-        say(f"run: collector polling {len(self.sites.devices())} device(s) every second; "
-            f"logs in {self.logs}")
 
     def _start_archiver(self, env: dict) -> None:
         """The local twin of the Pub/Sub Cloud Storage subscription (raw frame archive)."""

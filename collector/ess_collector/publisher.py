@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import threading
 from datetime import UTC, datetime
 
 from ess.codec import VERSION, Frame, encode_frames
@@ -101,26 +100,3 @@ class FramePublisher:
     def stop(self) -> None:
         self.client.stop()
 
-
-class NullPublisher:
-    """Accepts every message at once (benchmarks without Pub/Sub); counts what it got."""
-
-    def __init__(self, settings: PublishSettings | None = None):
-        self.messages = self.frames = self.bytes = 0
-        self._lock = threading.Lock()
-
-    def publish(self, site: str, frames: list[Frame]) -> concurrent.futures.Future:
-        data, _ = message_for(site, frames)
-        with self._lock:
-            self.messages += 1
-            self.frames += len(frames)
-            self.bytes += len(data)
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        fut.set_result(str(self.messages))
-        return fut
-
-    def resume(self, site: str) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass

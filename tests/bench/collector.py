@@ -1,13 +1,14 @@
 """Collector benchmarks for `make bench`: CPU per poll and banks sustained at 1 Hz on one core.
 
-Setup (both figures): the simulator runs in its own process (fast engine, one port per bank,
-pinned to the last core); the collector runs in another process pinned to core 0 and publishes to
-`NullPublisher` (messages are encoded, nothing leaves the process) with its real SQLite spool.
-The baseline is the seed's design: a thread per device with pymodbus' blocking ModbusTcpClient
-reading the same plan (no spool, no encoding). A step "sustains" N banks when, after two warm-up
-ticks, no tick was missed and every block of every poll was read.
+Setup (both figures): the simulator runs in its own process (the fast FC4 server of
+`collector_sim`, one port per bank, pinned to the last core); the collector runs in another
+process pinned to core 0 and publishes to `NullPublisher` (messages are encoded, nothing leaves
+the process) with its real SQLite spool. The baseline is the original 2021 design: a thread per
+device polling with pymodbus' blocking ModbusTcpClient, reading the same plan (no spool, no
+encoding). A step "sustains" N banks when, after two warm-up ticks, no tick was missed and every
+block of every poll was read.
 
-    from ess_collector.bench import cpu_per_poll, banks_sustained
+    from tests.bench.collector import cpu_per_poll, banks_sustained
     cpu_per_poll()      # {"figure": ..., "ours": ms, "baseline": ms, "unit": "ms", "target": ...}
     banks_sustained()   # {"figure": ..., "ours": banks, "baseline": banks, "unit": "banks", ...}
 """
@@ -15,6 +16,7 @@ ticks, no tick was missed and every block of every poll was read.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -24,8 +26,36 @@ import threading
 import time
 from pathlib import Path
 
+from ess.codec import Frame
+from ess_collector.publisher import message_for
+
 WARMUP_TICKS = 2
 _CPU = 0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class NullPublisher:
+    """Accepts every message at once (benchmarks without Pub/Sub); counts what it got."""
+
+    def __init__(self):
+        self.messages = self.frames = self.bytes = 0
+        self._lock = threading.Lock()
+
+    def publish(self, site: str, frames: list[Frame]) -> concurrent.futures.Future:
+        data, _ = message_for(site, frames)
+        with self._lock:
+            self.messages += 1
+            self.frames += len(frames)
+            self.bytes += len(data)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut.set_result(str(self.messages))
+        return fut
+
+    def resume(self, site: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 def _pin(core: int) -> None:
@@ -42,8 +72,7 @@ def _raise_fd_limit() -> None:
 
 def _sites(n: int, port: int, tmp: str):
     from ess.sites import parse_sites
-
-    from .config import collector_settings
+    from ess_collector.config import collector_settings
 
     doc = {"sites": [{"site_id": "bench", "devices": [
         {"host": "127.0.0.1", "port": port + k - 1, "bank_id": k} for k in range(1, n + 1)]}],
@@ -56,8 +85,7 @@ def _sites(n: int, port: int, tmp: str):
 
 
 def _ours(n: int, port: int, ticks: int) -> dict:
-    from .publisher import NullPublisher
-    from .service import Collector
+    from ess_collector.service import Collector
 
     with tempfile.TemporaryDirectory() as tmp:
         sites, settings = _sites(n, port, tmp)
@@ -82,7 +110,7 @@ def _ours(n: int, port: int, ticks: int) -> dict:
 
 
 def _baseline(n: int, port: int, ticks: int) -> dict:
-    """Thread per device, blocking pymodbus client (the seed's design)."""
+    """Thread per device, blocking pymodbus client (the original 2021 design)."""
     import logging
 
     from ess.plan import read_plan
@@ -137,17 +165,19 @@ def _baseline(n: int, port: int, ticks: int) -> dict:
 
 def _step(kind: str, n: int, ticks: int) -> dict:
     """Run one step in fresh processes: simulator on the last core, collector on core 0."""
-    from .simulator.server import SimulatorProcess, free_port_range
+    from ess_collector.simulator.server import SimulatorProcess, free_port_range
+
+    from .collector_sim import COMMAND
 
     port = free_port_range(n)
-    sim = SimulatorProcess(port, n, engine="fast").start(timeout=60)
+    sim = SimulatorProcess(port, n, command=COMMAND).start(timeout=60)
     try:
         last = (os.cpu_count() or 1) - 1
         if hasattr(os, "sched_setaffinity") and last > 0:
             os.sched_setaffinity(sim.proc.pid, {last})
-        out = subprocess.run([sys.executable, "-m", "ess_collector.bench", "_step", kind,
+        out = subprocess.run([sys.executable, "-m", "tests.bench.collector", "_step", kind,
                               str(n), str(port), str(ticks)], capture_output=True, text=True,
-                             timeout=ticks + 90)
+                             timeout=ticks + 90, cwd=ROOT)
         if out.returncode != 0:
             raise RuntimeError(f"bench step failed: {out.stderr[-2000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])

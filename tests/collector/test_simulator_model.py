@@ -14,6 +14,8 @@ from ess_collector.simulator.model import BankModel, registers_at
 from ess_collector.simulator.server import Simulator, start_servers
 from pymodbus.client import AsyncModbusTcpClient
 
+from tests.bench.collector_sim import start_fast_servers
+
 MAP = load_map("default")
 T0 = 1_790_000_000
 
@@ -69,13 +71,14 @@ def test_deterministic_per_seed_and_bank():
 
 
 def test_servers_serve_registers_at_with_faults():
-    """Both engines answer over real TCP with the second's registers; faults apply per bank."""
-    async def go(engine: str) -> None:
+    """The simulator (and the benchmarks' fast FC4 server) answer over real TCP with the
+    second's registers; faults apply per bank."""
+    async def go(start) -> None:
         plan = FaultPlan([Fault("exception", bank=2, block="PCS", code=4),
                           Fault("wild", bank=2, block="ETC", count=2)], seed=0, t0=time.time())
         sim = Simulator(2, 0, plan)
         port = free_ports(2)
-        servers = await start_servers(sim, port, engine=engine)
+        servers = await start(sim, port)
         try:
             for bank in (1, 2):
                 c = AsyncModbusTcpClient("127.0.0.1", port=port + bank - 1, timeout=2,
@@ -102,5 +105,5 @@ def test_servers_serve_registers_at_with_faults():
             for s in servers:
                 await s.shutdown() if hasattr(s, "shutdown") else s.close()
 
-    asyncio.run(go("pymodbus"))
-    asyncio.run(go("fast"))
+    asyncio.run(go(start_servers))
+    asyncio.run(go(start_fast_servers))

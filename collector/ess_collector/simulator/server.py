@@ -4,10 +4,8 @@ Layouts:
   * ports (default): bank k listens on `port + k - 1` and answers unit id 1 (the spec's one server
     per bank).
   * units: every bank on `port`, bank k answers unit id k (a gateway in front of the banks).
-Engines:
-  * pymodbus (default): pymodbus' asyncio ModbusTcpServer with a SimDevice per bank.
-  * fast: a minimal asyncio FC4-only server (same values and faults) for benchmarks with hundreds
-    of banks, where pymodbus' server costs several ms per poll.
+The servers are pymodbus' asyncio ModbusTcpServer with a SimDevice per bank. Run it with
+`python -m ess_collector.simulator` (or `ess simulate`), or `SimulatorProcess` as a subprocess.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import asyncio
 import functools
 import logging
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -97,8 +94,10 @@ class Simulator:
         return "ok", regs.astype(">u2").tobytes()
 
 
-# ---- pymodbus engine ------------------------------------------------------------------------
-async def _pymodbus_servers(sim: Simulator, port: int, units: bool, host: str) -> list:
+# ---- serving ------------------------------------------------------------------------------
+async def start_servers(sim: Simulator, port: int, *, units: bool = False,
+                        host: str = LOCALHOST) -> list:
+    """Start listening (returns the pymodbus servers; they serve until shut down)."""
     from pymodbus.constants import ExcCodes
     from pymodbus.server import ModbusTcpServer
     from pymodbus.simulator import DataType, SimData, SimDevice
@@ -135,54 +134,6 @@ async def _pymodbus_servers(sim: Simulator, port: int, units: bool, host: str) -
     return servers
 
 
-# ---- fast engine ----------------------------------------------------------------------------
-_MBAP = struct.Struct(">HHHB")
-_REQ = struct.Struct(">BHH")
-
-
-class _FastProtocol(asyncio.Protocol):
-    def __init__(self, sim: Simulator, bank: int | None):
-        self.sim, self.bank, self.buf, self.transport = sim, bank, b"", None
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while len(self.buf) >= 7:
-            tid, _pid, length, unit = _MBAP.unpack_from(self.buf)
-            if len(self.buf) < 6 + length:
-                return
-            pdu, self.buf = self.buf[7:6 + length], self.buf[6 + length:]
-            bank = self.bank if self.bank is not None else unit
-            if len(pdu) != 5 or pdu[0] != 4:
-                self._reply(tid, unit, bytes([(pdu[:1] or b"\0")[0] | 0x80, 1]))
-                continue
-            _fc, address, count = _REQ.unpack(pdu)
-            asyncio.get_running_loop().create_task(self._serve(tid, unit, bank, address, count))
-
-    async def _serve(self, tid, unit, bank, address, count):
-        kind, payload = await self.sim.answer(bank, address, count)
-        if kind == "drop":
-            self.transport.close()
-        elif kind == "exception":
-            self._reply(tid, unit, bytes([0x84, payload]))
-        else:
-            self._reply(tid, unit, bytes([4, len(payload)]) + payload)
-
-    def _reply(self, tid, unit, pdu: bytes) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(_MBAP.pack(tid, 0, len(pdu) + 1, unit) + pdu)
-
-
-async def _fast_servers(sim: Simulator, port: int, units: bool, host: str) -> list:
-    loop = asyncio.get_running_loop()
-    if units:
-        return [await loop.create_server(lambda: _FastProtocol(sim, None), host, port)]
-    return [await loop.create_server(functools.partial(_FastProtocol, sim, b), host, port + b - 1)
-            for b in sim.models]
-
-
 def free_port_range(n: int, host: str = LOCALHOST) -> int:
     """First of `n` consecutive TCP ports on `host` that are free right now (below the
     ephemeral range, so outgoing connections do not take them meanwhile)."""
@@ -207,23 +158,16 @@ def free_port_range(n: int, host: str = LOCALHOST) -> int:
 
 
 # ---- running --------------------------------------------------------------------------------
-async def start_servers(sim: Simulator, port: int, *, units: bool = False, engine: str = "pymodbus",
-                        host: str = LOCALHOST) -> list:
-    """Start listening (returns the server objects; they serve until closed)."""
-    starter = _fast_servers if engine == "fast" else _pymodbus_servers
-    return await starter(sim, port, units, host)
-
-
 async def run_simulator(port: int, banks: int = 1, *, seed: int = 0, faults_path=None,
-                        units: bool = False, engine: str = "pymodbus", host: str = LOCALHOST,
+                        units: bool = False, host: str = LOCALHOST,
                         stop: asyncio.Event | None = None, ready=None) -> None:
     """Serve until `stop` is set (or forever); `ready(t0)` is called once listening."""
     plan = load_faults(faults_path, seed, time.time())
     sim = Simulator(banks, seed, plan)
-    servers = await start_servers(sim, port, units=units, engine=engine, host=host)
+    servers = await start_servers(sim, port, units=units, host=host)
     prefetch = asyncio.create_task(sim.prefetch_forever())
     event(log, "simulator listening", stage="simulate", port=port, banks=banks, units=units,
-          engine=engine, faults=len(plan.faults), t0=plan.t0)
+          faults=len(plan.faults), t0=plan.t0)
     if ready:
         ready(plan.t0)
     try:
@@ -231,22 +175,23 @@ async def run_simulator(port: int, banks: int = 1, *, seed: int = 0, faults_path
     finally:
         prefetch.cancel()
         for s in servers:
-            if hasattr(s, "shutdown"):
-                await s.shutdown()
-            else:
-                s.close()
+            await s.shutdown()
+
+
+COMMAND = (sys.executable, "-m", "ess_collector.simulator")
 
 
 class SimulatorProcess:
-    """`ess simulate` as a subprocess (for `make run`, tests and benchmarks).
+    """`python -m ess_collector.simulator` as a subprocess (for `make run`, tests, benchmarks).
 
     The process prints `READY <t0>` on stdout once it listens; `t0` is its fault-window origin.
+    `command` replaces the program (it gets the same options and must print READY the same way).
     """
 
     def __init__(self, port: int, banks: int = 1, *, seed: int = 0, faults: str | None = None,
-                 units: bool = False, engine: str = "pymodbus", log_path: str | None = None):
-        self.argv = [sys.executable, "-m", "ess_collector.simulator.server", "--port", str(port),
-                     "--banks", str(banks), "--seed", str(seed), "--engine", engine]
+                 units: bool = False, log_path: str | None = None,
+                 command: tuple[str, ...] | list[str] = COMMAND):
+        self.argv = [*command, "--port", str(port), "--banks", str(banks), "--seed", str(seed)]
         if faults:
             self.argv += ["--faults", str(faults)]
         if units:
@@ -291,7 +236,7 @@ class SimulatorProcess:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ess_collector.simulator.server`: same options as `ess simulate`."""
+    """`python -m ess_collector.simulator`: same options as `ess simulate`."""
     import argparse
 
     from ess.logs import setup_logging
@@ -310,7 +255,6 @@ def add_arguments(p) -> None:
     p.add_argument("--faults", help="faults file (YAML or JSON)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--units", action="store_true", help="one port, bank k = unit id k")
-    p.add_argument("--engine", choices=("pymodbus", "fast"), default="pymodbus")
     p.add_argument("--host", default=LOCALHOST)
 
 
@@ -329,8 +273,7 @@ def serve_from_args(args) -> int:
             sys.stdout.flush()
 
         await run_simulator(args.port, args.banks, seed=args.seed, faults_path=args.faults,
-                            units=args.units, engine=args.engine, host=args.host, stop=stop,
-                            ready=ready)
+                            units=args.units, host=args.host, stop=stop, ready=ready)
 
     try:
         asyncio.run(go())

@@ -252,7 +252,8 @@ class Decoder:
     def decode_frames(self, frames, parts: list[list[int]] | None = None
                       ) -> tuple[list[TableBatch], list]:
         """Decode codec frames; also return out-of-range cells aggregated by register:
-        `{block, address, column, count, min, max}` (the seed logs each one; we count them).
+        `{block, address, column, count, min, max}` (the original 2021 design logged each one;
+        we count them).
 
         With `parts` (lists of frame indices, e.g. one per message), the summary is a list:
         one summary per part.

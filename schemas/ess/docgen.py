@@ -1,4 +1,4 @@
-"""Render the data-spec document (the seed's "common data specification") from a map."""
+"""Render the data-spec document from a map (the original 2021 design's "common data spec")."""
 
 from __future__ import annotations
 

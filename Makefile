@@ -11,7 +11,7 @@ CKV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: install system-deps checkov test lint run bench package clean
+.PHONY: install system-deps checkov provider-schema test lint run bench package clean
 
 install: $(STAMP)
 
@@ -34,11 +34,18 @@ $(CKV_STAMP):
 	$(CKV_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
 	touch $(CKV_STAMP)
 
-test: install system-deps checkov
+# The google provider's schema (jsii assembly of the cdktf provider packages, pinned in
+# tests/infra/provider_schema.py) for tests/infra/test_provider_schema.py; downloaded once.
+provider-schema: install
+	$(BIN)/python tests/infra/provider_schema.py $(CKV_VENV)/provider-schema
+
+test: install system-deps checkov provider-schema
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check schemas collector functions infra tests
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra; \
+	else echo "lint: terraform not on PATH, skipped terraform fmt -check"; fi
 
 run: install system-deps
 	$(BIN)/python -m ess_local.run $(if $(DURATION),--duration $(DURATION)) $(if $(CONFIG),--config $(CONFIG))

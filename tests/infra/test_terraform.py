@@ -24,56 +24,19 @@ TF_FILES = sorted(p for p in INFRA.rglob("*.tf")
                   if "/local/" not in p.as_posix() and ".terraform" not in p.parts)
 ROOT_TF = sorted(INFRA.glob("*.tf"))
 
-# Expected roles per identity: "<role> on <target>" ("project" for project-level grants).
-EXPECTED_ROLES = {
-    "collector": {
-        "roles/logging.logWriter on project",
-        "roles/monitoring.metricWriter on project",
-        "roles/pubsub.publisher on google_pubsub_topic.frames",
-        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
-    },
-    "ingest-main": {
-        "roles/cloudsql.client on project",
-        "roles/cloudsql.instanceUser on project",
-        "roles/logging.logWriter on project",
-        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
-        'roles/storage.objectCreator on google_storage_bucket.this["quarantine"]',
-        "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.main_dsn",
-    },
-    "ingest-replica": {
-        "roles/cloudsql.client on project",
-        "roles/cloudsql.instanceUser on project",
-        "roles/logging.logWriter on project",
-        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
-        'roles/storage.objectCreator on google_storage_bucket.this["quarantine"]',
-        "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.replica_dsn",
-    },
-    "export": {
-        "roles/cloudsql.client on project",
-        "roles/cloudsql.instanceUser on project",
-        "roles/logging.logWriter on project",
-        'roles/storage.objectViewer on google_storage_bucket.this["artifacts"]',
-        'roles/storage.objectUser on google_storage_bucket.this["csv"]',
-        "roles/secretmanager.secretAccessor on data.google_secret_manager_secret.main_dsn",
-    },
-    "invoker": {"roles/run.invoker on google_cloudfunctions2_function.ingest"},
-    "scheduler": {"roles/run.invoker on google_cloudfunctions2_function.export"},
-    "builder": {
-        "roles/cloudbuild.builds.builder on project",
-        "roles/artifactregistry.writer on google_artifact_registry_repository.functions",
-    },
-    # Google-managed identities.
-    "pubsub-agent": {
-        'roles/iam.serviceAccountTokenCreator on google_service_account.component["invoker"]',
-        "roles/pubsub.publisher on google_pubsub_topic.dead_letter",
-        "roles/pubsub.subscriber on google_pubsub_subscription.ingest",
-        'roles/storage.objectCreator on google_storage_bucket.this["raw"]',
-        'roles/storage.legacyBucketReader on google_storage_bucket.this["raw"]',
-    },
-    "group:cloud-storage-analytics@google.com": {
-        "roles/storage.objectCreator on google_storage_bucket.access_logs",
-    },
-}
+def _iam_table() -> dict[str, set[str]]:
+    """Expected roles per identity, "<role> on <target>", from the table in docs/deploy.md."""
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    section = doc.split("## IAM by intent", 1)[1].split("\n## ", 1)[0]
+    out: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[1].startswith("roles/"):
+            assert cells[3] and cells[4].startswith("https://cloud.google.com/"), line
+            out.setdefault(cells[0], set()).add(f"{cells[1]} on {cells[2]}")
+    assert out, "docs/deploy.md has no IAM table"
+    return out
+
 
 REF = re.compile(r"\b(data\.)?((?:google|random)_[a-z0-9_]+)\.([a-z0-9_-]+)")
 TARGET_REF = re.compile(r'\b(?:data\.)?(?:google|random)_[a-z0-9_]+\.[a-z0-9_-]+(?:\["[^"]+"\])?')
@@ -428,7 +391,7 @@ def test_service_accounts_hold_only_their_roles(root):
         "collector", "ingest-main", "ingest-replica", "export", "invoker", "scheduler", "builder"}
     sa = root["resource"]["google_service_account"]["component"]
     assert sa["for_each"] == "${local.service_accounts}"
-    assert _actual_roles(root) == EXPECTED_ROLES
+    assert _actual_roles(root) == _iam_table()
 
 
 def test_scheduler_targets_export_with_oidc(root):

@@ -163,6 +163,10 @@ def write_schemas_tar(root: Path, out: Path) -> None:
 def build_wheel(root: Path, out_dir: Path) -> Path:
     for old in out_dir.glob("ess_pipeline-*.whl"):
         old.unlink()
+    # setuptools copies sources into <root>/build/lib and reuses it: a module deleted from the
+    # tree would stay there and ship. Build from fresh copies.
+    for stale in ("lib", "bdist.linux-x86_64"):
+        shutil.rmtree(root / "build" / stale, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--wheel-dir", str(out_dir), str(root)], check=True)
     wheels = sorted(out_dir.glob("ess_pipeline-*.whl"))

@@ -7,8 +7,9 @@ files and manifest to ESS_EXPORT_BUCKET. Logic: ess_functions.export; docs/expor
 import functions_framework
 from ess.logs import setup_logging
 from ess_functions.export_http import handle
+from ess_functions.trace import request_trace
 
-setup_logging("export")
+setup_logging("export", trace=request_trace)
 
 
 @functions_framework.http

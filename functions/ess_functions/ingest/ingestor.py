@@ -23,6 +23,7 @@ from ess.logs import event, setup_logging
 from ess.sites import SitesConfig, load_sites
 
 from ..group_commit import GroupWriter
+from ..trace import request_trace
 from .checks import check_frames
 from .envelope import Message, message_from_cloud_event
 from .errors import BadPayload
@@ -155,7 +156,7 @@ def ingestor() -> Ingestor:
     if _ingestor is None:
         with _init_lock:
             if _ingestor is None:
-                setup_logging("ingest")
+                setup_logging("ingest", trace=request_trace)
                 _ingestor = Ingestor.from_env()
     return _ingestor
 

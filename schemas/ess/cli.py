@@ -79,6 +79,16 @@ def _cmd_map_doc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_map_bigquery(args: argparse.Namespace) -> int:
+    from .db.bigquery import project_maps, write_bigquery
+    from .regmap import load_map
+
+    maps = [load_map(m) for m in args.map] if args.map else project_maps()
+    for path in write_bigquery(maps, args.out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ess", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", default="default")
     p.add_argument("--out", default="-", help="file to write (default: stdout)")
     p.set_defaults(func=_cmd_map_doc)
+    p = pm.add_parser("bigquery", help="write the BigQuery schemas of the export files")
+    p.add_argument("--map", action="append", help="map name or file (default: schemas/maps/*)")
+    p.add_argument("--out", default="schemas/bigquery", help="directory (one <table>.json each)")
+    p.set_defaults(func=_cmd_map_bigquery)
 
     from .db import cli as db_cli
 

@@ -43,7 +43,6 @@ resource "google_compute_instance" "collector" {
       bucket            = google_storage_bucket.this["artifacts"].name
       wheel_object      = google_storage_bucket_object.collector_wheel.name
       sites_object      = google_storage_bucket_object.sites.name
-      schemas_object    = google_storage_bucket_object.collector_schemas.name
       topic             = google_pubsub_topic.frames.id
       project_id        = var.project_id
       install_ops_agent = var.collector_install_ops_agent

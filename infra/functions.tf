@@ -79,12 +79,12 @@ resource "google_cloudfunctions2_function" "ingest" {
     service_account_email            = google_service_account.component[each.value.sa].email
     ingress_settings                 = var.function_ingress
     all_traffic_on_latest_revision   = true
-    available_memory                 = var.ingest_memory
-    available_cpu                    = var.ingest_cpu
-    max_instance_request_concurrency = var.ingest_concurrency
-    min_instance_count               = var.ingest_min_instances
-    max_instance_count               = var.ingest_max_instances
-    timeout_seconds                  = var.ingest_timeout_seconds
+    available_memory                 = var.ingest.memory
+    available_cpu                    = var.ingest.cpu
+    max_instance_request_concurrency = var.ingest.concurrency
+    min_instance_count               = var.ingest.min_instances
+    max_instance_count               = var.ingest.max_instances
+    timeout_seconds                  = var.ingest.timeout_seconds
     vpc_connector                    = google_vpc_access_connector.functions.id
     vpc_connector_egress_settings    = var.function_vpc_egress
 
@@ -95,11 +95,11 @@ resource "google_cloudfunctions2_function" "ingest" {
         ESS_QUARANTINE_BUCKET = google_storage_bucket.this["quarantine"].name
         # functions-framework serves with THREADS threads (default 4 per CPU): one per
         # concurrent push, so that group commit sees every waiting message.
-        THREADS = tostring(var.ingest_concurrency)
+        THREADS = tostring(var.ingest.concurrency)
       },
       each.value.instance == null ? {} : {
         ESS_DB_INSTANCE = each.value.instance
-        ESS_DB_NAME     = var.db_name
+        ESS_DB_NAME     = var.database.name
         ESS_DB_USER     = each.value.db_iam_user
       },
     )
@@ -143,12 +143,12 @@ resource "google_cloudfunctions2_function" "export" {
     service_account_email            = google_service_account.component["export"].email
     ingress_settings                 = var.function_ingress
     all_traffic_on_latest_revision   = true
-    available_memory                 = var.export_memory
-    available_cpu                    = var.export_cpu
-    max_instance_request_concurrency = var.export_concurrency
-    min_instance_count               = var.export_min_instances
-    max_instance_count               = var.export_max_instances
-    timeout_seconds                  = var.export_timeout_seconds
+    available_memory                 = var.export.memory
+    available_cpu                    = var.export.cpu
+    max_instance_request_concurrency = var.export.concurrency
+    min_instance_count               = var.export.min_instances
+    max_instance_count               = var.export.max_instances
+    timeout_seconds                  = var.export.timeout_seconds
     vpc_connector                    = google_vpc_access_connector.functions.id
     vpc_connector_egress_settings    = var.function_vpc_egress
 
@@ -159,7 +159,7 @@ resource "google_cloudfunctions2_function" "export" {
       },
       local.main_sql ? {
         ESS_DB_INSTANCE = google_sql_database_instance.this["main"].connection_name
-        ESS_DB_NAME     = var.db_name
+        ESS_DB_NAME     = var.database.name
         ESS_DB_USER     = google_sql_user.iam["export"].name
       } : {},
     )

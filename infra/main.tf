@@ -2,15 +2,14 @@
 # functions.tf, sql.tf, storage.tf, scheduler.tf, collector_vm.tf, monitoring.tf, secrets.tf.
 
 locals {
-  build_dir       = coalesce(var.build_dir, "${path.module}/../build")
   bucket_location = coalesce(var.bucket_location, var.region)
-  replica_region  = coalesce(var.replica_db_region, var.region)
+  replica_region  = coalesce(var.database.replica_region, var.region)
 
   labels = merge({ app = "ess-pipeline", managed-by = "terraform" }, var.labels)
 
   # Which sinks are Cloud SQL (count = 1) and which are external TimescaleDB DSNs in Secret Manager.
-  main_sql    = var.main_db_external_dsn_secret == null
-  replica_sql = var.replica_db_external_dsn_secret == null
+  main_sql    = var.database.external_dsn_secret.main == null
+  replica_sql = var.database.external_dsn_secret.replica == null
   any_sql     = local.main_sql || local.replica_sql
 
   # One service account per component; keys are used everywhere below.
@@ -38,12 +37,6 @@ locals {
     # build logs: the role the custom build service account needs (docs/deploy.md, IAM table).
     builder = ["roles/cloudbuild.builds.builder"]
   }
-
-  # Build artifacts produced by `make package` (infra/package.py).
-  collector_wheel = one(fileset(local.build_dir, "ess_pipeline-*.whl"))
-  schemas_tar     = "${local.build_dir}/ess-schemas.tar.gz"
-  ingest_zip      = "${local.build_dir}/ingest.zip"
-  export_zip      = "${local.build_dir}/export.zip"
 
   sites_object = "config/sites.yaml"
   sites_uri    = "gs://${google_storage_bucket.this["artifacts"].name}/${local.sites_object}"

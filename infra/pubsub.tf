@@ -60,6 +60,14 @@ resource "google_pubsub_subscription" "ingest" {
     ttl = ""
   }
 
+  lifecycle {
+    # A push that outlives its ack deadline is redelivered while the first request still runs.
+    precondition {
+      condition     = var.ingest.timeout_seconds <= var.push_ack_deadline_seconds
+      error_message = "ingest.timeout_seconds must not exceed push_ack_deadline_seconds (${var.push_ack_deadline_seconds})."
+    }
+  }
+
   # Pushes before the invoker may call the function fail (403) and back off for minutes.
   depends_on = [
     google_service_account_iam_member.pubsub_token_creator,

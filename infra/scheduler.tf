@@ -6,7 +6,7 @@ resource "google_cloud_scheduler_job" "export" {
   description      = "Daily CSV export of the previous day (${var.export_time_zone})"
   schedule         = var.export_schedule
   time_zone        = var.export_time_zone
-  attempt_deadline = "${min(var.export_timeout_seconds, 1800)}s"
+  attempt_deadline = "${min(var.export.timeout_seconds, 1800)}s"
 
   retry_config {
     retry_count          = 3

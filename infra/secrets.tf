@@ -6,14 +6,14 @@ data "google_secret_manager_secret" "main_dsn" {
   count = local.main_sql ? 0 : 1
 
   project   = var.project_id
-  secret_id = var.main_db_external_dsn_secret
+  secret_id = var.database.external_dsn_secret.main
 }
 
 data "google_secret_manager_secret" "replica_dsn" {
   count = local.replica_sql ? 0 : 1
 
   project   = var.project_id
-  secret_id = var.replica_db_external_dsn_secret
+  secret_id = var.database.external_dsn_secret.replica
 }
 
 # The main sink is read by export as well.

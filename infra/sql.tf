@@ -1,7 +1,7 @@
 # Cloud SQL for PostgreSQL: private IP only, IAM database authentication, backups with PITR.
 # Note: Cloud SQL does not offer the timescaledb extension; ess.db then creates daily partitions
 # instead of hypertables.
-# Use main_db_external_dsn_secret / replica_db_external_dsn_secret for TimescaleDB sinks.
+# Use database.external_dsn_secret.main / .replica for TimescaleDB sinks.
 
 resource "random_id" "db_suffix" {
   byte_length = 3
@@ -20,7 +20,7 @@ locals {
     replica = {
       enabled         = local.replica_sql
       region          = local.replica_region
-      zone            = var.replica_db_zone # checked against the region by the precondition below
+      zone            = var.database.replica_zone # checked against the region by the precondition below
       maintenance_day = 6
     }
   }
@@ -43,23 +43,23 @@ locals {
 # (checkpoints, connections, lock waits, hostnames, durations, temp files, error levels).
 resource "google_sql_database_instance" "this" {
   #checkov:skip=CKV2_GCP_13:log_duration=on writes a log line per statement, one per ingest insert at 1 Hz per site (Cloud Logging cost); slow statements are still visible through Query Insights.
-  #checkov:skip=CKV_GCP_79:Major version is pinned by var.db_version (default POSTGRES_17); a major upgrade is a deliberate, tested migration of the telemetry schema, not a static default.
+  #checkov:skip=CKV_GCP_79:Major version is pinned by var.database.version (default POSTGRES_17); a major upgrade is a deliberate, tested migration of the telemetry schema, not a static default.
   for_each = local.sql_instances
 
   project             = var.project_id
   name                = "${var.prefix}-${each.key}-${random_id.db_suffix.hex}"
   region              = each.value.region
-  database_version    = var.db_version
-  deletion_protection = var.db_deletion_protection
+  database_version    = var.database.version
+  deletion_protection = var.database.deletion_protection
 
   settings {
-    tier                        = var.db_tier
+    tier                        = var.database.tier
     edition                     = "ENTERPRISE"
-    availability_type           = var.db_availability_type
+    availability_type           = var.database.availability_type
     disk_type                   = "PD_SSD"
-    disk_size                   = var.db_disk_size_gb
+    disk_size                   = var.database.disk_size_gb
     disk_autoresize             = true
-    deletion_protection_enabled = var.db_deletion_protection
+    deletion_protection_enabled = var.database.deletion_protection
     user_labels                 = local.labels
 
     location_preference {
@@ -75,12 +75,12 @@ resource "google_sql_database_instance" "this" {
 
     backup_configuration {
       enabled                        = true
-      start_time                     = var.db_backup_start_time
+      start_time                     = var.database.backup_start_time
       point_in_time_recovery_enabled = true
-      transaction_log_retention_days = var.db_pitr_log_retention_days
+      transaction_log_retention_days = var.database.pitr_log_retention_days
 
       backup_retention_settings {
-        retained_backups = var.db_backup_retained_count
+        retained_backups = var.database.backup_retained_count
         retention_unit   = "COUNT"
       }
     }
@@ -170,7 +170,7 @@ resource "google_sql_database_instance" "this" {
 
     database_flags {
       name  = "max_connections"
-      value = var.db_max_connections
+      value = var.database.max_connections
     }
   }
 
@@ -179,8 +179,8 @@ resource "google_sql_database_instance" "this" {
     ignore_changes = [settings[0].disk_size]
 
     precondition {
-      condition     = each.key != "replica" || startswith(var.replica_db_zone, local.replica_region)
-      error_message = "replica_db_zone must be a zone of replica_db_region (or of region when that is null)."
+      condition     = each.key != "replica" || startswith(var.database.replica_zone, local.replica_region)
+      error_message = "database.replica_zone must be a zone of database.replica_region (or of region when that is null)."
     }
   }
 
@@ -192,7 +192,7 @@ resource "google_sql_database" "this" {
 
   project  = var.project_id
   instance = google_sql_database_instance.this[each.key].name
-  name     = var.db_name
+  name     = var.database.name
 
   # The instance's deletion drops it; deleting it first fails while IAM users still own objects.
   deletion_policy = "ABANDON"

@@ -177,28 +177,24 @@ moved {
 
 # --- objects uploaded by Terraform --------------------------------------------
 
+# The wheel keeps its file name (pip installs a wheel only under its name-version-tags name);
+# the function sources get content-addressed names, so a changed archive redeploys its function.
 resource "google_storage_bucket_object" "collector_wheel" {
   bucket = google_storage_bucket.this["artifacts"].name
-  name   = "collector/${local.collector_wheel}"
-  source = "${local.build_dir}/${local.collector_wheel}"
-}
-
-resource "google_storage_bucket_object" "collector_schemas" {
-  bucket = google_storage_bucket.this["artifacts"].name
-  name   = "collector/ess-schemas-${filemd5(local.schemas_tar)}.tar.gz"
-  source = local.schemas_tar
+  name   = "collector/${basename(var.artifacts.wheel)}"
+  source = var.artifacts.wheel
 }
 
 resource "google_storage_bucket_object" "ingest_source" {
   bucket = google_storage_bucket.this["artifacts"].name
-  name   = "functions/ingest-${filemd5(local.ingest_zip)}.zip"
-  source = local.ingest_zip
+  name   = "functions/ingest-${filemd5(var.artifacts.ingest_zip)}.zip"
+  source = var.artifacts.ingest_zip
 }
 
 resource "google_storage_bucket_object" "export_source" {
   bucket = google_storage_bucket.this["artifacts"].name
-  name   = "functions/export-${filemd5(local.export_zip)}.zip"
-  source = local.export_zip
+  name   = "functions/export-${filemd5(var.artifacts.export_zip)}.zip"
+  source = var.artifacts.export_zip
 }
 
 resource "google_storage_bucket_object" "sites" {

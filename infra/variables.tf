@@ -44,10 +44,23 @@ variable "enable_apis" {
 
 # --- build artifacts (make package) ----------------------------------------
 
-variable "build_dir" {
-  type        = string
-  description = "Directory holding the outputs of `make package` (ess_pipeline-*.whl, ingest.zip, export.zip). Null means <repo>/build."
-  default     = null
+variable "artifacts" {
+  type = object({
+    wheel      = string
+    ingest_zip = string
+    export_zip = string
+  })
+  description = "Paths of the files `make package` builds (infra/package.py): the project wheel installed on the collector VM (build/ess_pipeline-<version>-py3-none-any.whl; pip needs that file name, so it is kept as the object name) and the two function sources (build/ingest.zip, build/export.zip). Inputs, so that planning never globs build/."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.]+-[^-/]+-[^-/]+-[^-/]+-[^-/]+\\.whl$", basename(var.artifacts.wheel)))
+    error_message = "artifacts.wheel must be a wheel file named like ess_pipeline-<version>-py3-none-any.whl (pip installs by that name)."
+  }
+
+  validation {
+    condition     = endswith(var.artifacts.ingest_zip, ".zip") && endswith(var.artifacts.export_zip, ".zip")
+    error_message = "artifacts.ingest_zip and artifacts.export_zip must be .zip files (build/ingest.zip, build/export.zip)."
+  }
 }
 
 variable "sites_config_path" {
@@ -148,6 +161,11 @@ variable "push_ack_deadline_seconds" {
   type        = number
   description = "Ack deadline of the push subscriptions; at least the ingest function timeout."
   default     = 120
+
+  validation {
+    condition     = var.push_ack_deadline_seconds >= 10 && var.push_ack_deadline_seconds <= 600
+    error_message = "push_ack_deadline_seconds must be from 10 to 600 (Pub/Sub's range)."
+  }
 }
 
 variable "push_min_backoff" {
@@ -187,76 +205,94 @@ variable "function_runtime" {
   default     = "python312"
 }
 
-variable "ingest_memory" {
-  type        = string
-  description = "Memory per ingest function instance."
-  default     = "512Mi"
+variable "ingest" {
+  type = object({
+    memory          = optional(string, "512Mi")
+    cpu             = optional(string, "1")
+    concurrency     = optional(number, 16)
+    min_instances   = optional(number, 1)
+    max_instances   = optional(number, 10)
+    timeout_seconds = optional(number, 60)
+  })
+  description = <<-EOT
+    Settings of each ingest function (both sinks): memory and vCPU per instance (concurrency
+    above 1 needs at least 1 vCPU); concurrency = concurrent push requests per instance, also its
+    functions-framework THREADS (concurrent pushes are group-committed, so more concurrency means
+    larger statements, not more DB connections: at most ESS_GROUP_WRITERS = 2 per instance);
+    min_instances warm instances (0 = scale to zero, 1 avoids cold starts on 1 Hz data);
+    max_instances (keep 2 x max_instances x 2 sinks below the databases' max_connections);
+    timeout_seconds of a request (at most push_ack_deadline_seconds).
+  EOT
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*(Mi|Gi|M|G)$", var.ingest.memory))
+    error_message = "ingest.memory must be a size like 512Mi or 2Gi."
+  }
+
+  validation {
+    condition     = try(tonumber(var.ingest.cpu) > 0 && tonumber(var.ingest.cpu) <= 8, false) && (var.ingest.concurrency == 1 || try(tonumber(var.ingest.cpu) >= 1, false))
+    error_message = "ingest.cpu must be a number of vCPUs in (0, 8], and at least 1 when concurrency is above 1."
+  }
+
+  validation {
+    condition     = floor(var.ingest.concurrency) == var.ingest.concurrency && var.ingest.concurrency >= 1 && var.ingest.concurrency <= 1000
+    error_message = "ingest.concurrency must be a whole number from 1 to 1000 (Cloud Run's limit)."
+  }
+
+  validation {
+    condition     = var.ingest.min_instances >= 0 && var.ingest.max_instances >= 1 && var.ingest.max_instances >= var.ingest.min_instances && floor(var.ingest.min_instances) == var.ingest.min_instances && floor(var.ingest.max_instances) == var.ingest.max_instances
+    error_message = "ingest.min_instances must be >= 0, ingest.max_instances >= 1 and >= min_instances, both whole numbers."
+  }
+
+  validation {
+    condition     = floor(var.ingest.timeout_seconds) == var.ingest.timeout_seconds && var.ingest.timeout_seconds >= 1 && var.ingest.timeout_seconds <= 3600
+    error_message = "ingest.timeout_seconds must be whole seconds from 1 to 3600 (HTTP functions' limit)."
+  }
 }
 
-variable "ingest_cpu" {
-  type        = string
-  description = "vCPU per ingest function instance (concurrency above 1 needs at least 1)."
-  default     = "1"
-}
+variable "export" {
+  type = object({
+    memory          = optional(string, "1Gi")
+    cpu             = optional(string, "1")
+    concurrency     = optional(number, 1)
+    min_instances   = optional(number, 0)
+    max_instances   = optional(number, 2)
+    timeout_seconds = optional(number, 1800)
+  })
+  description = <<-EOT
+    Settings of the export function: memory and vCPU of its instance; concurrency (1: one daily
+    export at a time); min_instances (0: it runs once a day) and max_instances; timeout_seconds of
+    a request (HTTP functions allow up to 3600; Cloud Scheduler waits at most 1800).
+  EOT
+  default     = {}
+  nullable    = false
 
-variable "ingest_concurrency" {
-  type        = number
-  description = "Concurrent push requests per ingest instance (also its functions-framework THREADS). Concurrent pushes are group-committed, so more concurrency means larger statements, not more DB connections (at most ESS_GROUP_WRITERS = 2 per instance)."
-  default     = 16
-}
+  validation {
+    condition     = can(regex("^[1-9][0-9]*(Mi|Gi|M|G)$", var.export.memory))
+    error_message = "export.memory must be a size like 1Gi or 512Mi."
+  }
 
-variable "ingest_min_instances" {
-  type        = number
-  description = "Minimum warm instances per ingest function (0 = scale to zero; 1 avoids cold starts on 1 Hz data)."
-  default     = 1
-}
+  validation {
+    condition     = try(tonumber(var.export.cpu) > 0 && tonumber(var.export.cpu) <= 8, false) && (var.export.concurrency == 1 || try(tonumber(var.export.cpu) >= 1, false))
+    error_message = "export.cpu must be a number of vCPUs in (0, 8], and at least 1 when concurrency is above 1."
+  }
 
-variable "ingest_max_instances" {
-  type        = number
-  description = "Maximum instances per ingest function; each holds at most 2 database connections (group commit), so keep 2 x max_instances x 2 sinks below the databases' max_connections."
-  default     = 10
-}
+  validation {
+    condition     = floor(var.export.concurrency) == var.export.concurrency && var.export.concurrency >= 1 && var.export.concurrency <= 1000
+    error_message = "export.concurrency must be a whole number from 1 to 1000 (Cloud Run's limit)."
+  }
 
-variable "ingest_timeout_seconds" {
-  type        = number
-  description = "Request timeout of the ingest functions (must not exceed push_ack_deadline_seconds)."
-  default     = 60
-}
+  validation {
+    condition     = var.export.min_instances >= 0 && var.export.max_instances >= 1 && var.export.max_instances >= var.export.min_instances && floor(var.export.min_instances) == var.export.min_instances && floor(var.export.max_instances) == var.export.max_instances
+    error_message = "export.min_instances must be >= 0, export.max_instances >= 1 and >= min_instances, both whole numbers."
+  }
 
-variable "export_memory" {
-  type        = string
-  description = "Memory of the export function instance."
-  default     = "1Gi"
-}
-
-variable "export_cpu" {
-  type        = string
-  description = "vCPU of the export function instance."
-  default     = "1"
-}
-
-variable "export_concurrency" {
-  type        = number
-  description = "Concurrent requests per export instance (1: one daily export at a time)."
-  default     = 1
-}
-
-variable "export_min_instances" {
-  type        = number
-  description = "Minimum instances of the export function (0: it runs once a day)."
-  default     = 0
-}
-
-variable "export_max_instances" {
-  type        = number
-  description = "Maximum instances of the export function."
-  default     = 2
-}
-
-variable "export_timeout_seconds" {
-  type        = number
-  description = "Request timeout of the export function (HTTP functions allow up to 3600)."
-  default     = 1800
+  validation {
+    condition     = floor(var.export.timeout_seconds) == var.export.timeout_seconds && var.export.timeout_seconds >= 1 && var.export.timeout_seconds <= 3600
+    error_message = "export.timeout_seconds must be whole seconds from 1 to 3600 (HTTP functions' limit)."
+  }
 }
 
 variable "function_ingress" {
@@ -272,93 +308,92 @@ variable "function_ingress" {
 
 # --- databases --------------------------------------------------------------
 
-variable "main_db_external_dsn_secret" {
-  type        = string
-  description = "Secret Manager secret id (in project_id) holding a postgresql:// DSN of an external TimescaleDB used as the MAIN sink instead of Cloud SQL. Null creates a Cloud SQL instance. Create it out of band; its value never enters Terraform."
-  default     = null
-}
-
-variable "replica_db_external_dsn_secret" {
-  type        = string
-  description = "Secret Manager secret id holding the DSN of an external TimescaleDB used as the REPLICA sink. Null creates a second Cloud SQL instance in replica_db_region/replica_db_zone."
-  default     = null
-}
-
-variable "replica_db_region" {
-  type        = string
-  description = "Region of the replica Cloud SQL instance (another region for disaster recovery, or the same region with another zone). Null means var.region."
-  default     = null
-}
-
-variable "replica_db_zone" {
-  type        = string
-  description = "Preferred zone of the replica Cloud SQL instance; should differ from var.zone."
-  default     = "asia-northeast3-b"
-}
-
-variable "db_version" {
-  type        = string
-  description = "Cloud SQL PostgreSQL major version. Clients connect through the Cloud SQL connector (mTLS client certificates are required)."
-  default     = "POSTGRES_17"
-}
-
-variable "db_tier" {
-  type        = string
-  description = "Cloud SQL machine tier of each instance."
-  default     = "db-custom-2-7680"
-}
-
-variable "db_availability_type" {
-  type        = string
-  description = "ZONAL or REGIONAL (HA standby, doubles the instance cost)."
-  default     = "ZONAL"
+variable "database" {
+  type = object({
+    version                 = optional(string, "POSTGRES_17")
+    tier                    = optional(string, "db-custom-2-7680")
+    availability_type       = optional(string, "ZONAL")
+    disk_size_gb            = optional(number, 50)
+    name                    = optional(string, "ess")
+    backup_start_time       = optional(string, "18:00")
+    backup_retained_count   = optional(number, 14)
+    pitr_log_retention_days = optional(number, 7)
+    deletion_protection     = optional(bool, true)
+    max_connections         = optional(number, 200)
+    replica_region          = optional(string)
+    replica_zone            = optional(string, "asia-northeast3-b")
+    external_dsn_secret = optional(object({
+      main    = optional(string)
+      replica = optional(string)
+    }), {})
+  })
+  description = <<-EOT
+    The two database sinks. Cloud SQL instances (one per sink without an external DSN) use:
+    version (PostgreSQL major; clients connect through the Cloud SQL connector, mTLS client
+    certificates required), tier (machine tier of each instance), availability_type (ZONAL, or
+    REGIONAL = HA standby at twice the cost), disk_size_gb (initial SSD size; auto-resize is on),
+    name (database created in every instance, ESS_DB_NAME), backup_start_time (UTC HH:MM; 18:00
+    UTC = 03:00 Asia/Seoul), backup_retained_count, pitr_log_retention_days (1-7),
+    deletion_protection (Terraform and API level), max_connections (flag of each instance),
+    replica_region (another region for disaster recovery; null = region) and replica_zone
+    (preferred zone of the replica, should differ from zone).
+    external_dsn_secret.main / .replica: Secret Manager secret id (in project_id) holding a
+    postgresql:// DSN of an external TimescaleDB used as that sink instead of Cloud SQL; null
+    creates the Cloud SQL instance. Create the secret out of band; its value never enters Terraform.
+  EOT
+  default     = {}
+  nullable    = false
 
   validation {
-    condition     = contains(["ZONAL", "REGIONAL"], var.db_availability_type)
-    error_message = "db_availability_type must be ZONAL or REGIONAL."
+    condition     = can(regex("^POSTGRES_[0-9]+$", var.database.version))
+    error_message = "database.version must be a Cloud SQL PostgreSQL version such as POSTGRES_17."
   }
-}
 
-variable "db_disk_size_gb" {
-  type        = number
-  description = "Initial SSD size per Cloud SQL instance in GB (auto-resize is on)."
-  default     = 50
-}
+  validation {
+    condition     = can(regex("^db-(f1-micro|g1-small|custom-[0-9]+-[0-9]+|n1-(standard|highmem)-[0-9]+)$", var.database.tier))
+    error_message = "database.tier must be a Cloud SQL Enterprise tier: db-custom-<vCPUs>-<MiB>, db-f1-micro, db-g1-small or db-n1-*."
+  }
 
-variable "db_name" {
-  type        = string
-  description = "Database name created in every Cloud SQL instance (ESS_DB_NAME)."
-  default     = "ess"
-}
+  validation {
+    condition     = contains(["ZONAL", "REGIONAL"], var.database.availability_type)
+    error_message = "database.availability_type must be ZONAL or REGIONAL."
+  }
 
-variable "db_backup_start_time" {
-  type        = string
-  description = "UTC HH:MM at which automated backups start (18:00 UTC = 03:00 Asia/Seoul)."
-  default     = "18:00"
-}
+  validation {
+    condition     = floor(var.database.disk_size_gb) == var.database.disk_size_gb && var.database.disk_size_gb >= 10 && var.database.disk_size_gb <= 65536
+    error_message = "database.disk_size_gb must be whole GB from 10 to 65536."
+  }
 
-variable "db_backup_retained_count" {
-  type        = number
-  description = "Number of automated backups kept."
-  default     = 14
-}
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.database.name))
+    error_message = "database.name must be a lower-case PostgreSQL identifier of at most 63 chars."
+  }
 
-variable "db_pitr_log_retention_days" {
-  type        = number
-  description = "Days of transaction logs kept for point-in-time recovery (1-7)."
-  default     = 7
-}
+  validation {
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.database.backup_start_time))
+    error_message = "database.backup_start_time must be UTC HH:MM."
+  }
 
-variable "db_deletion_protection" {
-  type        = bool
-  description = "Deletion protection of the Cloud SQL instances (Terraform and API level)."
-  default     = true
-}
+  validation {
+    condition     = var.database.backup_retained_count >= 1 && var.database.backup_retained_count <= 365
+    error_message = "database.backup_retained_count must be from 1 to 365."
+  }
 
-variable "db_max_connections" {
-  type        = number
-  description = "max_connections flag of each Cloud SQL instance."
-  default     = 200
+  validation {
+    condition     = var.database.pitr_log_retention_days >= 1 && var.database.pitr_log_retention_days <= 7
+    error_message = "database.pitr_log_retention_days must be from 1 to 7 (Cloud SQL Enterprise edition)."
+  }
+
+  validation {
+    condition     = floor(var.database.max_connections) == var.database.max_connections && var.database.max_connections >= 14 && var.database.max_connections <= 262143
+    error_message = "database.max_connections must be a whole number from 14 to 262143 (Cloud SQL's range of the flag)."
+  }
+
+  validation {
+    condition = alltrue([for s in [var.database.external_dsn_secret.main, var.database.external_dsn_secret.replica] :
+    s == null ? true : can(regex("^[A-Za-z0-9_-]{1,255}$", s))])
+    error_message = "database.external_dsn_secret.main/replica must be Secret Manager secret ids ([A-Za-z0-9_-], at most 255 chars) or null."
+  }
 }
 
 # --- export / scheduler -----------------------------------------------------

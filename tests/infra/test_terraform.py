@@ -107,6 +107,28 @@ def defined(root: dict) -> set[tuple[str, str]]:
     return names
 
 
+def object_attrs(root: dict, name: str) -> dict[str, str]:
+    """Attributes of an object-typed variable: name -> its type expression (optional(...) etc)."""
+    typ = root["variable"][name]["type"]
+    assert typ.startswith("${object({"), f"{name} is not an object variable"
+    attrs, depth, key, start = {}, 0, None, 0
+    body = typ[len("${object({"):-len("})}")] + ","
+    for i, ch in enumerate(body):
+        depth += (ch in "({[") - (ch in ")}]")
+        if depth == 0 and ch == "=" and key is None:
+            key, start = body[start:i].strip(), i + 1
+        elif depth == 0 and ch == "," and key is not None:
+            attrs[key], key, start = body[start:i].strip(), None, i + 1
+    return attrs
+
+
+def optional_default(root: dict, name: str, attr: str) -> str | None:
+    """Default of `attr` in the object variable `name`, as written (None: no default)."""
+    m = re.fullmatch(r"optional\((.+?)(?:, (.+))?\)", object_attrs(root, name)[attr])
+    assert m, f"{name}.{attr} is not optional()"
+    return m.group(2)
+
+
 def sa_keys(expr: str, root: dict) -> list[str]:
     """Service-account keys a member expression refers to by literal index."""
     m = re.search(r'google_service_account\.component\["([^"]+)"\]', expr)
@@ -344,7 +366,9 @@ def test_function_env_and_secrets_refer_to_defined_resources(root):
         assert block(secrets, "content")["key"] == "ESS_DB_DSN"
         assert "ESS_DB_DSN" in documented
         for key in ("min_instance_count", "max_instance_count", "max_instance_request_concurrency"):
-            assert str(svc[key]).startswith("${var."), f"{name}.{key} must be a variable"
+            m = re.fullmatch(rf"\$\{{var\.{name}\.([a-z_]+)\}}", str(svc[key]))
+            assert m, f"{name}.{key} must be an attribute of var.{name}"
+            assert optional_default(root, name, m.group(1)), f"{name}.{m.group(1)} has no default"
         assert svc["ingress_settings"] == "${var.function_ingress}"
         assert "google_service_account.component" in svc["service_account_email"]
     assert root["variable"]["function_ingress"]["default"] == "ALLOW_INTERNAL_ONLY"
@@ -470,8 +494,8 @@ def test_cloud_sql_settings(root):
     assert flags["cloudsql.iam_authentication"] == "on"
     for flag in ("log_checkpoints", "log_lock_waits", "log_connections", "log_disconnections"):
         assert flags[flag] == "on"
-    assert inst["deletion_protection"] == "${var.db_deletion_protection}"
-    assert root["variable"]["db_deletion_protection"]["default"] is True
+    assert inst["deletion_protection"] == "${var.database.deletion_protection}"
+    assert optional_default(root, "database", "deletion_protection") == "true"
     assert root["resource"]["google_sql_database"]["this"]["for_each"] == "${local.sql_instances}"
     users = root["resource"]["google_sql_user"]
     assert set(users) == {"iam"} and users["iam"]["for_each"] == "${local.sql_iam_users}"
@@ -482,8 +506,11 @@ def test_cloud_sql_settings(root):
     assert "local.sql_instances" in iam_users
     for u in users.values():
         assert u["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
-    assert root["variable"]["main_db_external_dsn_secret"]["default"] is None
-    assert root["variable"]["replica_db_external_dsn_secret"]["default"] is None
+    # no external DSN by default: both sinks are Cloud SQL
+    assert re.search(r"main\s*=\s*optional\(string\)", root["variable"]["database"]["type"])
+    assert re.search(r"replica\s*=\s*optional\(string\)", root["variable"]["database"]["type"])
+    assert "var.database.external_dsn_secret.main == null" in text(root["locals"]["main_sql"])
+    assert "var.database.external_dsn_secret.replica == null" in text(root["locals"]["replica_sql"])
 
 
 def test_collector_vm_hardening(root):
@@ -599,7 +626,12 @@ def test_readme_deploy_matches_code(root):
     section = _deploy_section()
     example_vars = {n for b in parse(EXAMPLE / "variables.tf").get("variable", []) for n in b}
     known = set(root["variable"]) | example_vars
-    named = set(re.findall(r"^\|\s*`([a-z_][a-z0-9_]*)`\s*\|", section, re.M))
+    rows = re.findall(r"^\|\s*(`[^|]+`)\s*\|", section, re.M)
+    cells = {n for r in rows for n in re.findall(r"`([a-z_][a-z0-9_.]*)`", r)}
+    for n in {c for c in cells if "." in c}:
+        obj, attr = n.split(".", 1)
+        assert attr.split(".")[0] in object_attrs(root, obj), f"README names unknown {n}"
+    named = {c for c in cells if "." not in c}
     named |= set(re.findall(r"-var[ =]+'?([a-z_][a-z0-9_]*)=", section))
     assert named, "Deploy section names no variables"
     assert named <= known, f"README names unknown variables {named - known}"

@@ -1,6 +1,11 @@
 # Small, cheap dev deployment: scale-to-zero functions, small shared-core databases without
 # deletion protection, buckets that terraform destroy may empty.
 
+locals {
+  # `make package` writes these under the repository's build/ folder.
+  build = "${path.module}/../../../build"
+}
+
 module "ess" {
   source = "../.."
 
@@ -10,23 +15,37 @@ module "ess" {
   prefix            = "ess-dev"
   sites_config_path = var.sites_config_path
 
+  artifacts = {
+    wheel      = var.wheel_path
+    ingest_zip = "${local.build}/ingest.zip"
+    export_zip = "${local.build}/export.zip"
+  }
+
   collector_machine_type = "e2-micro"
   collector_disk_size_gb = 10
 
-  ingest_min_instances = 0
-  ingest_max_instances = 3
-  export_max_instances = 1
+  ingest = {
+    min_instances = 0
+    max_instances = 3
+  }
 
-  db_tier                    = "db-g1-small"
-  db_disk_size_gb            = 10
-  db_max_connections         = 50
-  db_deletion_protection     = false
-  db_backup_retained_count   = 3
-  db_pitr_log_retention_days = 1
-  replica_db_zone            = "${var.region}-b"
+  export = {
+    max_instances = 1
+  }
 
-  main_db_external_dsn_secret    = var.main_db_external_dsn_secret
-  replica_db_external_dsn_secret = var.replica_db_external_dsn_secret
+  database = {
+    tier                    = "db-g1-small"
+    disk_size_gb            = 10
+    max_connections         = 50
+    deletion_protection     = false
+    backup_retained_count   = 3
+    pitr_log_retention_days = 1
+    replica_zone            = "${var.region}-b"
+    external_dsn_secret = {
+      main    = var.main_db_external_dsn_secret
+      replica = var.replica_db_external_dsn_secret
+    }
+  }
 
   force_destroy_buckets = true
   notification_channels = var.notification_channels

@@ -15,6 +15,11 @@ variable "sites_config_path" {
   default     = "sites.yaml"
 }
 
+variable "wheel_path" {
+  type        = string
+  description = "Path of the project wheel `make package` built, build/ess_pipeline-<version>-py3-none-any.whl (absolute, or relative to infra/examples/dev), e.g. -var wheel_path=\"$(ls \"$PWD\"/build/ess_pipeline-*.whl)\"."
+}
+
 variable "main_db_external_dsn_secret" {
   type        = string
   description = "Secret id of an external TimescaleDB DSN for the main sink; null creates Cloud SQL."

@@ -13,6 +13,8 @@ import numpy as np
 
 from .errors import PermanentError
 from .regmap import Field, RegisterMap
+from .regmap.checks import SCALE_FACTOR_RANGE
+from .words import assemble, compile_group
 
 
 class DecodeError(PermanentError):
@@ -36,6 +38,7 @@ class TableBatch:
     rack: np.ndarray | None     # per row: rack id (rack table only)
     values: np.ndarray          # rows x columns, float64, NaN where the block was not read
     out_of_range: np.ndarray    # rows x columns, bool
+    exact: dict[int, np.ndarray] | None = None   # 64-bit integer columns: per row int or None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -60,6 +63,8 @@ class TableBatch:
                 col = cols[j]
                 for i in np.flatnonzero(missing[:, j]).tolist():
                     col[i] = None
+        for j, col in (self.exact or {}).items():
+            cols[j] = col.tolist()
         return cols
 
     def row_lists(self) -> list[list]:
@@ -72,6 +77,8 @@ class TableBatch:
             out[:, ints] = np.where(missing[:, ints], 0, part).astype(np.int64)
         if missing.any():
             out[missing] = None
+        for j, col in (self.exact or {}).items():
+            out[:, j] = col
         return out.tolist()
 
     def out_of_range_lists(self) -> list[list[str] | None]:
@@ -109,7 +116,7 @@ class Decoder:
     def __init__(self, regmap: RegisterMap):
         self.map = regmap
         self.block_names = tuple(b.name for b in regmap.blocks)
-        self.block_sizes = tuple(b.count for b in regmap.blocks)
+        self.block_sizes = tuple(b.words for b in regmap.blocks)
         offsets = np.cumsum((0,) + self.block_sizes)
         self.block_offset = dict(zip(self.block_names, offsets[:-1].tolist()))
         self.width = int(offsets[-1])
@@ -133,28 +140,56 @@ class Decoder:
         n = len(layout)
         block_index = {name: i for i, name in enumerate(self.block_names)}
         self.cell_block = np.array([block_index[f.block] for f in layout], dtype=np.intp)
-        src = np.array([self.block_offset[f.block] + f.address - self.map.block(f.block).start
-                        for f in layout], dtype=np.intp)
+        src, bitpos = self._sources(layout)
         kinds = np.array([f.type for f in layout])
+        self.is_int = np.array([f.is_integer for f in layout], dtype=bool)
         self.g16 = np.flatnonzero((kinds == "int16") | (kinds == "uint16"))
         self.src16 = src[self.g16]
         self.signed16 = (kinds[self.g16] == "int16")
-        self.g32 = np.flatnonzero(np.isin(kinds, ("int32", "uint32", "float32")))
-        self.kind32 = kinds[self.g32]
-        hi = src[self.g32]
-        little = np.array([layout[i].word_order == "little" for i in self.g32], dtype=bool)
-        self.src32_hi = np.where(little, hi + 1, hi)
-        self.src32_lo = np.where(little, hi, hi + 1)
-        self.gbits = np.flatnonzero(kinds == "bits")
+        sent16 = [layout[i].sentinel for i in self.g16]
+        self.has_sent16 = np.array([s is not None for s in sent16], dtype=bool)
+        self.sent16 = np.array([s or 0 for s in sent16], dtype=np.uint16)
+        self.wide = [g for g in (compile_group(w, layout, src, self.is_int) for w in (2, 4))
+                     if g is not None]
+        self.gbits = np.flatnonzero((kinds == "bits") | (kinds == "bit"))
         self.srcbits = src[self.gbits]
-        self.bitpos = np.array([layout[i].bit for i in self.gbits], dtype=np.int64)
+        self.bitpos = bitpos[self.gbits]
+        self._compile_scale_factors(layout)
         self.scale = np.array([f.scale for f in layout], dtype=np.float64)
         self.scaled = np.flatnonzero(self.scale != 1.0)
         self.lo = np.array([f.min if f.has_range else -np.inf for f in layout], dtype=np.float64)
         self.hi = np.array([f.max if f.has_range else np.inf for f in layout], dtype=np.float64)
         self.ranged = bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
         self.inverted = np.array([i for i in range(n) if layout[i].invert], dtype=np.intp)
-        self.is_int = np.array([f.is_integer for f in layout], dtype=bool)
+
+    def _sources(self, layout: list[Field]) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell: index of its (first) word in the raw vector, and its bit index."""
+        src, bit = [], []
+        for f in layout:
+            b = self.map.block(f.block)
+            k = f.address - b.start
+            if b.is_bits:      # packed 16 to a word, least significant bit first
+                src.append(self.block_offset[b.name] + k // 16)
+                bit.append(k % 16)
+            else:
+                src.append(self.block_offset[b.name] + k)
+                bit.append(f.bit or 0)
+        return np.array(src, dtype=np.intp), np.array(bit, dtype=np.int64)
+
+    def _compile_scale_factors(self, layout: list[Field]) -> None:
+        """Cells scaled by another register (SunSpec): that register's raw index and block."""
+        cells, src, blocks = [], [], []
+        names = list(self.block_names)
+        for i, f in enumerate(layout):
+            if f.scale_factor is None:
+                continue
+            b = self.map.locate(self.map.block(f.block).function, f.scale_factor)
+            cells.append(i)
+            src.append(self.block_offset[b.name] + f.scale_factor - b.start)
+            blocks.append(names.index(b.name))
+        self.gsf = np.array(cells, dtype=np.intp)
+        self.srcsf = np.array(src, dtype=np.intp)
+        self.sf_block = np.array(blocks, dtype=np.intp)
 
     # ---- input ---------------------------------------------------------------------------
     def raw_from_blocks(self, blocks: Mapping[str, Sequence[int] | None]) -> tuple[np.ndarray,
@@ -188,22 +223,31 @@ class Decoder:
     def cells(self, raw: np.ndarray, ok: np.ndarray | None = None) -> tuple[np.ndarray,
                                                                             np.ndarray]:
         """Values (N x cells, NaN where missing) and out-of-range flags for a raw batch."""
+        values, oor, _exact = self._cells(raw, ok)
+        return values, oor
+
+    def _cells(self, raw: np.ndarray, ok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray,
+                                                                      dict]:
+        """`cells`, plus the exact 64-bit integers {cell: per-frame ints or None}."""
         raw = np.ascontiguousarray(raw, dtype=np.uint16).reshape(-1, self.width)
         values = np.empty((raw.shape[0], len(self.layout)), dtype=np.float64)
+        exact: dict[int, np.ndarray] = {}
         if len(self.g16):
             u = raw[:, self.src16]
             s = u.view(np.int16)
             values[:, self.g16] = np.where(self.signed16, s, u)
-        if len(self.g32):
-            word = (raw[:, self.src32_hi].astype(np.uint32) << 16) | raw[:, self.src32_lo]
-            v = word.astype(np.float64)
-            v = np.where(self.kind32 == "int32", word.view(np.int32), v)
-            v = np.where(self.kind32 == "float32", word.view(np.float32), v)
-            values[:, self.g32] = v
+            if self.has_sent16.any():
+                hit = self.has_sent16 & (u == self.sent16)
+                values[:, self.g16] = np.where(hit, np.nan, values[:, self.g16])
+        for g in self.wide:
+            values[:, g.cells], more = assemble(g, raw)
+            exact.update(more)
         if len(self.gbits):
             values[:, self.gbits] = (raw[:, self.srcbits] >> self.bitpos) & 1
         if len(self.scaled):
             values[:, self.scaled] = np.round(values[:, self.scaled] * self.scale[self.scaled], 3)
+        if len(self.gsf):
+            self._apply_scale_factors(raw, values, ok)
         if self.ranged:
             oor = (values < self.lo) | (values > self.hi)
         else:
@@ -216,14 +260,28 @@ class Decoder:
                 :, self.cell_block]
             values[missing] = np.nan
             oor[missing] = False
-        return values, oor
+            for cell, col in exact.items():
+                col[missing[:, cell]] = None
+        return values, oor, exact
+
+    def _apply_scale_factors(self, raw: np.ndarray, values: np.ndarray,
+                             ok: np.ndarray | None) -> None:
+        """value = raw x 10^sf; NULL when sf is outside -10..10 (SunSpec's 0x8000) or unread."""
+        e = raw[:, self.srcsf].view(np.int16).astype(np.float64)
+        e[np.abs(e) > SCALE_FACTOR_RANGE] = np.nan
+        if ok is not None:
+            e[~np.asarray(ok, dtype=bool).reshape(-1, len(self.block_names))[
+                :, self.sf_block]] = np.nan
+        v = values[:, self.gsf]
+        with np.errstate(invalid="ignore"):   # dividing by an exact power of ten rounds once
+            values[:, self.gsf] = np.where(e < 0, v / 10.0 ** -e, v * 10.0 ** e)
 
     def decode_batch(self, raw: np.ndarray, ok: np.ndarray | None = None) -> list[TableBatch]:
         """Decode N frames (N x width raw registers) into one TableBatch per table.
 
         Rows whose every source block failed are dropped.
         """
-        return self._tables(*self.cells(raw, ok), ok)
+        return self._tables(*self._cells(raw, ok), ok)
 
     def raw_from_frames(self, frames) -> tuple[np.ndarray, np.ndarray]:
         """Raw matrix (N x width) and block-ok flags (N x blocks) from codec frames."""
@@ -259,14 +317,14 @@ class Decoder:
         one summary per part.
         """
         raw, ok = self.raw_from_frames(frames)
-        values, oor = self.cells(raw, ok)
+        values, oor, exact = self._cells(raw, ok)
         if parts is None:
             summary: list = self._summary(values, oor)
         else:
             flagged = oor.any(axis=1)
             summary = [self._summary(values[p], oor[p]) if p and flagged[p].any() else []
                        for p in parts]
-        return self._tables(values, oor, ok), summary
+        return self._tables(values, oor, exact, ok), summary
 
     def _summary(self, values: np.ndarray, oor: np.ndarray) -> list[dict]:
         summary = []
@@ -282,7 +340,7 @@ class Decoder:
                                 "count": int(counts[c]), "min": lo, "max": hi})
         return summary
 
-    def _tables(self, values: np.ndarray, oor: np.ndarray,
+    def _tables(self, values: np.ndarray, oor: np.ndarray, exact: dict,
                 ok: np.ndarray | None) -> list[TableBatch]:
         n = values.shape[0]
         out = []
@@ -291,13 +349,15 @@ class Decoder:
             f = oor[:, cells].reshape(n * nrows, ncols)
             frame = np.repeat(np.arange(n), nrows)
             rack = np.tile(np.arange(1, nrows + 1), n) if table == "rack" else None
+            ex = _table_exact(exact, cells, n, nrows, ncols) if exact else None
             if ok is not None and not np.asarray(ok).all():
                 keep = ~np.isnan(v).all(axis=1)
                 if not keep.all():
                     v, f, frame = v[keep], f[keep], frame[keep]
                     rack = rack[keep] if rack is not None else None
+                    ex = {j: c[keep] for j, c in ex.items()} if ex else None
             out.append(TableBatch(table, self.map.columns(table), self.is_int[cells][:ncols],
-                                  frame, rack, v, f))
+                                  frame, rack, v, f, ex))
         return out
 
     def decode(self, blocks: Mapping[str, Sequence[int] | None], bank_id: int = 1) -> list[dict]:
@@ -308,6 +368,17 @@ class Decoder:
             for row in tb.rows():
                 rows.append({"table": row.pop("table"), "bank_id": bank_id, **row})
         return rows
+
+
+def _table_exact(exact: dict, cells: slice, n: int, nrows: int,
+                 ncols: int) -> dict[int, np.ndarray] | None:
+    """A table's exact columns {column: per-row objects}, rows as `_tables` lays them out."""
+    out = {}
+    for j in range(ncols):
+        parts = [exact.get(cells.start + r * ncols + j) for r in range(nrows)]
+        if parts[0] is not None:
+            out[j] = np.stack(parts, axis=1).reshape(n * nrows)
+    return out or None
 
 
 @lru_cache(maxsize=64)

@@ -5,25 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..regmap import Field, RegisterMap
+from .partitions import PARTITION_FUNCTIONS
 from .quote import ident
 
 CHUNK_INTERVAL = "1 day"     # 1 Hz data: one chunk/partition per UTC day
 PARTITIONS_AHEAD_DAYS = 7    # partitioned mode creates this many future days
 
 
+# Unscaled integer types and the smallest SQL type holding every value exactly. uint64 goes
+# above bigint's 2^63 - 1, so it is numeric(20) (exact to 18446744073709551615).
+_INTEGER_SQL = {"int16": "smallint", "uint16": "integer", "int32": "integer",
+                "uint32": "bigint", "int64": "bigint", "uint64": "numeric(20)"}
+
+
 def sql_type(f: Field) -> str:
     """Storage type for a field: the smallest type that holds every value exactly."""
-    if f.bit is not None:
+    if f.type in ("bits", "bit"):
         return "smallint"
-    if f.scale == 1 and f.type in ("int16",):
-        return "smallint"
-    if f.scale == 1 and f.type in ("uint16", "int32"):
-        return "integer"
-    if f.scale == 1 and f.type == "uint32":
-        return "bigint"
+    if f.is_integer:
+        return _INTEGER_SQL[f.type]
     if f.type in ("int16", "uint16"):
-        return "real"           # |raw| <= 65535 with <= 3 decimals: exact in float4's 7 digits
-    return "double precision"
+        return "real"           # |raw| <= 65535 scaled by a power of ten: 5 digits, within real's
+    return "double precision"   # float32/64, and scaled 32/64-bit integers (exact to 2^53)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,30 @@ KEYS = {
 }
 
 
+# The frame ledger (docs/data-status.md): one row per frame, written in the statement that
+# stores the frame's rows. `failed` lists `block:kind` of the blocks that did not read ok
+# (NULL when all did); `crc` is the CRC-32 of every block's registers (NULL unless all read).
+LEDGER = TableSpec("frames", KEYS["bank"], (
+    ("seq", "bigint"), ("map_id", "text"), ("map_version", "smallint"),
+    ("poll_us", "integer"), ("published", "timestamptz"), ("committed", "timestamptz"),
+    ("crc", "integer"), ("failed", "text[]"), ("out_of_range", "smallint")))
+# Daily data status per site, bank and local day, written by the export (one row, replaced).
+DATA_STATUS = TableSpec("data_status", (("day", "date"), ("site_id", "text"),
+                                        ("bank_id", "smallint")), (
+    ("timezone", "text"), ("expected", "integer"), ("stored", "integer"),
+    ("completeness", "double precision"), ("lost", "integer"), ("resets", "integer"),
+    ("missed", "integer"), ("failed_polls", "integer"), ("failed", "jsonb"),
+    ("out_of_range", "integer"), ("first_poll", "timestamptz"), ("last_poll", "timestamptz"),
+    ("max_lag_s", "double precision"), ("frozen_s", "integer"), ("computed", "timestamptz")))
+
+
+def ledger_ddl(mode: str) -> list[str]:
+    """DDL of the ledger (a time-series table like the data) and of `data_status`."""
+    series = ([create_table_sql(LEDGER), hypertable_sql(LEDGER)] if mode == "timescale"
+              else partitioned_sql(LEDGER))
+    return series + [create_table_sql(DATA_STATUS)]
+
+
 def table_specs(maps: list[RegisterMap]) -> dict[str, TableSpec]:
     """Tables needed by all the maps: the union of their columns (first map's order first)."""
     cols: dict[str, dict[str, str]] = {}
@@ -66,60 +93,47 @@ def table_specs(maps: list[RegisterMap]) -> dict[str, TableSpec]:
             for name, c in cols.items()}
 
 
-_WIDTH = ["smallint", "integer", "bigint", "real", "double precision"]
+_WIDTH = ["smallint", "integer", "bigint", "numeric(20)", "real", "double precision",
+          "numeric"]
 
 
 def wider(a: str, b: str) -> str:
-    """The type that holds both; real and bigint widen to double precision."""
+    """The type that holds both; real and bigint widen to double precision, numeric(20) and a
+    floating type to numeric."""
     if {a, b} == {"bigint", "real"}:
         return "double precision"
+    if "numeric(20)" in (a, b) and {a, b} & {"real", "double precision"}:
+        return "numeric"
     return max(a, b, key=_WIDTH.index)
 
 
 def create_table_sql(spec: TableSpec) -> str:
     cols = [f"{ident(n)} {t} NOT NULL" for n, t in spec.keys]
     cols += [f"{ident(n)} {t}" for n, t in spec.values]
-    pk = ", ".join(ident(k) for k in spec.key_names[1:] + ("ts",))
+    pk = ", ".join(ident(k) for k in spec.key_names[1:] + spec.key_names[:1])
     return (f"CREATE TABLE IF NOT EXISTS {ident(spec.name)} (\n  " + ",\n  ".join(cols)
             + f",\n  PRIMARY KEY ({pk})\n)")
 
 
 def hypertable_sql(spec: TableSpec) -> str:
     return (f"SELECT create_hypertable('{ident(spec.name)}', 'ts', "
-            f"chunk_time_interval => INTERVAL '{CHUNK_INTERVAL}', if_not_exists => TRUE)")
+            f"chunk_time_interval => INTERVAL '{CHUNK_INTERVAL}', if_not_exists => TRUE, "
+            # the primary key (site, bank, [rack,] ts) serves every ts lookup we make
+            "create_default_indexes => FALSE)")
 
 
-ENSURE_PARTITIONS_FN = """
-CREATE OR REPLACE FUNCTION ess_ensure_partitions(parent regclass, days_ahead int)
-RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
-  d date := (now() AT TIME ZONE 'UTC')::date - 1;
-  made int := 0;
-  part text;
-  base text := (SELECT relname FROM pg_class WHERE oid = parent);
-BEGIN
-  WHILE d <= (now() AT TIME ZONE 'UTC')::date + days_ahead LOOP
-    part := base || '_p' || to_char(d, 'YYYYMMDD');
-    IF to_regclass(quote_ident(part)) IS NULL THEN
-      EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                     part, parent, d::timestamp AT TIME ZONE 'UTC',
-                     (d + 1)::timestamp AT TIME ZONE 'UTC');
-      made := made + 1;
-    END IF;
-    d := d + 1;
-  END LOOP;
-  RETURN made;
-END $$
-"""
+# The partition upkeep functions (ess.db.partitions), one statement each.
+ENSURE_PARTITIONS_FN = PARTITION_FUNCTIONS
 
 
 def partitioned_sql(spec: TableSpec) -> list[str]:
-    """DDL for a natively partitioned table (range on ts, one partition per UTC day)."""
+    """DDL for a natively partitioned table (range on ts, one partition per UTC day).
+
+    No default partition: a write to a day without one creates it (ess.db.partitions).
+    """
     create = create_table_sql(spec) + " PARTITION BY RANGE (ts)"
-    default = (f"CREATE TABLE IF NOT EXISTS {ident(spec.name + '_default')} "
-               f"PARTITION OF {ident(spec.name)} DEFAULT")
     ensure = f"SELECT ess_ensure_partitions('{ident(spec.name)}', {PARTITIONS_AHEAD_DAYS})"
-    return [create, default, ensure]
+    return [create, ensure]
 
 
 def render_schema(maps: list[RegisterMap], mode: str) -> str:
@@ -127,10 +141,11 @@ def render_schema(maps: list[RegisterMap], mode: str) -> str:
     specs = table_specs(maps)
     out = []
     if mode == "partitioned":
-        out.append(ENSURE_PARTITIONS_FN.strip())
+        out += ENSURE_PARTITIONS_FN
     for spec in specs.values():
         if mode == "timescale":
             out += [create_table_sql(spec), hypertable_sql(spec)]
         else:
             out += partitioned_sql(spec)
+    out += ledger_ddl(mode)
     return ";\n\n".join(out) + ";\n"

@@ -12,7 +12,8 @@ import yaml
 
 from .. import paths
 from ..errors import PermanentError
-from .model import TYPE_WIDTH, Block, Field, Register, RegisterMap
+from .checks import sentinel_table, type_problems
+from .model import TYPE_WIDTH, WORD_ORDER_ALIAS, Block, Field, Register, RegisterMap
 
 
 class MapError(PermanentError):
@@ -86,13 +87,13 @@ def _semantic_problems(doc: dict) -> list[str]:
         name, start, count = b["name"], b["start"], b["count"]
         if start + count > 65536:
             problems.append(f"block {name}, field count: block runs past address 65535")
-        spans.append((start, start + count, name))
+        spans.append((b.get("function", "input"), start, start + count, name))
         taken: dict[int, int] = {}
         for r in b["registers"]:
             addr = r["address"]
             where = f"block {name}, register {addr}"
             width = 1 if r.get("unused") else TYPE_WIDTH[r["type"]]
-            if addr < start or addr + width > start + count:
+            if addr < start or addr >= start + count:
                 problems.append(f"{where}, field address: outside the block "
                                 f"({start}..{start + count - 1})")
             for a in range(addr, addr + width):
@@ -102,10 +103,11 @@ def _semantic_problems(doc: dict) -> list[str]:
                 taken[a] = addr
             if r.get("unused"):
                 continue
-            if not b["scaled"] and "scale" in r:
-                problems.append(f"{where}, field scale: block {name} holds status registers, "
-                                "which are not scaled")
-            if r["type"] == "bits" and ("min" in r or "max" in r):
+            for key in ("scale", "scale_factor"):
+                if not b["scaled"] and key in r:
+                    problems.append(f"{where}, field {key}: block {name} holds status "
+                                    "registers, which are not scaled")
+            if r["type"] in ("bits", "bit") and ("min" in r or "max" in r):
                 problems.append(f"{where}, field min: bit fields have no range")
             if ("min" in r) != ("max" in r):
                 problems.append(f"{where}, field {'max' if 'min' in r else 'min'}: "
@@ -117,19 +119,16 @@ def _semantic_problems(doc: dict) -> list[str]:
                                 "their rack)")
             if r["table"] != "rack" and "rack" in r:
                 problems.append(f"{where}, field rack: only rack table registers name a rack")
-            if r.get("word_order") and r["type"] in ("int16", "uint16", "bits"):
-                problems.append(f"{where}, field word_order: only 32-bit types have a "
-                                "word order")
     spans.sort()
-    for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
-        if s2 < e1:
+    for (f1, s1, e1, n1), (f2, s2, _e2, n2) in zip(spans, spans[1:]):
+        if f1 == f2 and s2 < e1:
             problems.append(f"block {n2}, field start: overlaps block {n1} "
                             f"({s1}..{e1 - 1})")
     names = [b["name"] for b in doc["blocks"]]
     for n in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"block {n}, field name: duplicate block name")
     problems += _column_problems(doc)
-    return problems
+    return problems + type_problems(doc)
 
 
 def _column_problems(doc: dict) -> list[str]:
@@ -163,9 +162,14 @@ def _column_problems(doc: dict) -> list[str]:
     return problems
 
 
+def _order(r: dict) -> str:
+    return r.get("byte_order") or WORD_ORDER_ALIAS[r.get("word_order", "big")]
+
+
 def _build(doc: dict, source: str) -> RegisterMap:
     blocks = []
     racks = set()
+    sentinels = sentinel_table(doc)
     for b in doc["blocks"]:
         regs = []
         for r in sorted(b["registers"], key=lambda r: r["address"]):
@@ -175,7 +179,7 @@ def _build(doc: dict, source: str) -> RegisterMap:
             common = dict(
                 table=r["table"], rack=r.get("rack"), block=b["name"], address=r["address"],
                 type=r["type"], unit=r.get("unit", ""), seed_name=r.get("seed_name", ""),
-                word_order=r.get("word_order", "big"),
+                byte_order=_order(r),
             )
             if r.get("rack"):
                 racks.add(r["rack"])
@@ -183,14 +187,21 @@ def _build(doc: dict, source: str) -> RegisterMap:
                 fields = tuple(Field(column=x["column"], bit=x["bit"],
                                      invert=x.get("invert", False), **common)
                                for x in sorted(r["bits"], key=lambda x: x["bit"]))
+            elif r["type"] == "bit":
+                fields = (Field(column=r["column"], bit=r.get("bit"),
+                                invert=r.get("invert", False), **common),)
             else:
                 fields = (Field(column=r["column"], scale=float(r.get("scale", 1)),
                                 min=r.get("min"), max=r.get("max"),
-                                invert=r.get("invert", False), **common),)
+                                invert=r.get("invert", False),
+                                scale_factor=r.get("scale_factor"),
+                                sentinel=sentinels.get(r["type"]), **common),)
             regs.append(Register(b["name"], r["address"], r["type"], fields))
-        blocks.append(Block(b["name"], b["start"], b["count"], b["scaled"], tuple(regs)))
+        blocks.append(Block(b["name"], b["start"], b["count"], b["scaled"], tuple(regs),
+                            b.get("function", "input")))
     return RegisterMap(doc["map_id"], doc["version"], tuple(blocks), source=source,
-                       racks=len(racks), description=doc.get("description", ""))
+                       racks=len(racks), description=doc.get("description", ""),
+                       sentinels=tuple(sorted(sentinels.items())))
 
 
 def parse_map(doc: object, source: str = "<memory>") -> RegisterMap:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-# Register width in 16-bit words for each data type.
-TYPE_WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "bits": 1}
-INTEGER_TYPES = frozenset({"int16", "uint16", "int32", "uint32"})
+# Register width in 16-bit words for each data type (`bit`: one bit of a register or one coil).
+TYPE_WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4,
+              "float32": 2, "float64": 4, "bits": 1, "bit": 1}
+INTEGER_TYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64"})
 ROW_TABLES = ("bank", "rack", "pcs", "etc")
+# Byte orders as Telegraf names them (for 64-bit types ABCD = ABCDEFGH, CDAB = GHEFCDAB, ...):
+# (words least significant first, bytes of each word swapped). `word_order` big/little = ABCD/CDAB.
+BYTE_ORDERS = {"ABCD": (False, False), "CDAB": (True, False), "BADC": (False, True),
+               "DCBA": (True, True)}
+WORD_ORDER_ALIAS = {"big": "ABCD", "little": "CDAB"}
+# Modbus functions a block reads, with their function codes; coil and discrete blocks hold bits.
+FUNCTIONS = {"input": 4, "holding": 3, "coil": 1, "discrete": 2}
+BIT_FUNCTIONS = frozenset({"coil", "discrete"})
+# SunSpec "not implemented" values, the `sentinels: sunspec` preset (raw bit patterns).
+SUNSPEC_SENTINELS = {"int16": 0x8000, "uint16": 0xFFFF, "int32": 0x80000000,
+                     "uint32": 0xFFFFFFFF, "int64": 0x8000000000000000,
+                     "uint64": 0xFFFFFFFFFFFFFFFF, "float32": 0x7FC00000}
 
 
 @dataclass(frozen=True)
@@ -27,13 +40,21 @@ class Field:
     max: float | None = None
     invert: bool = False
     bit: int | None = None
-    word_order: str = "big"
+    byte_order: str = "ABCD"
     seed_name: str = ""
+    scale_factor: int | None = None     # address of the int16 power-of-ten register (SunSpec)
+    sentinel: int | None = None         # raw pattern meaning "not implemented" (stored as NULL)
 
     @property
     def is_integer(self) -> bool:
         """True when the stored value is an integer (no scaling, integer or bit type)."""
-        return self.bit is not None or (self.type in INTEGER_TYPES and self.scale == 1)
+        return self.type in ("bits", "bit") or (self.type in INTEGER_TYPES and self.scale == 1
+                                         and self.scale_factor is None)
+
+    @property
+    def width(self) -> int:
+        """Number of 16-bit words the value spans."""
+        return TYPE_WIDTH[self.type]
 
     @property
     def has_range(self) -> bool:
@@ -58,18 +79,33 @@ class Register:
 
 @dataclass(frozen=True)
 class Block:
-    """A contiguous range of input registers read as one unit."""
+    """A contiguous range of registers (or coils, discrete inputs) read with one function.
+
+    A frame carries a block as 16-bit words: registers as read; bits packed `words` to a
+    block, address start + k in word k // 16 at bit k % 16 (least significant first).
+    """
 
     name: str
     start: int
     count: int
     scaled: bool
     registers: tuple[Register, ...]
+    function: str = "input"
 
     @property
     def end(self) -> int:
         """One past the last address."""
         return self.start + self.count
+
+    @property
+    def is_bits(self) -> bool:
+        """True for coil and discrete-input blocks (addresses are bits)."""
+        return self.function in BIT_FUNCTIONS
+
+    @property
+    def words(self) -> int:
+        """Number of 16-bit words the block takes in a frame."""
+        return (self.count + 15) // 16 if self.is_bits else self.count
 
 
 @dataclass(frozen=True)
@@ -82,10 +118,16 @@ class RegisterMap:
     source: str = "<memory>"
     racks: int = 0
     description: str = ""
+    sentinels: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.map_id, self.version)
+
+    def locate(self, function: str, address: int) -> Block | None:
+        """The block of `function` that holds `address` (None when none does)."""
+        return next((b for b in self.blocks if b.function == function
+                     and b.start <= address < b.end), None)
 
     def block(self, name: str) -> Block:
         for b in self.blocks:

@@ -2,8 +2,6 @@
 
 build/ess_pipeline-<version>-py3-none-any.whl  the project wheel, installed on the collector VM
                                                (its data ships inside, as ess/model/)
-build/ess-schemas.tar.gz                       register maps, JSON Schemas, SQL (still read by
-                                               infra/storage.tf and the collector start-up script)
 build/ingest.zip, build/export.zip             Cloud Run function sources
 
 Each function archive holds only what that function runs: its `main.py` and pinned
@@ -20,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import io
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -149,16 +145,6 @@ def write_zip(entries: dict[str, Path], out: Path) -> None:
     tmp.replace(out)
 
 
-def write_schemas_tar(root: Path, out: Path) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tf:
-        for rel, f in _data_files(root):
-            info = tarfile.TarInfo(rel)
-            data = f.read_bytes()
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tf.addfile(info, io.BytesIO(data))
-    out.write_bytes(buf.getvalue())
-
 
 def build_wheel(root: Path, out_dir: Path) -> Path:
     for old in out_dir.glob("ess_pipeline-*.whl"):
@@ -180,9 +166,6 @@ def package(root: Path, out_dir: Path, wheel: bool = True) -> list[Path]:
     built = []
     if wheel:
         built.append(build_wheel(root, out_dir))
-    tar = out_dir / "ess-schemas.tar.gz"
-    write_schemas_tar(root, tar)
-    built.append(tar)
     for archive, folder in FUNCTIONS.items():
         out = out_dir / f"{archive}.zip"
         write_zip(function_entries(root, folder), out)

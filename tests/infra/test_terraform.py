@@ -593,7 +593,7 @@ def test_function_archive_layout(tmp_path):
         (fake / rel).write_text(body)
     out = tmp_path / "build"
     built = package.package(fake, out, wheel=False)
-    assert {p.name for p in built} == {"ingest.zip", "export.zip", "ess-schemas.tar.gz"}
+    assert {p.name for p in built} == {"ingest.zip", "export.zip"}
     names = set(zipfile.ZipFile(out / "ingest.zip").namelist())
     assert {"main.py", "requirements.txt", "ess/__init__.py", "ess/paths.py",
             "ess_functions/__init__.py", "ess/model/maps/default.yaml",

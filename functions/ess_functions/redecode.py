@@ -22,7 +22,7 @@ from ess.regmap import RegisterMap
 from ess.sites import SitesConfig
 
 from .avro import decode_records, object_day
-from .ingest.checks import check_frames
+from .ingest.checks import FrameChecks
 from .objstore import ObjectStore, open_store
 
 log = logging.getLogger("ess.redecode")
@@ -61,17 +61,14 @@ def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until
                     progress=None) -> Iterator[codec.Frame]:
     """Frames polled in [since, until) from valid archived messages."""
     lo, hi = int(since.timestamp() * 1e6), int(until.timestamp() * 1e6)
+    checks = FrameChecks(sites, maps)   # without sites: the database's ranges and the maps
     for name in names:
         result.objects += 1
         for rec in decode_records(store.get(name)):
             result.messages += 1
             try:
                 frames = codec.decode_frames(rec.data)
-                if sites is not None:
-                    check_frames(frames, sites)
-                for f in frames:
-                    if (f.map_id, f.map_version) not in maps:
-                        raise PermanentError(f"map {f.map_id} v{f.map_version} not given")
+                checks.check(frames)
             except PermanentError as exc:
                 result.skip(exc.reason)
                 continue

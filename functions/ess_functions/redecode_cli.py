@@ -8,7 +8,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-_LAG = re.compile(r"^(\d+)([smhd])$")
+_LAG = re.compile(r"(\d+)([smhd])")
 
 
 def _time(text: str) -> datetime:
@@ -20,7 +20,7 @@ def _time(text: str) -> datetime:
 
 
 def _lag(text: str) -> timedelta:
-    m = _LAG.match(text)
+    m = _LAG.fullmatch(text)
     if not m:
         raise argparse.ArgumentTypeError(f"expected e.g. 12h or 7d, got {text!r}")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
@@ -39,7 +39,7 @@ def _cmd(args: argparse.Namespace) -> int:
     setup_logging("redecode", level="WARNING")
     try:
         sites = load_sites(args.sites) if args.sites else None
-        maps = sites.maps() if sites else {load_map().key: load_map()}
+        maps = dict(sites.maps()) if sites else {load_map().key: load_map()}
         if args.map:
             new = load_map_file(args.map)
             maps[new.key] = new

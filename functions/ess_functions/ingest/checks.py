@@ -1,20 +1,92 @@
-"""Checks of decoded frames against the sites configuration (ingest and redecode)."""
+"""Checks of decoded frames before they are written (ingest and redecode).
+
+Every frame must fit the database (bank id, poll time), name a configured device (site, bank),
+carry that device's map, and carry blocks, all of them known to the map. `FrameChecks` builds
+its lookups once per configuration; `check(frames)` raises the first problem as a typed
+PermanentError.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ess import codec
+from ess.regmap import RegisterMap
 from ess.sites import SitesConfig
 
-from .errors import UnknownMap, UnknownSite
+from .errors import (
+    BankOutOfRange,
+    EmptyMessage,
+    NoBlocks,
+    PollTimeOutOfRange,
+    TooManyFrames,
+    UnknownBank,
+    UnknownBlocks,
+    UnknownMap,
+    UnknownSite,
+    WrongDeviceMap,
+)
+
+BANK_MAX = 32767   # bank_id is a smallint column
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+POLL_MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
+POLL_MAX_US = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH)
+                  .total_seconds()) * 1_000_000 + 999_999
+DEFAULT_MAX_FRAMES = 2000   # well above the collector's largest max_frames (1000)
+
+
+class FrameChecks:
+    """The checks for one configuration (`sites`), or for maps alone (`sites=None`)."""
+
+    def __init__(self, sites: SitesConfig | None,
+                 maps: dict[tuple[str, int], RegisterMap] | None = None,
+                 max_frames: int = DEFAULT_MAX_FRAMES):
+        self.sites, self.max_frames = sites, max_frames
+        self.maps = maps if maps is not None else (sites.maps() if sites else {})
+        self.devices = ({(d.site_id, d.bank_id): d.map.key for d in sites.devices()}
+                        if sites else None)
+        self.site_ids = sites.site_ids if sites else frozenset()
+        self.blocks = {key: frozenset(b.name for b in m.blocks) for key, m in self.maps.items()}
+
+    def check(self, frames: list[codec.Frame]) -> None:
+        """Raise the first problem of the message as a typed PermanentError."""
+        if not frames:
+            raise EmptyMessage("the message holds no frames")
+        if len(frames) > self.max_frames:
+            raise TooManyFrames(f"{len(frames)} frames in one message (limit {self.max_frames})")
+        for f in frames:
+            self.check_frame(f)
+
+    def check_frame(self, f: codec.Frame) -> None:
+        """Raise the first problem of one frame."""
+        where = f"frame seq {f.seq}"
+        if not 1 <= f.bank_id <= BANK_MAX:
+            raise BankOutOfRange(f"{where}: bank {f.bank_id} is outside 1..{BANK_MAX}")
+        if not POLL_MIN_US <= f.poll_start_us <= POLL_MAX_US:
+            raise PollTimeOutOfRange(f"{where}: poll start {f.poll_start_us} us since 1970 is "
+                                     "outside the years 1..9999")
+        key = (f.map_id, f.map_version)
+        if self.devices is not None:
+            if f.site_id not in self.site_ids:
+                raise UnknownSite(f"{where}: site {f.site_id!r} is not configured")
+            device_map = self.devices.get((f.site_id, f.bank_id))
+            if device_map is None:
+                raise UnknownBank(f"{where}: bank {f.bank_id} is not a device of site "
+                                  f"{f.site_id!r}")
+        if key not in self.maps:
+            raise UnknownMap(f"{where}: map {f.map_id!r} v{f.map_version} is not configured "
+                             f"(known: {sorted(self.maps)})")
+        if self.devices is not None and key != device_map:
+            raise WrongDeviceMap(f"{where}: map {f.map_id!r} v{f.map_version} is not the map of "
+                                 f"{f.site_id}/bank{f.bank_id} ({device_map[0]} v{device_map[1]})")
+        if not f.blocks:
+            raise NoBlocks(f"{where}: no blocks")
+        unknown = set(f.blocks) - self.blocks[key]
+        if unknown:
+            raise UnknownBlocks(f"{where}: block(s) {', '.join(sorted(map(repr, unknown)))} not "
+                                f"in map {f.map_id!r} v{f.map_version}")
 
 
 def check_frames(frames: list[codec.Frame], sites: SitesConfig) -> None:
-    """Raise UnknownSite / UnknownMap unless every frame's site and map are configured."""
-    known_sites = sites.site_ids
-    maps = sites.maps()
-    for f in frames:
-        if f.site_id not in known_sites:
-            raise UnknownSite(f"frame seq {f.seq}: site {f.site_id!r} is not configured")
-        if (f.map_id, f.map_version) not in maps:
-            raise UnknownMap(f"frame seq {f.seq}: map {f.map_id!r} v{f.map_version} is not "
-                             f"configured (known: {sorted(maps)})")
+    """One-off check of a message against `sites` (build a FrameChecks to check many)."""
+    FrameChecks(sites).check(frames)

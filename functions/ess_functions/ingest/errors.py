@@ -25,9 +25,64 @@ class BadPayload(PermanentError):
     """The push request carries no decodable Pub/Sub message."""
 
     reason = "bad_payload"
+    kept = None   # the envelope.Message to quarantine: the raw request body and usable fields
 
 
 class QuarantineError(TransientError):
     """A poison message could not be preserved; the delivery must fail so it is retried."""
 
     reason = "quarantine_failed"
+
+
+class EmptyMessage(PermanentError):
+    """A message holds no frames (or no bytes at all)."""
+
+    reason = "empty_message"
+
+
+class TooManyFrames(PermanentError):
+    """A message holds more frames than the per-message limit (ESS_MAX_FRAMES)."""
+
+    reason = "too_many_frames"
+
+
+class MessageTooLarge(PermanentError):
+    """A message's data or push body is larger than the limit (ESS_MAX_MESSAGE_BYTES)."""
+
+    reason = "message_too_large"
+
+
+class BankOutOfRange(PermanentError):
+    """A frame's bank id does not fit the database's smallint bank_id column (1..32767)."""
+
+    reason = "bank_id_out_of_range"
+
+
+class PollTimeOutOfRange(PermanentError):
+    """A frame's poll time lies outside the years 1..9999 the writer and database hold."""
+
+    reason = "poll_time_out_of_range"
+
+
+class UnknownBank(PermanentError):
+    """A frame's (site, bank) is not a device of the sites configuration."""
+
+    reason = "unknown_bank"
+
+
+class WrongDeviceMap(PermanentError):
+    """A frame's map is configured, but not the map of the device (site, bank) it names."""
+
+    reason = "wrong_device_map"
+
+
+class NoBlocks(PermanentError):
+    """A frame carries no blocks at all."""
+
+    reason = "no_blocks"
+
+
+class UnknownBlocks(PermanentError):
+    """A frame carries block names its map does not define."""
+
+    reason = "unknown_blocks"

@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ess import codec
 from ess.db.connect import is_transient
@@ -24,13 +23,14 @@ from ess.sites import SitesConfig, load_sites
 
 from ..group_commit import GroupWriter
 from ..trace import request_trace
-from .checks import check_frames
-from .envelope import Message, message_from_cloud_event
-from .errors import BadPayload
+from .checks import DEFAULT_MAX_FRAMES, FrameChecks
+from .envelope import Message, body_id, message_from_cloud_event, message_from_push
+from .errors import BadPayload, MessageTooLarge
 from .pool import Connections, default_factory
 from .quarantine import Quarantine
 
 log = logging.getLogger("ess.ingest")
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024   # message data; 2,000 frames of the default map are ~2.2 MB
 
 
 @dataclass
@@ -57,9 +57,14 @@ class Ingestor:
     """Stores messages for one sink; thread-safe (functions-framework serves with threads)."""
 
     def __init__(self, sites: SitesConfig, sink: str, connections: Connections,
-                 quarantine: Quarantine, writers: int = 2):
+                 quarantine: Quarantine, writers: int = 2, max_frames: int = DEFAULT_MAX_FRAMES,
+                 max_bytes: int = DEFAULT_MAX_BYTES):
         self.sites, self.sink = sites, sink
         self.maps = sites.maps()
+        self.checks = FrameChecks(sites, self.maps, max_frames)
+        self.max_bytes = max_bytes
+        # a push body is base64 (4/3) plus its JSON envelope
+        self.max_push_bytes = max_bytes * 4 // 3 + 64 * 1024
         self.connections, self.quarantine = connections, quarantine
         self.group = GroupWriter(connections.take, connections.give, connections.discard,
                                  self.maps, max_writers=writers)
@@ -74,15 +79,24 @@ class Ingestor:
         # starts only when a backlog waits, overlapping one group's database round trip with
         # the next group's decoding)
         writers = int(os.environ.get("ESS_GROUP_WRITERS", "2"))
-        return cls(sites, sink, Connections(default_factory()), Quarantine.from_env(), writers)
+        # e.g. ESS_MAX_FRAMES=2000 (frames per message; keep well above the collector's
+        # max_frames, at most 1000): a larger message is quarantined as too_many_frames
+        max_frames = int(os.environ.get("ESS_MAX_FRAMES", str(DEFAULT_MAX_FRAMES)))
+        # e.g. ESS_MAX_MESSAGE_BYTES=4194304 (message data): larger is message_too_large
+        max_bytes = int(os.environ.get("ESS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_BYTES)))
+        return cls(sites, sink, Connections(default_factory()), Quarantine.from_env(), writers,
+                   max_frames, max_bytes)
 
     def handle(self, message: Message) -> Outcome:
         """Store the message, or quarantine it when it is poison; raise on anything retryable."""
         ids = {"message_id": message.message_id, "sink": self.sink,
                "site": message.attributes.get("site_id")}
         try:
+            if len(message.data) > self.max_bytes:
+                raise MessageTooLarge(f"message data is {len(message.data)} bytes "
+                                      f"(limit {self.max_bytes})")
             frames = codec.decode_frames(message.data)
-            check_frames(frames, self.sites)
+            self.checks.check(frames)
         except PermanentError as exc:
             return self.poison(message, exc, ids)
         ids["site"] = frames[0].site_id
@@ -172,13 +186,33 @@ def warm() -> None:
         decoder_for(regmap)
 
 
-def handle_cloud_event(cloud_event) -> Outcome:
-    """Entry point logic of the `ingest` function."""
+def _bad_payload(ing: Ingestor, exc: BadPayload) -> Outcome:
+    return ing.poison(exc.kept, exc, {"message_id": exc.kept.message_id, "sink": ing.sink})
+
+
+def handle_push_body(body: bytes) -> Outcome:
+    """Entry point logic of the `ingest` function for a raw Pub/Sub push request body."""
     ing = ingestor()
-    try:
-        message = message_from_cloud_event(cloud_event)
-    except BadPayload as exc:
-        message = Message(str(cloud_event["id"]), repr(cloud_event.data).encode(),
-                          publish_time=datetime.now(UTC))
+    if len(body) > ing.max_push_bytes:
+        message = Message(body_id(body), body)
+        exc = MessageTooLarge(f"push body is {len(body)} bytes (limit {ing.max_push_bytes})")
         return ing.poison(message, exc, {"message_id": message.message_id, "sink": ing.sink})
+    try:
+        message = message_from_push(body)
+    except BadPayload as exc:
+        return _bad_payload(ing, exc)
+    return ing.handle(message)
+
+
+def handle_cloud_event(cloud_event) -> Outcome:
+    """Entry point logic of the `ingest` function for a CloudEvent (Eventarc)."""
+    import flask
+
+    ing = ingestor()
+    body = (flask.request.get_data() if flask.has_request_context()
+            else repr(cloud_event.data).encode())
+    try:
+        message = message_from_cloud_event(cloud_event, body)
+    except BadPayload as exc:
+        return _bad_payload(ing, exc)
     return ing.handle(message)

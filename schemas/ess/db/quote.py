@@ -4,7 +4,7 @@ import re
 
 from ..errors import PermanentError
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class UnsafeIdentifier(PermanentError):
@@ -15,7 +15,7 @@ class UnsafeIdentifier(PermanentError):
 
 def ident(name: str) -> str:
     """Quote a table or column name; only plain lower-case names are accepted."""
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
         raise UnsafeIdentifier(f"not a safe SQL identifier: {name!r}")
     return '"' + name + '"'
 

@@ -1,44 +1,34 @@
-"""Daily CSV export: one file per site, day and type, streamed from PostgreSQL to storage.
+"""Daily export: one file per site, day and type, streamed from PostgreSQL to storage.
 
 Per site-day, one read-only repeatable-read transaction (one snapshot) in the site's time zone.
 Per file: a first COPY pass only hashes the CSV; if the sha256 equals the stored object's, nothing
 is written. Otherwise a second COPY pass (same snapshot, same bytes) streams into a resumable
-upload guarded by `if_generation_match`, with the facts as object metadata. Memory stays bounded
-by one copy block plus one upload chunk, whatever the day's size. See docs/export.md.
+upload guarded by `if_generation_match`, encoded as CSV, CSV.gz or Parquet, with the facts as
+object metadata. Memory stays bounded by one copy block (one row group for Parquet) plus one
+upload chunk, whatever the day's size. See docs/export.md.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import logging
 import re
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ess.db.schema import table_specs
+from ess.db.schema import TableSpec, table_specs
 from ess.errors import PermanentError
 from ess.logs import event
 from ess.sites import Site, SitesConfig
 
 from .export_sql import begin_snapshot, copy_sql, day_window
-from .manifest import (
-    day_folder,
-    file_name,
-    from_metadata,
-    manifest_key,
-    to_metadata,
-    update_manifest,
-)
+from .export_stream import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
+from .manifest import file_key, from_metadata, manifest_key, to_metadata, update_manifest
 from .objstore import Conflict, ObjectStore, Stored
 
 log = logging.getLogger("ess.export")
-BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
 QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its first row)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -62,61 +52,6 @@ class FileResult:
     bytes: int
     sha256: str
     duration_ms: int
-
-
-class _CsvStream(io.RawIOBase):
-    """Sink of COPY output: hashes, counts and (optionally) gzips and forwards it in blocks.
-
-    COPY delivers one row per write; `_copy` wraps this in an io.BufferedWriter, so per row only
-    C code runs and this class sees blocks of about BLOCK bytes.
-    """
-
-    def __init__(self, out=None, gzip: bool = False) -> None:
-        super().__init__()
-        self.out = out
-        self.zip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip and out is not None else None
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.head = b""
-        self.tail = b""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        block = bytes(data)
-        self.sha.update(block)
-        self.size += len(block)
-        if self.head.count(b"\n") < 2 and len(self.head) < BLOCK:
-            self.head += block[:BLOCK]
-        self.tail = (self.tail + block)[-65536:] if len(block) < 65536 else block[-65536:]
-        if self.out is not None:
-            self.out.write(self.zip.compress(block) if self.zip else block)
-        return len(block)
-
-    def finish(self) -> None:
-        if self.zip is not None:
-            self.out.write(self.zip.flush())
-
-    def time_range(self) -> tuple[str | None, str | None]:
-        """ts of the first and last data rows (None when there are none)."""
-        lines = self.head.split(b"\n")
-        if len(lines) < 3 or not lines[1]:
-            return None, None
-        at = next(csv.reader([lines[0].decode()])).index("ts")
-        last = self.tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        first_row = next(csv.reader([lines[1].decode()]))
-        last_row = next(csv.reader([last.decode()]))
-        return first_row[at], last_row[at]
-
-
-def _copy(cur, sql: str, out=None, gzip: bool = False) -> tuple[_CsvStream, int]:
-    stream = _CsvStream(out, gzip)
-    buffered = io.BufferedWriter(stream, buffer_size=BLOCK)
-    cur.execute(sql, stream=buffered)
-    buffered.flush()
-    stream.finish()
-    return stream, cur.rowcount
 
 
 def _site_maps(site: Site) -> list:
@@ -145,34 +80,34 @@ class _DayRun:
     dest: ObjectStore
     site: Site
     day: date
-    gzip: bool
+    fmt: Format
     run_id: str
     base: dict   # the facts every file of the site-day shares (site, date, window, maps...)
 
 
-def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *, gzip: bool = False,
-                    manifest_files: dict | None = None,
+def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
+                    fmt: str = DEFAULT_FORMAT, manifest_files: dict | None = None,
                     on_file: Callable[[FileResult], None] | None = None
                     ) -> tuple[list[FileResult], dict[str, dict]]:
     """Export every type of one site-day; return the file results and their manifest entries."""
     start, end = day_window(day, site.tz)
     maps = _site_maps(site)
+    form = FORMATS[fmt]
     base = {"site": site.site_id, "date": day.isoformat(),
             "day_start": start.isoformat(), "day_end": end.isoformat(),
             "time_zone": site.timezone, "maps": ",".join(f"{m.map_id}@{m.version}" for m in maps),
-            "compression": "gzip" if gzip else "none"}
+            "format": form.name, "compression": form.compression}
     results, entries = [], {}
     conn.autocommit = True
     cur = conn.cursor()
-    run = _DayRun(cur, dest, site, day, gzip, uuid.uuid4().hex, base)
+    run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base)
     try:
         begin_snapshot(cur, site.site_id, site.timezone, start, end)
         for table, spec in table_specs(maps).items():
-            name = file_name(table, site.site_id, gzip)
-            result, entry = _export_file(run, table, copy_sql(spec), name,
-                                         (manifest_files or {}).get(name))
+            key = file_key(table, day.isoformat(), site.site_id, form.suffix)
+            result, entry = _export_file(run, spec, key, (manifest_files or {}).get(key))
             if entry is not None:
-                entries[name] = entry
+                entries[key] = entry
             results.append(result)
             if on_file:
                 on_file(result)
@@ -188,25 +123,24 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *, gzip: boo
     return results, entries
 
 
-def _export_file(run: _DayRun, table: str, sql: str, name: str,
+def _export_file(run: _DayRun, spec: TableSpec, key: str,
                  manifest_entry: dict | None) -> tuple[FileResult, dict | None]:
     """Export one file of the site-day, unless its stored content is the same."""
     t0 = time.monotonic()
-    key = f"{day_folder(run.day.isoformat())}/{name}"
     stored = run.dest.stat(key)
     known = _known(stored, manifest_entry)
-    base = {**run.base, "type": table}
+    base = {**run.base, "type": spec.name}
     if known is not None:  # first pass: hash only, to leave an unchanged file alone
-        probe, rows = _copy(run.cur, sql)
+        probe, rows = copy(run.cur, copy_sql(spec))
         facts = _facts(probe, rows)
         if known.get("sha256") == facts["sha256"]:
             status, entry = "unchanged", known
         else:
-            status, entry = _upload(run, sql, key, {**base, **facts}, stored)
+            status, entry = _upload(run, spec, key, {**base, **facts}, stored)
     else:  # nothing to compare with: a single pass
-        status, entry = _upload(run, sql, key, base, stored)
+        status, entry = _upload(run, spec, key, base, stored)
     entry_ = entry or {}
-    result = FileResult(run.site.site_id, table, run.day.isoformat(), key, status,
+    result = FileResult(run.site.site_id, spec.name, run.day.isoformat(), key, status,
                         entry_.get("rows", 0), entry_.get("bytes", 0), entry_.get("sha256", ""),
                         int((time.monotonic() - t0) * 1000))
     event(log, f"export {key}: {status}", stage="accumulate",
@@ -215,14 +149,14 @@ def _export_file(run: _DayRun, table: str, sql: str, name: str,
     return result, entry
 
 
-def _facts(stream: _CsvStream, rows: int) -> dict:
+def _facts(stream: CsvStream, rows: int) -> dict:
     first_ts, last_ts = stream.time_range()
     return {"sha256": stream.sha.hexdigest(), "rows": rows, "csv_bytes": stream.size,
             "first_ts": first_ts, "last_ts": last_ts,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def _upload(run: _DayRun, sql: str, key: str, entry: dict,
+def _upload(run: _DayRun, spec: TableSpec, key: str, entry: dict,
             stored: Stored | None) -> tuple[str, dict | None]:
     """Stream the snapshot into the destination under a generation precondition.
 
@@ -233,12 +167,12 @@ def _upload(run: _DayRun, sql: str, key: str, entry: dict,
     out: dict = {}
 
     def produce(f) -> None:
-        stream, rows = _copy(run.cur, sql, f, run.gzip)
+        stream, rows = copy(run.cur, copy_sql(spec), f, run.fmt, spec)
         out.update(_facts(stream, rows))
         if expected and out["sha256"] != expected:
             raise RuntimeError(f"{key}: content changed between passes of one snapshot")
 
-    content_type = "application/gzip" if run.gzip else "text/csv; charset=utf-8"
+    content_type = run.fmt.content_type
     try:
         new = run.dest.upload(key, produce,
                               metadata={**to_metadata(entry), "export_run": run.run_id},
@@ -257,7 +191,8 @@ def _upload(run: _DayRun, sql: str, key: str, entry: dict,
     return "written", {**entry, "bytes": new.size, "generation": new.generation}
 
 
-def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *, gzip: bool = False,
+def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
+                fmt: str = DEFAULT_FORMAT,
                 on_file: Callable[[FileResult], None] | None = None) -> dict:
     """Export site-days, then update each day's manifest once; return a JSON-able summary."""
     by_day: dict[date, list[Site]] = {}
@@ -268,13 +203,15 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *, g
         doc, _ = dest.read_json(manifest_key(day.isoformat()))
         known = (doc or {}).get("files", {})
         entries: dict[str, dict] = {}
+        sections: dict[str, dict] = {}   # extra top-level manifest sections, by name
         for site in by_day[day]:
-            res, ent = export_site_day(conn, site, day, dest, gzip=gzip, manifest_files=known,
+            res, ent = export_site_day(conn, site, day, dest, fmt=fmt, manifest_files=known,
                                        on_file=on_file)
             files += res
             entries.update(ent)
         written, count = update_manifest(dest, day.isoformat(), entries,
-                                         datetime.now(UTC).isoformat(timespec="seconds"))
+                                         datetime.now(UTC).isoformat(timespec="seconds"),
+                                         sections=sections)
         manifests.append({"date": day.isoformat(), "key": manifest_key(day.isoformat()),
                           "written": written, "files": count})
         event(log, f"manifest {day}: {'written' if written else 'unchanged'}",
@@ -296,6 +233,17 @@ def parse_date(text: object) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise BadRequest(f"invalid date {text!r}: {exc}") from exc
+
+
+def parse_format(fmt: object = None, gzip: object = False) -> str:
+    """`csv`, `csv.gz` or `parquet` (default csv; the older `gzip` flag means csv.gz)."""
+    if fmt in (None, ""):
+        return "csv.gz" if gzip else DEFAULT_FORMAT
+    if fmt not in FORMATS:
+        raise BadRequest(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if gzip and fmt != "csv.gz":
+        raise BadRequest(f"gzip goes with format csv.gz, not {fmt!r}")
+    return str(fmt)
 
 
 def select_sites(config: SitesConfig, site: object = None) -> list[Site]:

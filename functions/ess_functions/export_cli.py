@@ -1,4 +1,5 @@
-"""`ess export`: the daily CSV export for one day or a range (backfills), with a progress bar."""
+"""`ess export`: the daily export for one day or a range (backfills), with a progress bar;
+`ess export-migrate`: move a bucket or directory from the old date-first layout."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _plan(args: argparse.Namespace):
     """The (site, day) jobs and the checked destination; BadRequest & co. when unusable."""
     from ess.sites import load_sites
 
-    from .export import BadRequest, date_range, parse_date, plan_jobs
+    from .export import BadRequest, date_range, parse_date, parse_format, plan_jobs
     from .objstore import open_store
 
     # e.g. ESS_SITES_CONFIG=infra/examples/dev/sites.yaml
@@ -38,6 +39,7 @@ def _plan(args: argparse.Namespace):
     if not dest_spec:
         raise BadRequest("no destination: pass --dest gs://BUCKET/PREFIX or DIR, "
                          "or set ESS_EXPORT_BUCKET")
+    args.format = parse_format(args.format, args.gzip)
     jobs = plan_jobs(load_sites(config_path), days=days, site=args.site)
     dest = open_store(dest_spec, keep_metadata=False)  # a directory: facts in the manifests
     dest.check()
@@ -59,7 +61,7 @@ def _run(args: argparse.Namespace, conn, jobs, dest) -> dict:
             bar.update(1)
 
         try:
-            return export_jobs(conn, jobs, dest, gzip=args.gzip, on_file=progress)
+            return export_jobs(conn, jobs, dest, fmt=args.format, on_file=progress)
         finally:
             conn.close()
 
@@ -102,8 +104,13 @@ def register(sub) -> None:
                                   "(default: gs://$ESS_EXPORT_BUCKET/$ESS_EXPORT_PREFIX)")
     p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
     p.add_argument("--config", help="sites.yaml (default: ESS_SITES_CONFIG)")
-    p.add_argument("--gzip", action="store_true", help="write .csv.gz files")
+    p.add_argument("--format", choices=("csv", "csv.gz", "parquet"),
+                   help="file format (default: csv)")
+    p.add_argument("--gzip", action="store_true", help="write .csv.gz files (= --format csv.gz)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--log-level", default="WARNING", help="structured log level on stderr")
     p.set_defaults(func=_cmd_export)
+    from .export_migrate import register as register_migrate
+
+    register_migrate(sub)

@@ -10,7 +10,7 @@ from ess.db.connect import connect
 from ess.logs import event
 from ess.sites import ConfigError, SitesConfig, load_sites
 
-from .export import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, plan_jobs
+from .export import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, parse_format, plan_jobs
 from .objstore import DestinationError, GcsStore
 
 log = logging.getLogger("ess.export")
@@ -37,7 +37,7 @@ def destination() -> GcsStore:
     bucket = os.environ.get("ESS_EXPORT_BUCKET", "").strip()
     if not bucket:
         raise BadRequest("no export bucket: ESS_EXPORT_BUCKET is not set")
-    # e.g. ESS_EXPORT_PREFIX=daily (objects go under gs://BUCKET/daily/date=...)
+    # e.g. ESS_EXPORT_PREFIX=daily (objects go under gs://BUCKET/daily/type=...)
     return GcsStore(bucket, os.environ.get("ESS_EXPORT_PREFIX", ""))
 
 
@@ -51,13 +51,14 @@ def _params(request) -> dict:
 
 
 def handle(request):
-    """Export one day (`date`, default yesterday per site) for all sites or one `site`."""
+    """Export one day (`date`, default yesterday per site) for all sites or one `site`, as
+    `format` csv (default), csv.gz or parquet."""
     try:
         params = _params(request)
         days = [parse_date(params["date"])] if params.get("date") not in (None, "") else None
         dest = destination()
         jobs = plan_jobs(sites_config(), days=days, site=params.get("site"))
-        gzip = str(params.get("gzip", "")).lower() in _TRUE
+        fmt = parse_format(params.get("format"), str(params.get("gzip", "")).lower() in _TRUE)
         try:
             dest.check()
         except DestinationError as exc:
@@ -73,7 +74,7 @@ def handle(request):
     conn = None
     try:
         conn = connect(read_timeout=QUERY_TIMEOUT)
-        summary = export_jobs(conn, jobs, dest, gzip=gzip)
+        summary = export_jobs(conn, jobs, dest, fmt=fmt)
     except Exception as exc:
         event(log, f"export failed: {exc}", stage="accumulate", level=logging.ERROR,
               error=repr(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ess.db.bigquery import export_columns
 from ess.db.quote import ident
 from ess.db.schema import TableSpec
 
@@ -26,12 +27,6 @@ def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def csv_columns(spec: TableSpec) -> list[str]:
-    """CSV header: site_id, bank_id, [rack_id], ts, value columns in map order, out_of_range."""
-    keys = [k for k in ("site_id", "bank_id", "rack_id") if k in spec.key_names]
-    return keys + ["ts"] + list(spec.value_names)
-
-
 def copy_sql(spec: TableSpec) -> str:
     """COPY of one site-day of a table, sorted by time, then bank (and rack).
 
@@ -40,7 +35,7 @@ def copy_sql(spec: TableSpec) -> str:
     """
     t = ident("t")
     cols = []
-    for name in csv_columns(spec):
+    for name in export_columns(spec):
         if name == "ts":
             cols.append(f"to_char({t}.{ident('ts')}, '{TS_FORMAT}') AS {ident('ts')}")
         elif name == "out_of_range":

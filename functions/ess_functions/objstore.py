@@ -2,7 +2,8 @@
 
 Quarantine, the raw archive and the export all use it. Both kinds keep the same layout and offer
 the same operations: `put` bytes, `upload` by streaming from a producer, `get`, `list`, `stat`
-(generation, size, metadata), `set_metadata`, and read or write small JSON documents. Writes
+(generation, size, metadata), `set_metadata`, `move`, `delete`, and read or write small JSON
+documents. Writes
 take a generation precondition: `if_generation_match=0` means "only if absent", N means "only
 over generation N"; a failed precondition raises `Conflict`. In a directory the generation is
 the file's mtime in nanoseconds (checked just before the atomic rename), and custom metadata is
@@ -164,6 +165,32 @@ class GcsStore:
             raise Conflict(f"{self.url}/{key} changed during the export") from exc
         return self._stored(blob)
 
+    def move(self, key: str, new_key: str) -> Stored:
+        """Copy `key` to `new_key` (only if absent, else Conflict), then delete `key`."""
+        from google.api_core import exceptions as gexc
+
+        blob = self.bucket.get_blob(self.name(key), timeout=gcs.TIMEOUT, retry=gcs.retry())
+        if blob is None:
+            raise StoreError(f"{self.uri(key)} does not exist")
+        try:
+            new = self.bucket.copy_blob(blob, self.bucket, self.name(new_key),
+                                        if_generation_match=0, timeout=gcs.TIMEOUT,
+                                        retry=gcs.retry())
+        except gexc.PreconditionFailed as exc:
+            raise Conflict(f"{self.uri(new_key)} exists already") from exc
+        self.delete(key, blob.generation)
+        return self._stored(new)
+
+    def delete(self, key: str, if_generation_match: int | None = None) -> None:
+        """Delete object `key` (of that generation, when given)."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            self.bucket.blob(self.name(key)).delete(if_generation_match=if_generation_match,
+                                                    timeout=gcs.TIMEOUT, retry=gcs.retry())
+        except gexc.PreconditionFailed as exc:
+            raise Conflict(f"{self.uri(key)} changed") from exc
+
     def read_json(self, key: str) -> tuple[dict | None, int]:
         """The document and its generation ((None, 0) when absent)."""
         from google.api_core import exceptions as gexc
@@ -288,6 +315,27 @@ class DirStore:
             return stored  # the export keeps it in its manifests
         self._write_metadata(key, metadata)
         return Stored(stored.generation, stored.size, dict(metadata), stored.metageneration)
+
+    def move(self, key: str, new_key: str) -> Stored:
+        """Rename `key` to `new_key` (only if absent, else Conflict); mtime and metadata kept."""
+        dst = self.root / new_key
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(self.root / key, dst)
+        except FileExistsError:
+            raise Conflict(f"{dst} exists already") from None
+        self.delete(key)
+        if self._meta_path(key).exists():
+            os.replace(self._meta_path(key), self._meta_path(new_key))
+        st = dst.stat()
+        return Stored(st.st_mtime_ns, st.st_size, self._metadata(new_key))
+
+    def delete(self, key: str, if_generation_match: int | None = None) -> None:
+        """Delete file `key` (of that generation, when given)."""
+        path = self.root / key
+        if if_generation_match is not None and self._gen(path) != if_generation_match:
+            raise Conflict(f"{path} changed")
+        path.unlink(missing_ok=True)
 
     def read_json(self, key: str) -> tuple[dict | None, int]:
         path = self.root / key

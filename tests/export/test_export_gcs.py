@@ -29,32 +29,31 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     summary = export_jobs(conn, jobs, dest)
     assert summary["written"] == 8 and summary["unchanged"] == 0
     names = sorted(b.name for b in client.list_blobs(bucket))
-    folder = f"daily/date={day}"
-    assert names == sorted([f"{folder}/manifest.json"] + [
-        f"{folder}/type={t}/site={s}.csv" for t in TYPES for s in ("site-a", "site-b")])
-    manifest = json.loads(client.bucket(bucket).blob(f"{folder}/manifest.json")
-                          .download_as_bytes())
+    mkey = f"daily/_manifests/date={day}/manifest.json"
+    assert names == sorted([mkey] + [
+        f"daily/type={t}/date={day}/site={s}.csv" for t in TYPES for s in ("site-a", "site-b")])
+    manifest = json.loads(client.bucket(bucket).blob(mkey).download_as_bytes())
     assert manifest["date"] == str(day) and len(manifest["files"]) == 8
     for t in TYPES:
         for s in ("site-a", "site-b"):
-            data = client.bucket(bucket).blob(f"{folder}/type={t}/site={s}.csv") \
+            data = client.bucket(bucket).blob(f"daily/type={t}/date={day}/site={s}.csv") \
                 .download_as_bytes()
             rows = assert_csv_matches(data, conn, sites, s, t, day)
-            entry = manifest["files"][f"type={t}/site={s}.csv"]
+            entry = manifest["files"][f"type={t}/date={day}/site={s}.csv"]
             assert entry["rows"] == len(rows) and entry["bytes"] == len(data)
             assert entry["sha256"] == hashlib.sha256(data).hexdigest()
             assert entry["maps"] == "default@1"
     # boundary rows: 00:00:00 and 23:59:59 local are in; the neighbours' edges are not
-    _, bank_a = parse_csv(client.bucket(bucket).blob(f"{folder}/type=bank/site=site-a.csv")
-                          .download_as_bytes())
+    bank_key = f"daily/type=bank/date={day}/site=site-a.csv"
+    _, bank_a = parse_csv(client.bucket(bucket).blob(bank_key).download_as_bytes())
     ts = [r["ts"] for r in bank_a]
     assert ts[0] == f"{day}T00:00:00.000000+09:00" and ts[-1] == f"{day}T23:59:59.000000+09:00"
     assert [r["bank_id"] for r in bank_a[:2]] == ["1", "2"]
     assert len(bank_a) == 4 * 2
-    entry = manifest["files"]["type=bank/site=site-a.csv"]
+    entry = manifest["files"][f"type=bank/date={day}/site=site-a.csv"]
     assert entry["first_ts"] == ts[0] and entry["last_ts"] == ts[-1]
     assert entry["day_start"] == f"{day}T00:00:00+09:00"
-    _, bank_b = parse_csv(client.bucket(bucket).blob(f"{folder}/type=bank/site=site-b.csv")
+    _, bank_b = parse_csv(client.bucket(bucket).blob(f"daily/type=bank/date={day}/site=site-b.csv")
                           .download_as_bytes())
     assert [r["ts"][11:19] for r in bank_b] == ["00:00:00", "09:00:00", "23:59:59"]
 
@@ -74,8 +73,8 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     assert late["written"] == 1
     after = _generations(client, bucket)
     changed = {k for k in after if after[k] != before[k]}
-    assert changed == {f"{folder}/type=bank/site=site-a.csv", f"{folder}/manifest.json"}
-    data = client.bucket(bucket).blob(f"{folder}/type=bank/site=site-a.csv").download_as_bytes()
+    assert changed == {bank_key, mkey}
+    data = client.bucket(bucket).blob(bank_key).download_as_bytes()
     assert len(assert_csv_matches(data, conn, sites, "site-a", "bank", day)) == 9
     settled = export_jobs(conn, jobs, dest)  # the manifest agrees with the objects' metadata
     assert settled["written"] == 0 and not settled["manifests"][0]["written"]
@@ -88,17 +87,17 @@ def test_empty_day_and_gzip(timescale_db, gcs_emulator, bucket, sites):
     conn = load_db(timescale_db, sites, export_day())
     client = gcs_emulator.client()
     dest = GcsStore(bucket, client=client)
-    summary = export_jobs(conn, plan_jobs(sites, days=[day], site="site-b"), dest, gzip=True)
+    summary = export_jobs(conn, plan_jobs(sites, days=[day], site="site-b"), dest, fmt="csv.gz")
     assert summary["written"] == 4
-    manifest = json.loads(client.bucket(bucket).blob(f"date={day}/manifest.json")
+    manifest = json.loads(client.bucket(bucket).blob(f"_manifests/date={day}/manifest.json")
                           .download_as_bytes())
     assert manifest["total_rows"] == 0
     import gzip
 
     for t in TYPES:
-        entry = manifest["files"][f"type={t}/site=site-b.csv.gz"]
+        entry = manifest["files"][f"type={t}/date={day}/site=site-b.csv.gz"]
         assert entry["rows"] == 0 and entry["first_ts"] is None
-        blob = client.bucket(bucket).get_blob(f"date={day}/type={t}/site=site-b.csv.gz")
+        blob = client.bucket(bucket).get_blob(f"type={t}/date={day}/site=site-b.csv.gz")
         header, rows = parse_csv(gzip.decompress(blob.download_as_bytes()))
         assert rows == [] and header[:3] == ["site_id", "bank_id", "rack_id" if t == "rack"
                                              else "ts"]

@@ -70,7 +70,7 @@ def test_function_end_to_end(timescale_db, gcs_emulator, bucket, sites, sites_pa
         log = fn.log_path.read_text()
     assert bad.value.code == 400 and "unknown site" in json.load(bad.value)["error"]
     assert summary["written"] == 4, summary
-    blob = gcs_emulator.client().bucket(bucket).blob(f"daily/date={day}/type=rack/site=site-a.csv")
+    blob = gcs_emulator.client().bucket(bucket).blob(f"daily/type=rack/date={day}/site=site-a.csv")
     assert_csv_matches(blob.download_as_bytes(), conn, sites, "site-a", "rack", day)
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     files = [e for e in events if e.get("stage") == "accumulate" and e.get("type")]
@@ -89,9 +89,9 @@ def test_cli_partitioned_to_directory(plain_db, sites, sites_path, tmp_path, cap
     assert "16 written, 0 unchanged" in capsys.readouterr().out
     for site in ("site-a", "site-b"):
         for t in ("bank", "rack", "pcs", "etc"):
-            data = gzip.decompress((out / f"date={day}/type={t}/site={site}.csv.gz").read_bytes())
+            data = gzip.decompress((out / f"type={t}/date={day}/site={site}.csv.gz").read_bytes())
             assert_csv_matches(data, conn, sites, site, t, day)
-    manifest = json.loads((out / f"date={day}/manifest.json").read_text())
+    manifest = json.loads((out / f"_manifests/date={day}/manifest.json").read_text())
     assert manifest["total_rows"] == (4 * 2 + 3) * 11
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     assert ess_main(argv + ["--quiet"]) == 0

@@ -1,0 +1,177 @@
+"""Streams of the daily export: COPY's CSV text, hashed, and encoded as CSV, CSV.gz or Parquet.
+
+Whatever the format, the file's facts (sha256, csv_bytes, first/last ts) are those of the CSV
+text COPY produced; the encoders only change what is stored. Memory stays bounded: one COPY
+block, plus for Parquet one row group of parsed rows (ROW_GROUP_BYTES of CSV text).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass
+
+from ess.db.bigquery import export_columns
+from ess.db.schema import TableSpec
+
+BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
+ROW_GROUP_BYTES = 16 << 20  # CSV text parsed into one Parquet row group (~100k bank rows)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One file format of the export: its name, file suffix, content type and compression."""
+
+    name: str
+    suffix: str
+    content_type: str
+    compression: str
+
+
+FORMATS = {f.name: f for f in (
+    Format("csv", ".csv", "text/csv; charset=utf-8", "none"),
+    Format("csv.gz", ".csv.gz", "application/gzip", "gzip"),
+    Format("parquet", ".parquet", "application/vnd.apache.parquet", "zstd"),
+)}
+DEFAULT_FORMAT = "csv"
+
+
+class CsvStream(io.RawIOBase):
+    """Sink of COPY output: hashes, counts and forwards it (through an encoder) in blocks.
+
+    COPY delivers one row per write; `copy` wraps this in an io.BufferedWriter, so per row only
+    C code runs and this class sees blocks of about BLOCK bytes.
+    """
+
+    def __init__(self, out=None) -> None:
+        super().__init__()
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.tail = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        block = bytes(data)
+        self.sha.update(block)
+        self.size += len(block)
+        if self.head.count(b"\n") < 2 and len(self.head) < BLOCK:
+            self.head += block[:BLOCK]
+        self.tail = (self.tail + block)[-65536:] if len(block) < 65536 else block[-65536:]
+        if self.out is not None:
+            self.out.write(block)
+        return len(block)
+
+    def time_range(self) -> tuple[str | None, str | None]:
+        """ts of the first and last data rows (None when there are none)."""
+        lines = self.head.split(b"\n")
+        if len(lines) < 3 or not lines[1]:
+            return None, None
+        at = next(csv.reader([lines[0].decode()])).index("ts")
+        last = self.tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        first_row = next(csv.reader([lines[1].decode()]))
+        last_row = next(csv.reader([last.decode()]))
+        return first_row[at], last_row[at]
+
+
+class _Plain:
+    """CSV as COPY wrote it."""
+
+    def __init__(self, out) -> None:
+        self.write, self.close = out.write, lambda: None
+
+
+class _Gzip:
+    """CSV, gzip-compressed on the fly."""
+
+    def __init__(self, out) -> None:
+        self.out, self.zip = out, zlib.compressobj(6, zlib.DEFLATED, 31)
+
+    def write(self, block: bytes) -> None:
+        self.out.write(self.zip.compress(block))
+
+    def close(self) -> None:
+        self.out.write(self.zip.flush())
+
+
+def arrow_schema(spec: TableSpec):
+    """The Parquet schema of a table's files: the database's widths, UTC microsecond ts."""
+    import pyarrow as pa
+
+    by_sql = {"text": pa.string(), "smallint": pa.int16(), "integer": pa.int32(),
+              "bigint": pa.int64(), "real": pa.float32(), "double precision": pa.float64(),
+              "timestamptz": pa.timestamp("us", tz="UTC"), "text[]": pa.list_(pa.string())}
+    types = dict(spec.keys + spec.values)
+    keys = set(spec.key_names)
+    return pa.schema([pa.field(c, by_sql[types[c]], nullable=c not in keys)
+                      for c in export_columns(spec)])
+
+
+class _Parquet:
+    """Parquet: CSV text parsed in row groups of ROW_GROUP_BYTES, typed, written as it comes."""
+
+    def __init__(self, out, spec: TableSpec) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = arrow_schema(spec)
+        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd")
+        self.pending = bytearray()
+        self.header = True      # the first line is COPY's header
+
+    def write(self, block: bytes) -> None:
+        self.pending += block
+        if len(self.pending) >= ROW_GROUP_BYTES:
+            cut = self.pending.rfind(b"\n") + 1   # no field holds a newline (ids, numbers)
+            self._row_group(bytes(self.pending[:cut]))
+            del self.pending[:cut]
+
+    def _row_group(self, text: bytes) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pcsv
+
+        if self.header:
+            text, self.header = text[text.index(b"\n") + 1:], False
+        if not text:
+            return
+        csv_types = {f.name: pa.string() if pa.types.is_list(f.type) else f.type
+                     for f in self.schema}
+        table = pcsv.read_csv(
+            io.BytesIO(text),
+            read_options=pcsv.ReadOptions(column_names=self.schema.names, block_size=len(text)),
+            convert_options=pcsv.ConvertOptions(column_types=csv_types, strings_can_be_null=True))
+        at = self.schema.get_field_index("out_of_range")
+        flags = pc.split_pattern(table.column(at), ";")
+        table = table.set_column(at, self.schema.field(at), flags)
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        if self.pending:
+            self._row_group(bytes(self.pending))
+            self.pending.clear()
+        self.writer.close()
+
+
+def encoder(fmt: Format, out, spec: TableSpec):
+    """The encoder of `fmt` writing into `out` (write(block), close())."""
+    if fmt.name == "parquet":
+        return _Parquet(out, spec)
+    return _Gzip(out) if fmt.compression == "gzip" else _Plain(out)
+
+
+def copy(cur, sql: str, out=None, fmt: Format | None = None,
+         spec: TableSpec | None = None) -> tuple[CsvStream, int]:
+    """Run one COPY; hash its CSV text and, with `out`, store it encoded as `fmt`."""
+    enc = encoder(fmt or FORMATS[DEFAULT_FORMAT], out, spec) if out is not None else None
+    stream = CsvStream(enc)
+    buffered = io.BufferedWriter(stream, buffer_size=BLOCK)
+    cur.execute(sql, stream=buffered)
+    buffered.flush()
+    if enc is not None:
+        enc.close()
+    return stream, cur.rowcount

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -96,9 +97,24 @@ def _path(err: jsonschema.ValidationError) -> str:
     return out or "top level"
 
 
+@lru_cache(maxsize=64)
+def _anchored(pattern: str) -> re.Pattern:
+    """A schema pattern as ECMA-262 reads it: a final `$` is the end of the text (Python's `$`
+    also matches before a trailing newline, which would let 'site-a\\n' through)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _anchored(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @lru_cache(maxsize=1)
 def _validator():
-    return jsonschema.Draft202012Validator(json.loads(paths.SITES_SCHEMA.read_text()))
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+    return strict(json.loads(paths.SITES_SCHEMA.read_text()))
 
 
 def parse_sites(doc: object, source: str = "<memory>", base_dir: Path | None = None) -> SitesConfig:

@@ -86,7 +86,7 @@ def connect(dsn: str) -> pg8000.native.Connection:
 
 
 def _check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise PostgresError(f"bad database name {name!r} (want [a-z_][a-z0-9_]*)")
     return name
 

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS "bank" (
   PRIMARY KEY ("site_id", "bank_id", "ts")
 );
 
-SELECT create_hypertable('"bank"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE);
+SELECT create_hypertable('"bank"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, create_default_indexes => FALSE);
 
 CREATE TABLE IF NOT EXISTS "rack" (
   "ts" timestamptz NOT NULL,
@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS "rack" (
   PRIMARY KEY ("site_id", "bank_id", "rack_id", "ts")
 );
 
-SELECT create_hypertable('"rack"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE);
+SELECT create_hypertable('"rack"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, create_default_indexes => FALSE);
 
 CREATE TABLE IF NOT EXISTS "pcs" (
   "ts" timestamptz NOT NULL,
@@ -204,7 +204,7 @@ CREATE TABLE IF NOT EXISTS "pcs" (
   PRIMARY KEY ("site_id", "bank_id", "ts")
 );
 
-SELECT create_hypertable('"pcs"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE);
+SELECT create_hypertable('"pcs"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, create_default_indexes => FALSE);
 
 CREATE TABLE IF NOT EXISTS "etc" (
   "ts" timestamptz NOT NULL,
@@ -218,4 +218,44 @@ CREATE TABLE IF NOT EXISTS "etc" (
   PRIMARY KEY ("site_id", "bank_id", "ts")
 );
 
-SELECT create_hypertable('"etc"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE);
+SELECT create_hypertable('"etc"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, create_default_indexes => FALSE);
+
+CREATE TABLE IF NOT EXISTS "frames" (
+  "ts" timestamptz NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "seq" bigint,
+  "map_id" text,
+  "map_version" smallint,
+  "poll_us" integer,
+  "published" timestamptz,
+  "committed" timestamptz,
+  "crc" integer,
+  "failed" text[],
+  "out_of_range" smallint,
+  PRIMARY KEY ("site_id", "bank_id", "ts")
+);
+
+SELECT create_hypertable('"frames"', 'ts', chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, create_default_indexes => FALSE);
+
+CREATE TABLE IF NOT EXISTS "data_status" (
+  "day" date NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "timezone" text,
+  "expected" integer,
+  "stored" integer,
+  "completeness" double precision,
+  "lost" integer,
+  "resets" integer,
+  "missed" integer,
+  "failed_polls" integer,
+  "failed" jsonb,
+  "out_of_range" integer,
+  "first_poll" timestamptz,
+  "last_poll" timestamptz,
+  "max_lag_s" double precision,
+  "frozen_s" integer,
+  "computed" timestamptz,
+  PRIMARY KEY ("site_id", "bank_id", "day")
+);

@@ -64,7 +64,7 @@ def test_migrate_twice_is_a_noop(db):
     assert count(conn, f"SELECT count(*) FROM {ident(MIGRATIONS_TABLE)}") == 1
     assert mode_of(conn) == mode
     if mode == "timescale":
-        assert count(conn, "SELECT count(*) FROM timescaledb_information.hypertables") == 4
+        assert count(conn, "SELECT count(*) FROM timescaledb_information.hypertables") == 5
     else:
         assert count(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
         assert count(conn, "SELECT count(*) FROM pg_inherits "

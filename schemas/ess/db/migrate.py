@@ -14,7 +14,9 @@ from ..errors import PermanentError
 from ..regmap import RegisterMap
 from .quote import ident
 from .schema import (
+    DATA_STATUS,
     ENSURE_PARTITIONS_FN,
+    LEDGER,
     PARTITIONS_AHEAD_DAYS,
     TableSpec,
     create_table_sql,
@@ -82,22 +84,37 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
         stmts.append("CREATE EXTENSION IF NOT EXISTS timescaledb")
     if first and mode == "partitioned":
         stmts.append(ENSURE_PARTITIONS_FN.strip())
-    for spec in specs.values():
+    table_specs_names = set(specs)         # the ledger's columns are never widened
+    for spec in [*specs.values(), LEDGER, DATA_STATUS]:
         live = _columns(cur, spec.name)
         if live is None:
-            stmts += ([create_table_sql(spec), hypertable_sql(spec)] if mode == "timescale"
-                      else partitioned_sql(spec))
+            if spec is DATA_STATUS:
+                stmts.append(create_table_sql(spec))
+            else:
+                stmts += ([create_table_sql(spec), hypertable_sql(spec)] if mode == "timescale"
+                          else partitioned_sql(spec))
             notes.append(f"create {spec.name}")
             continue
+        stmts += _drop_ts_index(cur, spec, notes)
         for name, typ in spec.values:
             if name not in live:
                 stmts.append(f"ALTER TABLE {ident(spec.name)} ADD COLUMN {ident(name)} {typ}")
                 notes.append(f"add {spec.name}.{name}")
-            elif live[name] != typ and typ != "text[]" and wider(live[name], typ) != live[name]:
+            elif (spec.name in table_specs_names and live[name] != typ and typ != "text[]"
+                  and wider(live[name], typ) != live[name]):
                 stmts.append(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(name)} "
                              f"TYPE {typ} USING {ident(name)}::{typ}")
                 notes.append(f"widen {spec.name}.{name} to {typ}")
     return stmts, notes
+
+
+def _drop_ts_index(cur, spec: TableSpec, notes: list[str]) -> list[str]:
+    """TimescaleDB's default index on ts, which the primary key makes redundant (issue 14)."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (ident(spec.name + "_ts_idx"),))
+    if not cur.fetchone()[0]:
+        return []
+    notes.append(f"drop {spec.name}_ts_idx")
+    return [f"DROP INDEX IF EXISTS {ident(spec.name + '_ts_idx')}"]
 
 
 def migrate(conn, maps: list[RegisterMap], mode: str = "auto",

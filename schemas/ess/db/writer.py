@@ -17,6 +17,7 @@ import numpy as np
 
 from ..decode import TableBatch, decoder_for
 from ..regmap import RegisterMap
+from .ledger import ledger_cte, ledger_lines, oor_counts
 from .quote import ident
 from .schema import KEYS, sql_type
 
@@ -133,6 +134,7 @@ class _Statement:
         self.params: list[str] = []
         self.tables: list[str] = []
         self.shape: list[tuple] = []
+        self.ledger = False
 
     def add(self, table: str, columns: tuple[str, ...], types: tuple[str, ...],
             rows_text: str, on_conflict: str) -> None:
@@ -171,8 +173,13 @@ class _Statement:
             f"{tail} RETURNING {ident('site_id')}, {ident('bank_id')}, "
             f"(extract(epoch FROM {ident('ts')}) * 1000000)::bigint AS {ident('us')})")
 
+    def add_ledger(self, lines_text: str) -> None:
+        """The frames' ledger rows (the last parameter; not part of the result rows)."""
+        self.ledger = True
+        self.params.append(lines_text)
+
     def sql(self) -> str:
-        key = tuple(self.shape)
+        key = (tuple(self.shape), self.ledger)
         if key not in self._sql_cache:
             self._sql_cache[key] = self._build()
         return self._sql_cache[key]
@@ -185,7 +192,10 @@ class _Statement:
         key = f"{ident('site_id')} || ',' || {ident('bank_id')} || ',' || {ident('us')}"
         union = " UNION ALL ".join(f"SELECT {i} AS {ident('t')}, {key} AS {ident('k')} "
                                    f"FROM {ident('w' + str(i))}" for i in range(len(self.ctes)))
-        return ("WITH " + ",\n".join(self.ctes)
+        if not union:                  # only ledger rows (every block of every frame failed)
+            union = f"SELECT 0 AS {ident('t')}, '' AS {ident('k')} WHERE false"
+        ctes = self.ctes + ([ledger_cte(len(self.ctes))] if self.ledger else [])
+        return ("WITH " + ",\n".join(ctes)
                 + f"\nSELECT x.t, count(*), string_agg(x.k, E'\\n') FROM ({union}) AS x "
                 "GROUP BY 1")
 
@@ -230,10 +240,15 @@ def decode_for_write(frames, maps: dict[tuple[str, int], RegisterMap],
     return Decoded(groups, summary, len(frames))
 
 
-def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> WriteResult:
-    """Store every row of `decoded` in one atomic statement: all of them or none."""
+def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
+                  published: dict[FrameKey, str] | None = None,
+                  ledger: bool = True) -> WriteResult:
+    """Store every row of `decoded` and each frame's ledger row in one atomic statement: all of
+    them or none. `published` gives a frame's message publish time (ISO 8601); `ledger=False`
+    (benchmarks only) leaves the ledger out."""
     result = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
     stmt = _Statement()
+    lines: list[str] = []
     for regmap, group, tables in decoded.groups:
         heads = [f"{_ts(f.poll_start_us)},{f.site_id},{f.bank_id}," for f in group]
         for f in group:
@@ -246,7 +261,11 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> Write
                      on_conflict)
             result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
             result.inserted.setdefault(tb.table, 0)
-    if stmt.ctes:
+        if ledger:
+            lines += ledger_lines(group, oor_counts(group, tables), published)
+    if lines:
+        stmt.add_ledger("\n".join(lines))
+    if stmt.ctes or lines:
         for t, n, keys in run(conn, stmt.sql(), stmt.params):
             table = stmt.tables[t]
             result.inserted[table] += n
@@ -257,13 +276,15 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing") -> Write
 
 
 def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], RegisterMap],
-                   on_conflict: str = "nothing") -> list[WriteResult]:
+                   on_conflict: str = "nothing", published: list | None = None,
+                   ledger: bool = True) -> list[WriteResult]:
     """Decode and store several messages' frames in one atomic statement (all rows or none);
     return one WriteResult per message.
 
     A frame carried more than once (by two messages, or twice by one) is written once and
     credited to its first carrier: the other copies count as duplicates. Each message gets
-    its own out-of-range summary.
+    its own out-of-range summary. `published[m]` is message m's publish time (a datetime or
+    None), kept in the ledger row of each frame it carries first.
     """
     position: dict[FrameKey, int] = {}          # frame -> its index in `unique`
     unique: list = []
@@ -281,7 +302,9 @@ def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], Regis
             mine[key] = position[key]
         carried.append(mine)
     decoded = decode_for_write(unique, maps, [list(c.values()) for c in carried])
-    total = write_decoded(conn, decoded, on_conflict)
+    times = {k: t.isoformat() for m, t in enumerate(published or []) if t is not None
+             for k in owned[m]}
+    total = write_decoded(conn, decoded, on_conflict, times, ledger)
     offered: Counter = Counter()               # (table, frame key) -> rows
     for _, group, tables in decoded.groups:
         for tb in tables:
@@ -305,13 +328,13 @@ def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], Regis
 
 
 def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
-                 on_conflict: str = "nothing") -> WriteResult:
+                 on_conflict: str = "nothing", published=None, ledger: bool = True) -> WriteResult:
     """Decode frames (grouped by map) and store all their rows in one atomic statement.
 
     The caller resolves maps first. A batch is stored whole or not at all. Frames repeated
     inside the batch are written once and count as duplicates.
     """
-    return write_messages(conn, [frames], maps, on_conflict)[0]
+    return write_messages(conn, [frames], maps, on_conflict, [published], ledger)[0]
 
 
 # Per connection: SQL text -> pg8000's prepared statement (name, columns, input functions).

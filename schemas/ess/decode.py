@@ -45,7 +45,7 @@ class TableBatch:
 
     def column_lists(self) -> list[list]:
         """Values column by column as Python lists: ints for integer columns, None for missing."""
-        ints = np.flatnonzero(self.is_int)
+        ints = np.flatnonzero(self._plain_ints())
         floats = np.flatnonzero(~self.is_int)
         missing = np.isnan(self.values)
         if missing.any():
@@ -61,17 +61,25 @@ class TableBatch:
         if missing.any():
             for j in np.flatnonzero(missing.any(axis=0)).tolist():
                 col = cols[j]
-                for i in np.flatnonzero(missing[:, j]).tolist():
+                for i in np.flatnonzero(missing[:, j]).tolist() if col is not None else ():
                     col[i] = None
         for j, col in (self.exact or {}).items():
             cols[j] = col.tolist()
         return cols
 
+    def _plain_ints(self) -> np.ndarray:
+        """Integer columns other than the exact (64-bit) ones."""
+        if not self.exact:
+            return self.is_int
+        plain = self.is_int.copy()
+        plain[list(self.exact)] = False
+        return plain
+
     def row_lists(self) -> list[list]:
         """Values row by row as Python lists: ints for integer columns, None for missing."""
         out = self.values.astype(object)
         missing = np.isnan(self.values)
-        ints = np.flatnonzero(self.is_int)
+        ints = np.flatnonzero(self._plain_ints())
         if ints.size:
             part = self.values[:, ints]
             out[:, ints] = np.where(missing[:, ints], 0, part).astype(np.int64)

@@ -1,22 +1,84 @@
+CREATE OR REPLACE FUNCTION ess_ensure_partition(parent regclass, day date)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  part text := (SELECT relname FROM pg_class WHERE oid = parent) || '_p'
+               || to_char(day, 'YYYYMMDD');
+BEGIN
+  PERFORM pg_advisory_xact_lock(4543315);
+  IF to_regclass(quote_ident(part)) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                 part, parent, day::timestamp AT TIME ZONE 'UTC',
+                 (day + 1)::timestamp AT TIME ZONE 'UTC');
+  RETURN true;
+END $$;
+
+CREATE OR REPLACE FUNCTION ess_ensure_day_partitions(day date)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  parent regclass;
+  made int := 0;
+BEGIN
+  FOR parent IN SELECT p.partrelid::regclass FROM pg_partitioned_table p
+    JOIN pg_class c ON c.oid = p.partrelid
+    JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+   WHERE p.partstrat = 'r' AND p.partnatts = 1 AND a.atttypid = 'timestamptz'::regtype
+     AND c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition
+   ORDER BY c.relname
+  LOOP
+    IF ess_ensure_partition(parent, day) THEN
+      made := made + 1;
+    END IF;
+  END LOOP;
+  RETURN made;
+END $$;
+
 CREATE OR REPLACE FUNCTION ess_ensure_partitions(parent regclass, days_ahead int)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
   d date := (now() AT TIME ZONE 'UTC')::date - 1;
   made int := 0;
-  part text;
-  base text := (SELECT relname FROM pg_class WHERE oid = parent);
 BEGIN
   WHILE d <= (now() AT TIME ZONE 'UTC')::date + days_ahead LOOP
-    part := base || '_p' || to_char(d, 'YYYYMMDD');
-    IF to_regclass(quote_ident(part)) IS NULL THEN
-      EXECUTE format('CREATE TABLE %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                     part, parent, d::timestamp AT TIME ZONE 'UTC',
-                     (d + 1)::timestamp AT TIME ZONE 'UTC');
+    IF ess_ensure_partition(parent, d) THEN
       made := made + 1;
     END IF;
     d := d + 1;
   END LOOP;
   RETURN made;
+END $$;
+
+CREATE OR REPLACE FUNCTION ess_drain_default_partition(parent regclass)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  dflt regclass;
+  key text;
+  cols text;
+  day date;
+  moved bigint;
+BEGIN
+  SELECT i.inhrelid::regclass INTO dflt FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+  IF dflt IS NULL THEN
+    RETURN 0;
+  END IF;
+  PERFORM pg_advisory_xact_lock(4543315);
+  SELECT quote_ident(a.attname) INTO key FROM pg_partitioned_table p
+    JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+   WHERE p.partrelid = parent;
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute
+   WHERE attrelid = parent AND attnum > 0 AND NOT attisdropped;
+  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', parent, dflt);
+  FOR day IN EXECUTE format('SELECT DISTINCT (%s AT TIME ZONE ''UTC'')::date FROM %s',
+                            key, dflt) LOOP
+    PERFORM ess_ensure_partition(parent, day);
+  END LOOP;
+  EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT DO NOTHING',
+                 parent, cols, cols, dflt);
+  GET DIAGNOSTICS moved = ROW_COUNT;
+  EXECUTE format('DROP TABLE %s', dflt);
+  RETURN moved;
 END $$;
 
 CREATE TABLE IF NOT EXISTS "bank" (
@@ -69,8 +131,6 @@ CREATE TABLE IF NOT EXISTS "bank" (
   "out_of_range" text[],
   PRIMARY KEY ("site_id", "bank_id", "ts")
 ) PARTITION BY RANGE (ts);
-
-CREATE TABLE IF NOT EXISTS "bank_default" PARTITION OF "bank" DEFAULT;
 
 SELECT ess_ensure_partitions('"bank"', 7);
 
@@ -127,8 +187,6 @@ CREATE TABLE IF NOT EXISTS "rack" (
   "out_of_range" text[],
   PRIMARY KEY ("site_id", "bank_id", "rack_id", "ts")
 ) PARTITION BY RANGE (ts);
-
-CREATE TABLE IF NOT EXISTS "rack_default" PARTITION OF "rack" DEFAULT;
 
 SELECT ess_ensure_partitions('"rack"', 7);
 
@@ -229,8 +287,6 @@ CREATE TABLE IF NOT EXISTS "pcs" (
   PRIMARY KEY ("site_id", "bank_id", "ts")
 ) PARTITION BY RANGE (ts);
 
-CREATE TABLE IF NOT EXISTS "pcs_default" PARTITION OF "pcs" DEFAULT;
-
 SELECT ess_ensure_partitions('"pcs"', 7);
 
 CREATE TABLE IF NOT EXISTS "etc" (
@@ -245,6 +301,44 @@ CREATE TABLE IF NOT EXISTS "etc" (
   PRIMARY KEY ("site_id", "bank_id", "ts")
 ) PARTITION BY RANGE (ts);
 
-CREATE TABLE IF NOT EXISTS "etc_default" PARTITION OF "etc" DEFAULT;
-
 SELECT ess_ensure_partitions('"etc"', 7);
+
+CREATE TABLE IF NOT EXISTS "frames" (
+  "ts" timestamptz NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "seq" bigint,
+  "map_id" text,
+  "map_version" smallint,
+  "poll_us" integer,
+  "published" timestamptz,
+  "committed" timestamptz,
+  "crc" integer,
+  "failed" text[],
+  "out_of_range" smallint,
+  PRIMARY KEY ("site_id", "bank_id", "ts")
+) PARTITION BY RANGE (ts);
+
+SELECT ess_ensure_partitions('"frames"', 7);
+
+CREATE TABLE IF NOT EXISTS "data_status" (
+  "day" date NOT NULL,
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "timezone" text,
+  "expected" integer,
+  "stored" integer,
+  "completeness" double precision,
+  "lost" integer,
+  "resets" integer,
+  "missed" integer,
+  "failed_polls" integer,
+  "failed" jsonb,
+  "out_of_range" integer,
+  "first_poll" timestamptz,
+  "last_poll" timestamptz,
+  "max_lag_s" double precision,
+  "frozen_s" integer,
+  "computed" timestamptz,
+  PRIMARY KEY ("site_id", "bank_id", "day")
+);

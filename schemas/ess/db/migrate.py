@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import PermanentError
 from ..regmap import RegisterMap
+from .partitions import DEFAULTS_SQL, INSTALLED_SQL, LOCK_KEY, ensure_ahead
 from .quote import ident
 from .schema import (
     DATA_STATUS,
@@ -27,7 +28,7 @@ from .schema import (
 )
 
 MIGRATIONS_TABLE = "ess_schema_migrations"
-_LOCK_KEY = 0x455353  # "ESS": serialises concurrent migrate runs
+_LOCK_KEY = LOCK_KEY  # serialises concurrent migrate runs (and partition creation)
 MODES = ("auto", "timescale", "partitioned")
 
 
@@ -82,8 +83,8 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
     stmts, notes = [], []
     if first and mode == "timescale":
         stmts.append("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    if first and mode == "partitioned":
-        stmts.append(ENSURE_PARTITIONS_FN.strip())
+    if mode == "partitioned":
+        stmts += _partition_upkeep(cur, first, notes)
     table_specs_names = set(specs)         # the ledger's columns are never widened
     for spec in [*specs.values(), LEDGER, DATA_STATUS]:
         live = _columns(cur, spec.name)
@@ -106,6 +107,22 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
                              f"TYPE {typ} USING {ident(name)}::{typ}")
                 notes.append(f"widen {spec.name}.{name} to {typ}")
     return stmts, notes
+
+
+def _partition_upkeep(cur, first: bool, notes: list[str]) -> list[str]:
+    """Partitioned mode: the upkeep functions (first run, or a database from before them),
+    and draining any default partition into daily ones (older versions created defaults)."""
+    stmts = []
+    cur.execute(INSTALLED_SQL)
+    if first or not cur.fetchone()[0]:
+        stmts += ENSURE_PARTITIONS_FN
+        if not first:
+            notes.append("install partition upkeep")
+    cur.execute(DEFAULTS_SQL)
+    for (parent,) in cur.fetchall():
+        stmts.append(f"SELECT ess_drain_default_partition(to_regclass('{ident(parent)}'))")
+        notes.append(f"drain {parent}_default")
+    return stmts
 
 
 def _drop_ts_index(cur, spec: TableSpec, notes: list[str]) -> list[str]:
@@ -153,24 +170,9 @@ def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
 
 
 def ensure_partitions(conn, days_ahead: int = PARTITIONS_AHEAD_DAYS) -> int:
-    """Create upcoming daily partitions (partitioned mode; a no-op for hypertables)."""
-    cur = conn.cursor()
-    try:
-        cur.execute("SELECT to_regprocedure('ess_ensure_partitions(regclass,integer)') IS NOT NULL")
-        if not cur.fetchone()[0]:
-            conn.rollback()
-            return 0
-        made = 0
-        for table in ("bank", "rack", "pcs", "etc"):
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (ident(table),))
-            if cur.fetchone()[0]:
-                cur.execute("SELECT ess_ensure_partitions(to_regclass(%s), %s)",
-                            (ident(table), days_ahead))
-                made += cur.fetchone()[0]
-        conn.commit()
-        return made
-    finally:
-        cur.close()
+    """Create daily partitions up to `days_ahead` for every partitioned table (partitioned
+    mode; a no-op for hypertables)."""
+    return ensure_ahead(conn, days_ahead)
 
 
 def mode_of(conn) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 from ..decode import TableBatch, decoder_for
 from ..regmap import RegisterMap
 from .ledger import ledger_cte, ledger_lines, oor_counts
+from .partitions import with_partitions
 from .quote import ident
 from .schema import KEYS, sql_type
 
@@ -266,7 +267,10 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
     if lines:
         stmt.add_ledger("\n".join(lines))
     if stmt.ctes or lines:
-        for t, n, keys in run(conn, stmt.sql(), stmt.params):
+        # partitioned mode: a day without partitions gets them, then one more try
+        polls = (f.poll_start_us for _, group, _ in decoded.groups for f in group)
+        for t, n, keys in with_partitions(conn, lambda: run(conn, stmt.sql(), stmt.params),
+                                          polls):
             table = stmt.tables[t]
             result.inserted[table] += n
             for key, count in Counter(keys.split("\n")).items():

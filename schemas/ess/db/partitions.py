@@ -1,0 +1,187 @@
+"""Daily partitions in partitioned mode (plain PostgreSQL, e.g. Cloud SQL): upkeep by itself.
+
+There is no default partition: a row whose day has no partition fails with SQLSTATE 23514
+("no partition of relation ... found for row"). `with_partitions` turns that into "create the
+days' partitions of every partitioned table, then run the write once more". `ess db migrate`
+still creates a few days ahead, and drains a default partition left by older versions.
+
+Creation is idempotent and safe under concurrency: `CREATE TABLE IF NOT EXISTS ... PARTITION
+OF` under the migration's advisory lock, so concurrent writers (and a running migration)
+serialise instead of racing on the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+import pg8000.dbapi
+
+T = TypeVar("T")
+LOCK_KEY = 0x455353   # "ESS": the advisory lock `ess db migrate` holds too
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# A range-partitioned table on one timestamptz column, in the current schema, not itself a
+# partition: what partitioned mode creates (data tables, the frame ledger, ...).
+_PARENTS = """
+  SELECT p.partrelid::regclass FROM pg_partitioned_table p
+    JOIN pg_class c ON c.oid = p.partrelid
+    JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+   WHERE p.partstrat = 'r' AND p.partnatts = 1 AND a.atttypid = 'timestamptz'::regtype
+     AND c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition
+   ORDER BY c.relname"""
+
+PARTITION_FUNCTIONS = [
+    f"""
+CREATE OR REPLACE FUNCTION ess_ensure_partition(parent regclass, day date)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  part text := (SELECT relname FROM pg_class WHERE oid = parent) || '_p'
+               || to_char(day, 'YYYYMMDD');
+BEGIN
+  PERFORM pg_advisory_xact_lock({LOCK_KEY});
+  IF to_regclass(quote_ident(part)) IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                 part, parent, day::timestamp AT TIME ZONE 'UTC',
+                 (day + 1)::timestamp AT TIME ZONE 'UTC');
+  RETURN true;
+END $$""".strip(),
+    f"""
+CREATE OR REPLACE FUNCTION ess_ensure_day_partitions(day date)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  parent regclass;
+  made int := 0;
+BEGIN
+  FOR parent IN {_PARENTS.strip()}
+  LOOP
+    IF ess_ensure_partition(parent, day) THEN
+      made := made + 1;
+    END IF;
+  END LOOP;
+  RETURN made;
+END $$""".strip(),
+    """
+CREATE OR REPLACE FUNCTION ess_ensure_partitions(parent regclass, days_ahead int)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  d date := (now() AT TIME ZONE 'UTC')::date - 1;
+  made int := 0;
+BEGIN
+  WHILE d <= (now() AT TIME ZONE 'UTC')::date + days_ahead LOOP
+    IF ess_ensure_partition(parent, d) THEN
+      made := made + 1;
+    END IF;
+    d := d + 1;
+  END LOOP;
+  RETURN made;
+END $$""".strip(),
+    f"""
+CREATE OR REPLACE FUNCTION ess_drain_default_partition(parent regclass)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  dflt regclass;
+  key text;
+  cols text;
+  day date;
+  moved bigint;
+BEGIN
+  SELECT i.inhrelid::regclass INTO dflt FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = parent AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT';
+  IF dflt IS NULL THEN
+    RETURN 0;
+  END IF;
+  PERFORM pg_advisory_xact_lock({LOCK_KEY});
+  SELECT quote_ident(a.attname) INTO key FROM pg_partitioned_table p
+    JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+   WHERE p.partrelid = parent;
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute
+   WHERE attrelid = parent AND attnum > 0 AND NOT attisdropped;
+  EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', parent, dflt);
+  FOR day IN EXECUTE format('SELECT DISTINCT (%s AT TIME ZONE ''UTC'')::date FROM %s',
+                            key, dflt) LOOP
+    PERFORM ess_ensure_partition(parent, day);
+  END LOOP;
+  EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT DO NOTHING',
+                 parent, cols, cols, dflt);
+  GET DIAGNOSTICS moved = ROW_COUNT;
+  EXECUTE format('DROP TABLE %s', dflt);
+  RETURN moved;
+END $$""".strip(),
+]
+
+# Is the upkeep installed (by `ess db migrate` in partitioned mode)?
+INSTALLED_SQL = "SELECT to_regprocedure('ess_ensure_day_partitions(date)') IS NOT NULL"
+DEFAULTS_SQL = ("SELECT i.inhparent::regclass::text FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' "
+                "AND c.relnamespace = current_schema()::regnamespace ORDER BY 1")
+
+
+def is_missing_partition(exc: BaseException) -> bool:
+    """True for PostgreSQL's 'no partition of relation ... found for row' (SQLSTATE 23514)."""
+    if not isinstance(exc, pg8000.dbapi.DatabaseError) or not exc.args:
+        return False
+    info = exc.args[0]
+    return (isinstance(info, dict) and info.get("C") == "23514"
+            and "no partition of relation" in str(info.get("M", "")))
+
+
+def days_of(poll_us: Iterable[int]) -> list[date]:
+    """The UTC days of these instants (microseconds since 1970), sorted, once each."""
+    return sorted({(_EPOCH + timedelta(microseconds=us)).date() for us in poll_us})
+
+
+def ensure_days(conn, days: Iterable[date]) -> int:
+    """Create `days`' partitions of every partitioned table; return how many were made.
+
+    Commits (or, in autocommit mode, each call is its own transaction).
+    """
+    cur = conn.cursor()
+    try:
+        made = 0
+        for day in days:
+            cur.execute("SELECT ess_ensure_day_partitions(%s::date)", (day.isoformat(),))
+            made += cur.fetchone()[0]
+        if not conn.autocommit:
+            conn.commit()
+        return made
+    except Exception:
+        if not conn.autocommit:
+            conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
+def ensure_ahead(conn, days_ahead: int) -> int:
+    """Create partitions from yesterday to `days_ahead` days ahead (UTC); 0 without upkeep
+    installed (hypertable mode, or before the first migration)."""
+    cur = conn.cursor()
+    try:
+        cur.execute(INSTALLED_SQL)
+        installed = cur.fetchone()[0]
+        cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date")
+        today = cur.fetchone()[0]
+    finally:
+        cur.close()
+    if not installed:
+        if not conn.autocommit:
+            conn.rollback()
+        return 0
+    return ensure_days(conn, [today + timedelta(days=d) for d in range(-1, days_ahead + 1)])
+
+
+def with_partitions(conn, write: Callable[[], T], poll_us: Iterable[int]) -> T:
+    """Run `write()`; when a row's day has no partition, create the partitions of the days in
+    `poll_us` (every partitioned table) and run `write()` once more."""
+    try:
+        return write()
+    except pg8000.dbapi.DatabaseError as exc:
+        if not is_missing_partition(exc):
+            raise
+    ensure_days(conn, days_of(poll_us))
+    return write()

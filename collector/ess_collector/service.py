@@ -125,46 +125,58 @@ class Collector:
                 break
             jitter = time.time() - tick
             deadline = time.monotonic() + (tick + interval - time.time()) - DEADLINE_MARGIN
-            try:
-                blocks, start_us, end_us = await poller.poll(deadline)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop this device for good
-                log.exception("%s: poll failed unexpectedly", poller.device.name)
-                poller.close()
-                blocks = {b.name: BlockData(BlockStatus.TRANSPORT)
-                          for b in poller.device.map.blocks}
-                start_us = end_us = int(time.time() * 1e6)
-                del exc
+            blocks, start_us, end_us = await self._poll(poller, deadline)
             self.spool.submit(poller.frame(blocks, start_us, end_us))
-            failed = [n for n, b in blocks.items() if b.status != BlockStatus.OK]
-            st.polls += 1
-            st.failed_blocks += len(failed)
-            st.jitter_ms.append(jitter * 1000)
-            st.poll_ms.append((end_us - start_us) / 1000)
-            self.summary.polls += 1
-            self.summary.failed_blocks += len(failed)
-            self.summary.jitter_ms.append(jitter * 1000)
-            what = ", ".join(f"{n} {blocks[n].describe()}" for n in failed)
-            if what != st.last_failure or (failed and time.monotonic() - st.logged_at > 60):
-                # logged when the set of failed blocks changes, else at most once a minute
-                st.last_failure, st.logged_at = what, time.monotonic()
-                event(log, f"{poller.device.name}: " + (what or "all blocks ok again"),
-                      stage="poll", level=logging.WARNING if failed else logging.INFO,
-                      site=poller.device.site_id, device=poller.device.name, failed=len(failed),
-                      latency_ms=round((end_us - start_us) / 1000, 1))
+            self._record(poller, st, blocks, (end_us - start_us) / 1000, jitter * 1000)
             done += 1
-            tick += interval
-            now = time.time()
-            if now >= tick:
-                missed = int((now - tick) // interval) + 1
-                tick += missed * interval
-                st.missed += missed
-                self.summary.missed_ticks += missed
-                if time.monotonic() - st.overrun_logged_at > 60:
-                    st.overrun_logged_at = time.monotonic()
-                    event(log, f"{poller.device.name}: poll overran, {missed} tick(s) missed "
-                          "(logged at most once a minute; see poll summaries)", stage="poll",
-                          level=logging.WARNING, site=poller.device.site_id,
-                          device=poller.device.name, missed=missed)
+            tick = self._skip_missed(poller, st, tick + interval)
+
+    @staticmethod
+    async def _poll(poller: DevicePoller, deadline: float) -> tuple[dict, int, int]:
+        """One poll; an unexpected error yields a frame of transport failures."""
+        try:
+            return await poller.poll(deadline)
+        except Exception:  # noqa: BLE001 - a bug must not stop this device for good
+            log.exception("%s: poll failed unexpectedly", poller.device.name)
+            poller.close()
+            now = int(time.time() * 1e6)
+            return ({b.name: BlockData(BlockStatus.TRANSPORT) for b in poller.device.map.blocks},
+                    now, now)
+
+    def _record(self, poller: DevicePoller, st: DeviceStats, blocks: dict[str, BlockData],
+                poll_ms: float, jitter_ms: float) -> None:
+        """Count one poll; log when the set of failed blocks changes (else once a minute)."""
+        failed = [n for n, b in blocks.items() if b.status != BlockStatus.OK]
+        st.polls += 1
+        st.failed_blocks += len(failed)
+        st.jitter_ms.append(jitter_ms)
+        st.poll_ms.append(poll_ms)
+        self.summary.polls += 1
+        self.summary.failed_blocks += len(failed)
+        self.summary.jitter_ms.append(jitter_ms)
+        what = ", ".join(f"{n} {blocks[n].describe()}" for n in failed)
+        if what != st.last_failure or (failed and time.monotonic() - st.logged_at > 60):
+            st.last_failure, st.logged_at = what, time.monotonic()
+            d = poller.device
+            event(log, f"{d.name}: " + (what or "all blocks ok again"), stage="poll",
+                  level=logging.WARNING if failed else logging.INFO, site=d.site_id,
+                  device=d.name, failed=len(failed), latency_ms=round(poll_ms, 1))
+
+    def _skip_missed(self, poller: DevicePoller, st: DeviceStats, tick: float) -> float:
+        """The next tick still ahead: ticks an overrun poll missed are counted, not queued."""
+        now, interval = time.time(), self.settings.interval
+        if now < tick:
+            return tick
+        missed = int((now - tick) // interval) + 1
+        st.missed += missed
+        self.summary.missed_ticks += missed
+        if time.monotonic() - st.overrun_logged_at > 60:
+            st.overrun_logged_at = time.monotonic()
+            d = poller.device
+            event(log, f"{d.name}: poll overran, {missed} tick(s) missed (logged at most once a "
+                  "minute; see poll summaries)", stage="poll", level=logging.WARNING,
+                  site=d.site_id, device=d.name, missed=missed)
+        return tick + missed * interval
 
     async def _stats_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -185,15 +197,10 @@ class Collector:
             event(log, f"{site}: publish summary", stage="publish", site=site,
                   **sender.take_stats())
 
-    async def run(self, stop: asyncio.Event | None = None, max_ticks: int | None = None,
-                  start_at: float = 0.0, flush_timeout: float = 5.0) -> RunSummary:
-        """Run until `stop` is set (or every device did `max_ticks` polls)."""
-        from .publisher import FramePublisher
-
-        stop = stop or asyncio.Event()
-        cpu0, wall0 = time.process_time(), time.monotonic()
+    async def _open(self, publisher) -> list[DevicePoller]:
+        """Open the spool, one sender per site (configured or with frames in the spool) and one
+        poller per device."""
         s = self.settings
-        publisher = self._publisher or FramePublisher(s.publish)
         spool = await asyncio.to_thread(Spool, s.spool.path, s.spool.max_bytes, s.spool.max_age)
         self.spool = AsyncSpool(spool, self._committed)
         limiter = RateLimiter(s.publish.replay_rate)
@@ -202,14 +209,44 @@ class Collector:
         for site in sorted(site_ids):
             self.senders[site] = SiteSender(site, publisher, self.spool, s.publish, limiter,
                                             s.reconnect_max)
-        backlog = await self.spool.count()
         pollers = [DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max)
                    for d in self.sites.devices()]
         for p in pollers:
             self.stats[p.device.name] = DeviceStats()
+        backlog = await self.spool.count()
         event(log, f"collector starting: {len(pollers)} devices, {len(self.senders)} sites, "
               f"{backlog} frames in the spool", stage="poll", devices=len(pollers),
               backlog=backlog, interval_s=s.interval, pid=os.getpid())
+        return pollers
+
+    async def _close(self, publisher, pollers: list[DevicePoller], sender_tasks: list,
+                     stats_task: asyncio.Task, flush_timeout: float) -> int:
+        """Flush what the senders hold, stop them and the publisher; return the spool's count."""
+        for p in pollers:
+            p.close()
+        await self.spool.drained()
+        await asyncio.gather(*(x.flush(flush_timeout) for x in self.senders.values()))
+        for x in self.senders.values():
+            x.stop()
+        for t in sender_tasks:     # a sender may wait on publishes that cannot finish now
+            t.cancel()
+        await asyncio.gather(*sender_tasks, return_exceptions=True)
+        stats_task.cancel()
+        self.log_stats()
+        left = await self.spool.count()
+        await self.spool.close()
+        await _stop_publisher(publisher, flush_timeout)
+        return left
+
+    async def run(self, stop: asyncio.Event | None = None, max_ticks: int | None = None,
+                  start_at: float = 0.0, flush_timeout: float = 5.0) -> RunSummary:
+        """Run until `stop` is set (or every device did `max_ticks` polls)."""
+        from .publisher import FramePublisher
+
+        stop = stop or asyncio.Event()
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        publisher = self._publisher or FramePublisher(self.settings.publish)
+        pollers = await self._open(publisher)
         sender_tasks = [asyncio.create_task(x.run()) for x in self.senders.values()]
         stats_task = asyncio.create_task(self._stats_loop(stop))
         device_tasks = [asyncio.create_task(self._device_loop(p, stop, max_ticks, start_at))
@@ -224,20 +261,7 @@ class Collector:
             for t in device_tasks:
                 t.cancel()
             await asyncio.gather(devices_done, return_exceptions=True)
-            for p in pollers:
-                p.close()
-            await self.spool.drained()
-            await asyncio.gather(*(x.flush(flush_timeout) for x in self.senders.values()))
-            for x in self.senders.values():
-                x.stop()
-            for t in sender_tasks:     # a sender may wait on publishes that cannot finish now
-                t.cancel()
-            await asyncio.gather(*sender_tasks, return_exceptions=True)
-            stats_task.cancel()
-            self.log_stats()
-            left = await self.spool.count()
-            await self.spool.close()
-            await _stop_publisher(publisher, flush_timeout)
+            left = await self._close(publisher, pollers, sender_tasks, stats_task, flush_timeout)
             self.summary.cpu_s = time.process_time() - cpu0
             self.summary.wall_s = time.monotonic() - wall0
             event(log, f"collector stopped: {self.summary.polls} polls, "

@@ -14,11 +14,11 @@ from collector_support import (
     write_config,
 )
 from ess.codec import encode_frame
-from ess_collector.config import CollectorSettings
+from ess_collector.config import with_defaults
 from ess_local.procs import free_port
 from ess_local.pubsub import Emulator
 
-RECONNECT_MAX = CollectorSettings.__dataclass_fields__["reconnect_max"].default
+RECONNECT_MAX = with_defaults({})["reconnect"]["max"]      # the schema default (30 s)
 
 
 def _wait_for(pred, timeout: float, what: str) -> None:

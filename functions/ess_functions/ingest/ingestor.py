@@ -25,7 +25,7 @@ from ..group_commit import GroupWriter
 from ..trace import request_trace
 from .checks import DEFAULT_MAX_FRAMES, FrameChecks
 from .envelope import Message, body_id, message_from_cloud_event, message_from_push
-from .errors import BadPayload, MessageTooLarge
+from .errors import BadPayload, EmptyMessage, MessageTooLarge
 from .pool import Connections, default_factory
 from .quarantine import Quarantine
 
@@ -92,6 +92,8 @@ class Ingestor:
         ids = {"message_id": message.message_id, "sink": self.sink,
                "site": message.attributes.get("site_id")}
         try:
+            if not message.data:
+                raise EmptyMessage("the message has no data")
             if len(message.data) > self.max_bytes:
                 raise MessageTooLarge(f"message data is {len(message.data)} bytes "
                                       f"(limit {self.max_bytes})")
@@ -104,7 +106,7 @@ class Ingestor:
             event(log, f"decoded {len(frames)} frames", stage="preprocess", level=logging.DEBUG,
                   frames=len(frames), bytes=len(message.data), **ids)
         try:
-            result = self._store(frames, ids)
+            result = self._store(frames, ids, message.publish_time)
         except DecodeError as exc:  # registers do not fit the frame's map: never storable
             return self.poison(message, exc, ids)
         self._log_stored(message, frames, result, ids)
@@ -127,13 +129,13 @@ class Ingestor:
               latency_ms={"p50": round(lat[len(lat) // 2], 1), "max": round(lat[-1], 1)},
               lag_s=round(lat[-1] / 1000, 3), **ids)
 
-    def _store(self, frames: list[codec.Frame], ids: dict) -> WriteResult:
+    def _store(self, frames: list[codec.Frame], ids: dict, published=None) -> WriteResult:
         """Decode and write through the group writer (one statement for concurrent messages).
 
         Raises DecodeError when the registers do not fit the frame's map.
         """
         try:
-            return self.group.write(frames)
+            return self.group.write(frames, published)
         except DecodeError:
             raise
         except Exception as exc:

@@ -1,0 +1,234 @@
+"""The README's error policy, made executable: each bad input is posted to the real ingest
+function (functions-framework), and the status, the rows written and the quarantine object with
+its reason are checked. A second test checks that the README lists exactly the reason codes
+the code defines."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import pkgutil
+import re
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+from ess.codec import BlockData, encode_frames
+from ess.errors import EssError
+from ess.regmap import load_map_file
+from ess_functions.ingest.envelope import body_id
+from ess_functions.ingest.quarantine import METADATA_MAX, metadata_size, object_name
+from ess_local.functions import FunctionProcess
+from ess_local.procs import free_port
+
+from .conftest import ROOT
+from .helpers import count_rows, make_frames
+
+SITE, EXT_SITE = "badin", "badin-ext"
+MAX_BYTES, MAX_FRAMES = 200_000, 50
+EXTENDED = ROOT / "tests" / "golden" / "maps" / "extended.yaml"
+PUBLISHED = "2024-03-05T06:07:08.123456Z"
+
+
+@pytest.fixture(scope="module")
+def badfn(stack, tmp_path_factory):
+    """An ingest function of its own: sites `badin` (banks 1, 2) and `badin-ext` (the extended
+    map), small limits, its own quarantine bucket."""
+    root = tmp_path_factory.mktemp("badin")
+    sites = {"sites": [
+        {"site_id": SITE, "devices": [{"host": "127.0.0.1", "port": 16001 + b, "bank_id": b}
+                                      for b in (1, 2)]},
+        {"site_id": EXT_SITE, "devices": [{"host": "127.0.0.1", "port": 16010, "bank_id": 1,
+                                           "map": str(EXTENDED)}]}]}
+    (root / "sites.yaml").write_text(yaml.safe_dump(sites))
+    bucket = f"ess-test-badin-{uuid.uuid4().hex[:6]}"
+    stack.gcs.create_bucket(bucket)
+    fn = FunctionProcess(
+        "ingest", ROOT / "functions/ingest/main.py", free_port(), signature_type="cloudevent",
+        log_dir=root, env={"ESS_DB_DSN": stack.dsn["main"], "ESS_SINK": "main",
+                           "ESS_SITES_CONFIG": str(root / "sites.yaml"),
+                           "ESS_QUARANTINE_BUCKET": bucket, "ESS_MAX_FRAMES": str(MAX_FRAMES),
+                           "ESS_MAX_MESSAGE_BYTES": str(MAX_BYTES), **stack.gcs.env()}).start()
+    yield fn, stack.gcs.client().bucket(bucket)
+    fn.stop()
+
+
+def push(payload: bytes | None = None, mid: str | None = None, **message) -> bytes:
+    """A raw Pub/Sub push body."""
+    msg = {"messageId": mid or uuid.uuid4().hex, "publishTime": PUBLISHED,
+           "attributes": {"site_id": SITE}}
+    if payload is not None:
+        msg["data"] = base64.b64encode(payload).decode()
+    msg.update(message)
+    return json.dumps({"message": msg, "subscription": "projects/p/subscriptions/s"}).encode()
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> int:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _frames(n=1, start=0, **change):
+    frames = make_frames(SITE, n, start=start)
+    for f in frames:
+        for k, v in change.items():
+            setattr(f, k, v)
+    return frames
+
+
+def _message_cases() -> dict[str, tuple[bytes, str]]:
+    """name -> (message data, reason)."""
+    ext = load_map_file(EXTENDED)
+    wrong_map = make_frames(SITE, 1, start=30, regmap=ext)
+    ext_ok = make_frames(SITE, 1, start=33, regmap=ext)
+    no_blocks, unknown_blocks, short = _frames(start=40), _frames(start=41), _frames(start=42)
+    no_blocks[0].blocks = {}
+    unknown_blocks[0].blocks = {"NOPE": BlockData(registers=b"\x00\x01")}
+    first = next(iter(short[0].blocks))
+    short[0].blocks[first] = BlockData(registers=b"\x00\x01")
+    whole = encode_frames(_frames(2, start=50))
+    return {
+        "zero frames": (b"ESSM\x01\x00\x00", "empty_message"),
+        "empty data": (b"", "empty_message"),
+        "truncated": (whole[:-7], "undecodable_frame"),
+        "codec version 9": (b"ESSM\x09" + whole[5:], "unknown_codec_version"),
+        "bank 0": (encode_frames(_frames(start=10, bank_id=0)), "bank_id_out_of_range"),
+        "bank 40000": (encode_frames(_frames(start=11, bank_id=40000)), "bank_id_out_of_range"),
+        "bank 99": (encode_frames(_frames(start=12, bank_id=99)), "unknown_bank"),
+        "year 10000": (encode_frames(_frames(start=13, poll_start_us=2 ** 62)),
+                       "poll_time_out_of_range"),
+        "year 0": (encode_frames(_frames(start=14, poll_start_us=-2 ** 62)),
+                   "poll_time_out_of_range"),
+        "unknown site": (encode_frames(_frames(start=15, site_id="nowhere")), "unknown_site"),
+        "unknown map version": (encode_frames(_frames(start=16, map_version=99)),
+                                "unknown_map_version"),
+        "another site's map": (encode_frames(wrong_map), "wrong_device_map"),
+        "good frames, then one of another site's map": (
+            encode_frames(_frames(2, start=32) + ext_ok + _frames(start=34)), "wrong_device_map"),
+        "good frame, then bank 99": (encode_frames(_frames(start=35) + _frames(
+            start=36, bank_id=99)), "unknown_bank"),
+        "no blocks": (encode_frames(no_blocks), "no_blocks"),
+        "unknown blocks": (encode_frames(unknown_blocks), "unknown_blocks"),
+        "short block": (encode_frames(short), "registers_do_not_fit_map"),
+        "too many frames": (encode_frames(_frames(MAX_FRAMES + 1, start=100)), "too_many_frames"),
+        "too many bytes": (b"ESSM\x01" + bytes(MAX_BYTES), "message_too_large"),
+    }
+
+
+def _body_cases() -> dict[str, tuple[bytes, str]]:
+    """name -> (raw push body, content type); each is bad_payload unless named otherwise."""
+    ok = base64.b64encode(encode_frames(_frames(start=60))).decode()
+    msg = {"messageId": "x", "data": ok}
+    body = {
+        "not JSON": b"\x00not json{",
+        "JSON array": b"[1, 2]",
+        "no message": json.dumps({"subscription": "s"}).encode(),
+        "no data": json.dumps({"message": {"messageId": "nodata", "publishTime": PUBLISHED,
+                                           "attributes": {"site_id": SITE}}}).encode(),
+        "data not base64": push(mid="nob64", **{"data": "!!not base64!!"}),
+        "data a number": push(mid="dnum", **{"data": 12}),
+        "message a string": json.dumps({"message": "hello"}).encode(),
+        "attributes a list": push(encode_frames(_frames(start=61)), attributes=["a"]),
+        "publishTime a number": push(encode_frames(_frames(start=62)), publishTime=5),
+    }
+    out = {k: (v, "application/json") for k, v in body.items()}
+    out["structured CloudEvent, message a string"] = (json.dumps({
+        "specversion": "1.0", "id": "ce-1", "source": "//pubsub.googleapis.com/x",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished", "data": {"message": msg[
+            "data"]}}).encode(), "application/cloudevents+json")
+    return out
+
+
+def _kept(bucket, name: str):
+    blob = bucket.get_blob(name)
+    assert blob is not None, f"no quarantine object {name}"
+    return blob
+
+
+def test_every_bad_message_is_quarantined_with_its_reason(badfn, stack):
+    fn, bucket = badfn
+    day = datetime.fromisoformat(PUBLISHED.replace("Z", "+00:00"))
+    for case, (data, reason) in _message_cases().items():
+        mid = f"msg-{re.sub(r'[^a-z0-9]+', '-', case)}"
+        assert post(fn.url, push(data, mid=mid)) == 200, case
+        blob = _kept(bucket, object_name("main", mid, day))
+        assert blob.metadata["reason"] == reason, (case, blob.metadata)
+        assert blob.download_as_bytes() == data, case
+        assert json.loads(blob.metadata["attributes"]) == {"site_id": SITE}
+    good = _frames(3, start=200)
+    assert post(fn.url, push(encode_frames(good))) == 200
+    assert count_rows(stack.dsn["main"], SITE) == 3 * 11   # only the good message: no partials
+    assert count_rows(stack.dsn["main"], EXT_SITE) == 0
+
+
+def test_every_bad_push_body_is_kept_byte_for_byte(badfn):
+    fn, bucket = badfn
+    for case, (body, ctype) in _body_cases().items():
+        assert post(fn.url, body, ctype) == 200, case
+        names = [b.name for b in bucket.list_blobs(prefix="quarantine/main/")]
+        found = [n for n in names if bucket.get_blob(n).download_as_bytes() == body]
+        assert len(found) == 1, (case, names)
+        blob = bucket.get_blob(found[0])
+        assert blob.metadata["reason"] == "bad_payload", case
+        if b"publishTime" in body and b'"publishTime": 5' not in body:
+            assert "/2024-03-05/" in found[0], case      # filed under the publish day
+        if b'"attributes": {"site_id"' in body:
+            assert json.loads(blob.metadata["attributes"]) == {"site_id": SITE}, case
+    huge = b"x" * (MAX_BYTES * 2)
+    assert post(fn.url, huge) == 200
+    blob = _kept(bucket, object_name("main", body_id(huge), datetime.now(UTC)))
+    assert blob.metadata["reason"] == "message_too_large" and blob.size == len(huge)
+
+
+def test_long_ids_and_attributes_stay_within_gcs_limits(badfn):
+    fn, bucket = badfn
+    mid = "m" * 2000
+    attrs = {f"a{i:03d}": "v" * 1000 for i in range(100)}
+    data = b"\x00garbage"
+    assert post(fn.url, push(data, mid=mid, attributes=attrs)) == 200
+    name = object_name("main", mid, datetime.fromisoformat(PUBLISHED.replace("Z", "+00:00")))
+    assert len(name.encode()) <= 1024
+    blob = _kept(bucket, name)
+    assert metadata_size(blob.metadata) <= METADATA_MAX
+    assert blob.download_as_bytes() == data and blob.metadata["reason"] == "undecodable_frame"
+    side = json.loads(_kept(bucket, blob.metadata["sidecar"]).download_as_bytes())
+    assert side["message_id"] == mid and side["attributes"] == attrs
+    assert len(blob.metadata["sidecar"].encode()) <= 1024
+
+
+def _reason_codes() -> set[str]:
+    import ess
+    import ess_collector
+    import ess_functions
+
+    for pkg in (ess, ess_functions, ess_collector):
+        for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+            if not m.name.endswith("__main__"):
+                importlib.import_module(m.name)
+    bases = {"error", "permanent", "transient"}
+    todo, codes = [EssError], set()
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            codes.add(sub.reason)
+    return codes - bases
+
+
+def test_readme_error_policy_lists_exactly_the_reason_codes():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Error policy"):]
+    section = section[:section.index("\n## ", 1)]
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+    assert listed == _reason_codes(), (sorted(listed - _reason_codes()),
+                                       sorted(_reason_codes() - listed))
+    tested = {r for _, r in _message_cases().values()} | {"bad_payload"}
+    assert tested <= listed
+

@@ -76,6 +76,12 @@ class BankModel:
 
     def values(self, t: int) -> dict[str, object]:
         """Physical values by column name: a float (bank level) or an array per rack."""
+        v, ambient = self._bms_values(t)
+        v.update(self._pcs_values(t, v, ambient))
+        return v
+
+    def _bms_values(self, t: int) -> tuple[dict[str, object], float]:
+        """The BMS blocks' values (bank and racks), and the ambient temperature."""
         r = self.racks
         p, soc = self.power(t), self.soc(t)
         rack_soc = np.clip(soc + self.rack_soc_off, 0, 100)
@@ -125,15 +131,20 @@ class BankModel:
         }
         for n in range(1, 9):
             v[f"rack_n{n:03d}_master_rack_communication_fault"] = 1
-        # PCS
+        return v, amb
+
+    def _pcs_values(self, t: int, bms: dict[str, object], amb: float) -> dict[str, object]:
+        """The PCS and ETC values, which follow the bank's (`bms`) and the ambient `amb`."""
+        p, i_bank = bms["bank_power"], bms["bank_dc_current"]
+        tmax_max, rack_v_mean = bms["max_cell_temperature_of_bank"], bms["bank_dc_volt"]
         s3 = math.sqrt(3)
         i_ac = abs(p) * 1000 / (s3 * 380)
         day = (t + 9 * 3600) % 86400 / 3600.0   # Asia/Seoul hour of day, for the PV inverter
         done_kwh = self.p1 * (2 / math.pi) / 2 / 3600 * (t - _EPOCH)
-        v.update({
+        v: dict[str, object] = {
             "pcs_ac_l1_thd": self.thd[0], "pcs_ac_l2_thd": self.thd[1], "pcs_ac_l3_thd":
-            self.thd[2], "system_temperature_max": float(tmax.max()) + 5,
-            "dc_voltage_1": float(rack_v.mean()), "dc_voltage_2": float(rack_v.mean()) - 0.5,
+            self.thd[2], "system_temperature_max": tmax_max + 5,
+            "dc_voltage_1": rack_v_mean, "dc_voltage_2": rack_v_mean - 0.5,
             "dc_current": i_bank, "dc_power": p,
             "ac_frequency": 60 + 0.02 * math.sin(t / 37), "ac_voltage": 380 + 2 * math.sin(t / 53),
             "ac_current_low": int(i_ac) & 0xFFFF, "ac_current_high": int(i_ac) >> 16,
@@ -148,7 +159,7 @@ class BankModel:
             "sensor1_temperature": amb - 1, "sensor1_humidity": 50 + 8 * math.sin(t / 5000),
             "inv1_active_power": max(0.0, math.sin(math.pi * (day - 6) / 12)) * 250,
             "inv1_cumulative_power_generation": int(12345 + (t - _EPOCH) * 0.02) % 65536,
-        })
+        }
         for name, kwh in (("discharge", 500_000 + done_kwh), ("charge", 520_000 + done_kwh)):
             v[f"ac_accumulated_{name}_energy_low"] = int(kwh) & 0xFFFF
             v[f"ac_accumulated_{name}_energy_high"] = int(kwh) >> 16

@@ -125,8 +125,11 @@ class _Parquet:
 
     def write(self, block: bytes) -> None:
         self.pending += block
-        if len(self.pending) >= ROW_GROUP_BYTES:
-            cut = self.pending.rfind(b"\n") + 1   # no field holds a newline (ids, numbers)
+        while len(self.pending) >= ROW_GROUP_BYTES:  # no field holds a newline (ids, numbers)
+            cut = self.pending.rfind(b"\n", 0, ROW_GROUP_BYTES) + 1 \
+                or self.pending.find(b"\n") + 1
+            if not cut:
+                break
             self._row_group(bytes(self.pending[:cut]))
             del self.pending[:cut]
 

@@ -33,6 +33,8 @@ def app(monkeypatch, gcs_emulator, bucket, sites_path):
     ({"date": "2026-02-30"}, "invalid date '2026-02-30'"),
     ({"date": "yesterday"}, "expected YYYY-MM-DD"),
     ({"date": "FUTURE"}, "in the future"),
+    ({"format": "xlsx"}, "unknown format 'xlsx'"),
+    ({"format": "parquet", "gzip": True}, "gzip goes with format csv.gz"),
     ("not json", "not valid JSON"),
     ({"bucket": None}, "ESS_EXPORT_BUCKET is not set"),
     ({"bucket": "no-such-bucket-x"}, "bucket 'no-such-bucket-x' does not exist"),
@@ -106,6 +108,7 @@ def test_cli_partitioned_to_directory(plain_db, sites, sites_path, tmp_path, cap
     (["--date", "FUTURE"], "in the future"),
     (["--from", "2026-01-05", "--to", "2026-01-01"], "before --from"),
     (["--date", "2026-01-01", "--dest", "ftp://x"], "unsupported destination"),
+    (["--date", "2026-01-01", "--format", "parquet", "--gzip"], "gzip goes with format csv.gz"),
 ])
 def test_cli_bad_requests(args, reason, sites_path, tmp_path, capsys):
     args = [str(datetime.now(SEOUL).date() + timedelta(days=2)) if a == "FUTURE" else a

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .db.schema import KEYS, sql_type
 from .plan import read_plan
 from .regmap import RegisterMap
+from .regmap.model import FUNCTIONS
 
 _KEY_TEXT = {
     "ts": "poll start time (UTC instant; shown in the site's zone in daily CSV files)",
@@ -12,6 +13,37 @@ _KEY_TEXT = {
     "bank_id": "bank id from the device's configuration",
     "rack_id": "rack number, 1..8",
 }
+
+
+_TYPE_NOTES = (
+    "Types: `int16`/`uint16` one register; `int32`, `uint32`, `float32` two; `int64`, `uint64`, "
+    "`float64` four, in the byte order shown (ABCD big-endian, CDAB word-swapped, BADC "
+    "byte-swapped, DCBA little-endian; for 64-bit types ABCDEFGH, GHEFCDAB, BADCFEHG, HGFEDCBA). "
+    "`bits`/`bit` are one bit of a register, or a coil or discrete input. A scale `10^[a]` is "
+    "SunSpec's: the value is raw x 10^sf, sf the int16 register at address a (NULL when sf is "
+    "outside -10..10, e.g. 0x8000). A float NaN is stored as NULL.",
+    "",
+    "SQL types hold every value exactly: unscaled integers in `smallint`, `integer`, `bigint` "
+    "(`int64`, `uint32`) or `numeric(20)` (`uint64`, above bigint's 2^63 - 1); `real` only for "
+    "scaled 16-bit registers (at most 5 significant digits, within real's 6); `double "
+    "precision` for `float32`, `float64` and scaled 32/64-bit integers (exact to 2^53).",
+)
+
+
+def _real_text(m: RegisterMap) -> str:
+    real = [f for f in m.fields() if sql_type(f) == "real"]
+    if not real:
+        return "This map has no `real` column."
+    kinds = sorted({f.type for f in real})
+    return (f"In this map `real` covers {len(real)} columns: the scaled "
+            f"{' and '.join(kinds)} registers, every one within 65535 x its scale.")
+
+
+def _sentinel_text(m: RegisterMap) -> str:
+    if not m.sentinels:
+        return "Sentinels: none (every raw value is a number)."
+    return ("Sentinels (\"not implemented\", stored as NULL): "
+            + ", ".join(f"{t} {v:#x}" for t, v in m.sentinels) + ".")
 
 
 def _num(v) -> str:
@@ -28,13 +60,16 @@ def render_data_spec(m: RegisterMap) -> str:
            "Preprocessing per register: sign (`int16` is two's complement), scale and round to "
            "3 decimals, range check (out-of-range values are kept and listed in the row's "
            "`out_of_range` column), inversion (0 and 1 swapped), unused registers dropped.", "",
-           "## Blocks and reads (Modbus function code 4, input registers)", "",
-           "| block | addresses | registers | scaled | reads (address+count) |",
-           "|---|---|---|---|---|"]
+           *_TYPE_NOTES, _real_text(m), "", _sentinel_text(m), "",
+           "## Blocks and reads", "",
+           "| block | function | addresses | registers | scaled | reads (address+count) |",
+           "|---|---|---|---|---|---|"]
     plan = read_plan(m)
     for b in m.blocks:
         reads = ", ".join(f"{r.address}+{r.count}" for r in plan if r.block == b.name)
-        out.append(f"| {b.name} | {b.start}..{b.end - 1} | {b.count} | "
+        size = f"{b.count} bits" if b.is_bits else str(b.count)
+        out.append(f"| {b.name} | {b.function} ({FUNCTIONS[b.function]}) | "
+                   f"{b.start}..{b.end - 1} | {size} | "
                    f"{'yes' if b.scaled else 'no (status)'} | {reads} |")
     unused = [f"{r.block} {r.address}" for b in m.blocks for r in b.registers if r.unused]
     if unused:
@@ -50,8 +85,10 @@ def render_data_spec(m: RegisterMap) -> str:
         for name, typ in KEYS[table]:
             out.append(f"| `{name}` | | | | | | | | | {typ} — {_KEY_TEXT[name]} |")
         for f in m.table_fields(table):
-            typ = f.type + (f" bit {f.bit}" if f.bit is not None else "")
-            out.append(f"| `{f.column}` | {f.block} | {f.address} | {typ} | {_num(f.scale)} | "
+            typ = f.type + (f" bit {f.bit}" if f.bit is not None else "") + (
+                f" {f.byte_order}" if f.width > 1 else "")
+            scale = (f"10^[{f.scale_factor}]" if f.scale_factor is not None else _num(f.scale))
+            out.append(f"| `{f.column}` | {f.block} | {f.address} | {typ} | {scale} | "
                        f"{f.unit} | {_num(f.min)} | {_num(f.max)} | "
                        f"{'yes' if f.invert else ''} | {sql_type(f)} |")
         out.append("| `out_of_range` | | | | | | | | | text[] — names of the columns whose value "

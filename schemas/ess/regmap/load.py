@@ -226,6 +226,8 @@ def load_map_file(path: str | Path) -> RegisterMap:
 
 @lru_cache(maxsize=32)
 def load_map(ref: str = "default") -> RegisterMap:
-    """Load a map by name (a file in schemas/maps/) or by path; cached."""
+    """Load a map by name (a file in schemas/maps/, e.g. `default` or `examples/pcs-meter`) or
+    by path; cached."""
     candidate = paths.MAPS_DIR / f"{ref}.yaml"
-    return load_map_file(candidate if "/" not in ref and candidate.exists() else ref)
+    named = not ref.endswith((".yaml", ".yml", ".json")) and ".." not in ref
+    return load_map_file(candidate if named and candidate.exists() else ref)

@@ -20,7 +20,10 @@ from ess.plan import read_plan
 from ess.sites import Device
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.pdu.register_message import ReadInputRegistersResponse
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+)
 
 log = logging.getLogger(__name__)
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -36,6 +39,20 @@ class RawInputRegisters(ReadInputRegistersResponse):
                                     function_code=self.function_code)
         self.raw = bytes(data[1:1 + n])
         self.count = n // 2
+
+
+class RawHoldingRegisters(ReadHoldingRegistersResponse):
+    """FC3 response kept as received, like RawInputRegisters."""
+
+    decode = RawInputRegisters.decode
+
+
+def pack_bits(words: bytearray, offset: int, bits) -> None:
+    """Set bits `offset`.. of a bit block's frame words (big-endian bytes), LSB first per word."""
+    for k, on in enumerate(bits):
+        if on:
+            pos = offset + k
+            words[2 * (pos // 16) + (1 - pos % 16 // 8)] |= 1 << (pos % 8)
 
 
 @lru_cache(maxsize=64)
@@ -89,6 +106,7 @@ class DevicePoller:
                                       name=self.device.name,
                                       trace_connect=self._on_connect_change)
         client.register(RawInputRegisters)
+        client.register(RawHoldingRegisters)
         try:
             async with self._cut(budget):
                 ok = await client.connect()
@@ -126,12 +144,15 @@ class DevicePoller:
         """
         return asyncio.timeout(budget if budget < self.timeout else None)
 
-    async def _read(self, address: int, count: int, budget: float):
+    async def _read(self, address: int, count: int, budget: float, function: str = "input"):
         self._reading, self._lost = asyncio.current_task(), False
+        read = {"input": self.client.read_input_registers,
+                "holding": self.client.read_holding_registers,
+                "coil": self.client.read_coils,
+                "discrete": self.client.read_discrete_inputs}[function]
         try:
             async with self._cut(budget):
-                return await self.client.read_input_registers(address, count=count,
-                                                              device_id=self.device.unit_id)
+                return await read(address, count=count, device_id=self.device.unit_id)
         except asyncio.CancelledError:
             if not self._lost:
                 raise
@@ -143,7 +164,7 @@ class DevicePoller:
     async def poll(self, deadline: float) -> tuple[dict[str, BlockData], int, int]:
         """Read every block before `deadline` (monotonic); return blocks, start and end (µs)."""
         start = now_us()
-        regs = {name: bytearray(2 * b.count) for name, b in self.blocks.items()}
+        regs = {name: bytearray(2 * b.words) for name, b in self.blocks.items()}
         status: dict[str, BlockData] = {}
         reconnects = 0
         for req in self.plan:
@@ -157,7 +178,7 @@ class DevicePoller:
                 status[req.block] = BlockData(BlockStatus.TRANSPORT)
                 continue
             try:
-                resp = await self._read(req.address, req.count, budget)
+                resp = await self._read(req.address, req.count, budget, req.function)
             except (TimeoutError, ModbusIOException):
                 status[req.block] = BlockData(BlockStatus.TIMEOUT)
                 self._close()              # a late reply must not answer the next request
@@ -175,6 +196,13 @@ class DevicePoller:
             if resp.isError():
                 status[req.block] = BlockData(BlockStatus.EXCEPTION,
                                               exception_code=resp.exception_code)
+                continue
+            if self.blocks[req.block].is_bits:
+                if len(resp.bits) < req.count:
+                    status[req.block] = BlockData(BlockStatus.TRANSPORT)
+                    continue
+                pack_bits(regs[req.block], req.address - self.blocks[req.block].start,
+                          resp.bits[:req.count])
                 continue
             raw = getattr(resp, "raw", None)
             if raw is None or len(raw) != 2 * req.count:

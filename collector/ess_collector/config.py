@@ -52,6 +52,7 @@ class CollectorSettings:
     reconnect_initial: float
     reconnect_max: float
     stats_interval: float
+    frozen_after: float = 300.0
 
 
 @lru_cache(maxsize=1)
@@ -111,7 +112,8 @@ def collector_settings(cfg: SitesConfig, env: dict | None = None,
                           max_age=sp["max_age_hours"] * 3600.0)
     rec = v["reconnect"]
     return CollectorSettings(PublishSettings(topic=topic, **v["publish"]), spool, v["interval"],
-                             v["timeout"], rec["initial"], rec["max"], v["stats_interval"])
+                             v["timeout"], rec["initial"], rec["max"], v["stats_interval"],
+                             v["frozen_after"])
 
 
 def load_config(path: str | Path, env: dict | None = None) -> tuple[SitesConfig,

@@ -26,6 +26,7 @@ from ess.regmap import RegisterMap
 @dataclass
 class _Job:
     frames: list
+    published: object = None        # the message's publish time (datetime), for the ledger
     done: bool = False
     result: WriteResult | None = None
     error: BaseException | None = None
@@ -48,13 +49,13 @@ class GroupWriter:
         self._writers = 0
         self.stats = {"groups": 0, "messages": 0}   # statements written, messages in them
 
-    def write(self, frames: list) -> WriteResult:
+    def write(self, frames: list, published=None) -> WriteResult:
         """Store one message's frames; raise what its group's write raised.
 
         A waiting request is woken only when its own group is done or when it is first in
         the queue and may lead the next group (not every waiter on every commit).
         """
-        job = _Job(frames)
+        job = _Job(frames, published)
         with self._lock:
             self._queue.append(job)
             self._queued_frames += len(frames)
@@ -107,7 +108,7 @@ class GroupWriter:
     def _write_group(self, group: list[_Job]) -> None:
         try:
             self.stats["messages"] += len(group)
-            results = self._write([j.frames for j in group])
+            results = self._write([j.frames for j in group], [j.published for j in group])
         except BaseException as exc:
             if len(group) == 1 or is_transient(exc):
                 for j in group:
@@ -119,11 +120,11 @@ class GroupWriter:
         for j, result in zip(group, results, strict=True):
             j.result = result
 
-    def _write(self, messages: list[list]) -> list[WriteResult]:
+    def _write(self, messages: list[list], published: list) -> list[WriteResult]:
         self.stats["groups"] += 1
         conn = self._take()
         try:
-            results = write_messages(conn, messages, self.maps)
+            results = write_messages(conn, messages, self.maps, published=published)
         except BaseException:
             self._discard(conn)
             raise

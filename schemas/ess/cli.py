@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .db import cli as db_cli
 
     db_cli.register(sub)
+    from .status import cli as status_cli
+
+    status_cli.register(sub)
     for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
         plugin.load()(sub)
     return parser

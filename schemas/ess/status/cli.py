@@ -1,0 +1,130 @@
+"""`ess status`: per site and bank, last seen, completeness, lost, missed, failed, frozen.
+
+Exit 1 when a frame was lost in the reported days or a bank has been silent longer than
+`--silent-after`; 2 on a usage or configuration error; else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+
+from . import report
+from .sql import SEEN
+
+
+def _targets(conn, args) -> tuple[list[tuple[str, str, list[int]]], float, float]:
+    """[(site, timezone, banks)], interval and frozen_after: from the sites config, else the
+    ledger (UTC days, 1 s ticks)."""
+    path = args.sites or os.environ.get("ESS_SITES_CONFIG")
+    frozen = args.frozen_after
+    if path:
+        from ..sites import load_sites
+
+        cfg = load_sites(path)
+        col = cfg.raw.get("collector") or {}
+        targets = [(s.site_id, s.timezone, sorted(d.bank_id for d in s.devices))
+                   for s in cfg.sites]
+        interval = float(col.get("interval", 1.0))
+        frozen = frozen or float(col.get("frozen_after", report.DEFAULT_FROZEN_AFTER))
+    else:
+        seen: dict[str, list[int]] = {}
+        for site, bank in report._query(conn, SEEN, {}):
+            seen.setdefault(site, []).append(bank)
+        targets = [(s, "UTC", b) for s, b in seen.items()]
+        interval = 1.0
+    if args.site:
+        targets = [t for t in targets if t[0] in args.site]
+    return targets, interval, frozen or report.DEFAULT_FROZEN_AFTER
+
+
+def _days(args, tz: str, now: datetime) -> tuple[date, date]:
+    from zoneinfo import ZoneInfo
+
+    today = now.astimezone(ZoneInfo(tz)).date()
+    if args.date:
+        return args.date, args.date
+    return args.from_ or today, args.to or args.from_ or today
+
+
+def collect(conn, args, now: datetime) -> dict:
+    """The whole status document (what `--json` prints)."""
+    targets, interval, frozen = _targets(conn, args)
+    out: dict = {"now": now.isoformat(), "interval_s": interval, "frozen_after_s": frozen,
+                 "banks": [], "days": [], "gaps": []}
+    for site, tz, banks in targets:
+        d0, d1 = _days(args, tz, now)
+        today = now.astimezone(report.ZoneInfo(tz)).date()
+        kept = report.stored_days(conn, site, d0, min(d1, today)) if d0 < today else {}
+        live_from = max(d0, min(today, d1)) if kept else d0
+        days = report.compute(conn, site, tz, banks, live_from, d1, interval, frozen, now)
+        days = [*[kept[k] for k in sorted(kept) if k[1] < live_from], *days]
+        for d in days:
+            d.timezone = tz
+        out["days"] += [d.as_dict() for d in sorted(days, key=lambda d: (d.bank_id, d.day))]
+        out["banks"] += report.last_seen(conn, site, banks, now, frozen)
+        out["gaps"] += report.gaps(conn, site, tz, d0, d1)
+    return out
+
+
+def _text(doc: dict) -> str:
+    lines = []
+    for b in doc["banks"]:
+        age = "never" if b["age_s"] is None else f"{b['age_s']}s ago (lag {b['lag_s']}s)"
+        lines.append(f"{b['site_id']}/bank{b['bank_id']}: last seen {age}"
+                     + (f", FROZEN for {b['frozen_s']}s" if b["frozen"] else ""))
+    for d in doc["days"]:
+        failed = ", ".join(f"{k} x{v}" for k, v in sorted(d["failed"].items()))
+        lines.append(f"  {d['site_id']}/bank{d['bank_id']} {d['day']}: "
+                     f"{100 * d['completeness']:.3f}% ({d['stored']}/{d['expected']}) "
+                     f"lost={d['lost']} missed={d['missed']} failed={d['failed_polls']}"
+                     + (f" [{failed}]" if failed else "")
+                     + f" out_of_range={d['out_of_range']} frozen_s={d['frozen_s']}"
+                     + (f" resets={d['resets']}" if d["resets"] else ""))
+    for g in doc["gaps"]:
+        what = (f"lost seq {g['first_seq']}..{g['last_seq']}" if g["kind"] == "lost"
+                else f"reset seq {g['from_seq']} -> {g['to_seq']}")
+        lines.append(f"  {g['site_id']}/bank{g['bank_id']}: {what} between {g['after']} "
+                     f"and {g['before']}")
+    return "\n".join(lines)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ..db.connect import connect
+
+    now = datetime.now(UTC)
+    try:
+        conn = connect(args.dsn)
+    except Exception as exc:  # noqa: BLE001 - reported, exit 1 (the database is down)
+        print(f"ess status: cannot connect: {exc}", file=sys.stderr)
+        return 1
+    try:
+        doc = collect(conn, args, now)
+    finally:
+        conn.close()
+    silent = [b for b in doc["banks"] if b["age_s"] is None or b["age_s"] > args.silent_after]
+    lost = sum(d["lost"] for d in doc["days"])
+    doc["ok"] = not silent and not lost
+    print(json.dumps(doc, indent=1) if args.json else _text(doc))
+    return 0 if doc["ok"] else 1
+
+
+def register(sub) -> None:
+    """Add `ess status` to the CLI."""
+    p = sub.add_parser("status", help="data status per site and bank from the frame ledger")
+    p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
+    p.add_argument("--sites", help="sites config (default: ESS_SITES_CONFIG; without one, the "
+                   "sites and banks seen in the ledger, UTC days)")
+    p.add_argument("--site", action="append", help="only this site (repeatable)")
+    p.add_argument("--date", type=date.fromisoformat, help="one local day (default: today)")
+    p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first local day")
+    p.add_argument("--to", type=date.fromisoformat, help="last local day (default: --from)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--silent-after", type=float, default=300.0,
+                   help="seconds without a frame after which a bank counts as silent (exit 1)")
+    p.add_argument("--frozen-after", type=float, help="seconds of identical registers that "
+                   "make a bank frozen (default: collector.frozen_after, else 300)")
+    p.set_defaults(func=_cmd_status)

@@ -1,0 +1,166 @@
+"""Daily data status per site, bank and local day, computed from the ledger (or read back from
+`data_status` for days the export has already written)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from . import sql
+
+DEFAULT_FROZEN_AFTER = 300.0
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+@dataclass
+class BankDay:
+    """One bank's status for one local day; expected = stored + missed + lost."""
+
+    site_id: str
+    bank_id: int
+    day: date
+    timezone: str
+    expected: int = 0
+    stored: int = 0
+    lost: int = 0
+    resets: int = 0
+    missed: int = 0
+    failed_polls: int = 0
+    failed: dict = field(default_factory=dict)     # "block:kind" -> polls
+    out_of_range: int = 0
+    first_poll: datetime | None = None
+    last_poll: datetime | None = None
+    max_lag_s: float | None = None
+    frozen_s: int = 0
+
+    @property
+    def completeness(self) -> float:
+        """Share of expected ticks with a stored frame (1.0 for a day with none expected)."""
+        return min(1.0, self.stored / self.expected) if self.expected else 1.0
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["completeness"] = round(self.completeness, 6)
+        for k in ("day", "first_poll", "last_poll"):
+            out[k] = out[k].isoformat() if out[k] is not None else None
+        return out
+
+
+def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
+    """UTC start and end of a local day (23 or 25 hours long on DST changes)."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def expected_ticks(day: date, tz: str, interval: float, now: datetime | None = None) -> int:
+    """Ticks (multiples of `interval` in Unix time) in the local day, up to `now` if earlier."""
+    start, end = day_bounds(day, tz)
+    if now is not None:
+        end = max(start, min(end, now))
+    return math.ceil(end.timestamp() / interval - 1e-9) - math.ceil(
+        start.timestamp() / interval - 1e-9)
+
+
+def _params(site: str, tz: str, d0: date, d1: date, interval: float, frozen: float) -> dict:
+    return {"site": site, "tz": tz, "d0": d0.isoformat(), "d1": d1.isoformat(),
+            "interval": interval, "frozen": frozen}
+
+
+def _query(conn, text: str, params: dict) -> list:
+    names = _NAMED.findall(text)        # %(name)s -> %s (pg8000's style is module-wide)
+    cur = conn.cursor()
+    try:
+        cur.execute(_NAMED.sub("%s", text), tuple(params[n] for n in names))
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def compute(conn, site: str, tz: str, banks: list[int], d0: date, d1: date,
+            interval: float = 1.0, frozen_after: float = DEFAULT_FROZEN_AFTER,
+            now: datetime | None = None) -> list[BankDay]:
+    """Status of every bank (configured or seen) for each local day d0..d1, from the ledger."""
+    now = now or datetime.now(UTC)
+    p = _params(site, tz, d0, d1, interval, frozen_after)
+    found: dict[tuple[int, date], BankDay] = {}
+    for (bank, day, stored, lost, resets, failed_polls, oor, first, last, lag,
+         frozen) in _query(conn, sql.DAYS, p):
+        found[(bank, day)] = BankDay(site, bank, day, tz, 0, stored, lost, resets, 0,
+                                     failed_polls, {}, oor, first, last, lag, frozen)
+    for bank, day, what, n in _query(conn, sql.FAILED, p):
+        found[(bank, day)].failed[what] = n
+    out = []
+    for bank in sorted(set(banks) | {b for b, _ in found}):
+        day = d0
+        while day <= d1:
+            bd = found.get((bank, day)) or BankDay(site, bank, day, tz)
+            bd.expected = expected_ticks(day, tz, interval, now)
+            bd.missed = max(0, bd.expected - bd.stored - bd.lost)
+            out.append(bd)
+            day += timedelta(days=1)
+    return out
+
+
+def gaps(conn, site: str, tz: str, d0: date, d1: date) -> list[dict]:
+    """Lost ranges (`first_seq`..`last_seq` missing) and resets (`from_seq` -> `to_seq`)."""
+    out = []
+    for bank, kind, a, b, before, after in _query(conn, sql.GAPS,
+                                                   _params(site, tz, d0, d1, 1, 0)):
+        item = {"site_id": site, "bank_id": bank, "kind": kind, "after": before.isoformat(),
+                "before": after.isoformat()}
+        item.update({"first_seq": a, "last_seq": b} if kind == "lost"
+                    else {"from_seq": a, "to_seq": b})
+        out.append(item)
+    return out
+
+
+def last_seen(conn, site: str, banks: list[int], now: datetime,
+              frozen_after: float = DEFAULT_FROZEN_AFTER) -> list[dict]:
+    """Per bank: newest poll, its age and lag, seq, and whether the bank is frozen now."""
+    out = []
+    for bank, ts, lag, seq, run_start in _query(conn, sql.LAST, {"site": site, "banks": banks}):
+        frozen = bool(ts and run_start and (ts - run_start).total_seconds() >= frozen_after)
+        out.append({"site_id": site, "bank_id": bank, "last_poll": ts.isoformat() if ts else None,
+                    "age_s": round((now - ts).total_seconds(), 1) if ts else None,
+                    "lag_s": round(lag, 3) if lag is not None else None, "seq": seq,
+                    "frozen": frozen,
+                    "frozen_s": round((ts - run_start).total_seconds()) if frozen else 0})
+    return out
+
+
+def stored_days(conn, site: str, d0: date, d1: date) -> dict[tuple[int, date], BankDay]:
+    """Rows the export wrote to `data_status` for the site and days."""
+    rows = _query(conn, sql.STORED, {"site": site, "d0": d0.isoformat(), "d1": d1.isoformat()})
+    out = {}
+    for (bank, day, expected, stored, lost, resets, failed_polls, failed, oor, first, last,
+         lag, frozen) in rows:
+        bd = BankDay(site, bank, day, "", expected, stored, lost, resets, 0, failed_polls,
+                     failed if isinstance(failed, dict) else json.loads(failed or "{}"),
+                     oor, first, last, lag, frozen)
+        bd.missed = max(0, expected - stored - lost)
+        out[(bank, day)] = bd
+    return out
+
+
+def save(conn, days: list[BankDay]) -> int:
+    """Write (or replace) `data_status` rows; return how many."""
+    cur = conn.cursor()
+    try:
+        for d in days:
+            cur.execute(sql.UPSERT, (d.day, d.site_id, d.bank_id, d.timezone, d.expected,
+                                     d.stored, d.completeness, d.lost, d.resets, d.missed,
+                                     d.failed_polls, json.dumps(d.failed), d.out_of_range,
+                                     d.first_poll, d.last_poll, d.max_lag_s, d.frozen_s))
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        cur.close()
+    return len(days)

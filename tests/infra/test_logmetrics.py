@@ -1,85 +1,46 @@
 """Log-based metrics, alert intent and the Ops Agent config, evaluated against real log lines.
 
-The lines come from the real `ess.logs.setup_logging` handler and `ess.logs.event`, called with
-the fields each component's event() call passes (collector/ess_collector/{service,modbus,
-sender}.py, functions/ess_functions/{ingest,export,export_http}.py). They are wrapped the way
-Cloud Logging stores them: JSON fields under jsonPayload, `severity` lifted to the entry.
+The lines come from real runs of the components (tests/infra/real_lines.py, the `real_lines`
+fixture): the Ingestor storing, re-storing, failing to store (database down) and quarantining;
+`ess collect` with a failing block, a closed port and Pub/Sub unreachable; the export function
+running and failing. They are wrapped the way Cloud Logging stores them: JSON fields under
+jsonPayload, `severity` lifted to the entry.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import re
 from pathlib import Path
 
 import hcl2
 import pytest
 import yaml
-from ess.logs import event, setup_logging
 from logquery import extract, matches
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-RUN = {"type": "cloud_run_revision", "labels": {"service_name": "ess-ingest-main"}}
-VM = {"type": "gce_instance", "labels": {"instance_id": "1"}}
-IDS = {"message_id": "m1", "site": "site-a"}
+# The kinds of line the issue names, each of which a real run must have produced.
+REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
+            "publish_failure", "export_file", "export_failure")
+FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
-# name -> (resource, message, stage, level, fields)
-LINES = {
-    "stored": (RUN, "stored 40/40 rows of 2 frames", "store", logging.INFO,
-               dict(frames=2, bytes=900, rows=40, inserted=38, duplicates=2,
-                    latency_ms={"p50": 80.0, "max": 90.0}, lag_s=0.09, **IDS)),
-    "store_failure": (RUN, "store failed (transient): connection refused", "store",
-                      logging.WARNING, dict(frames=2, transient=True,
-                                            error="InterfaceError: connection refused", **IDS)),
-    "out_of_range": (RUN, "out-of-range values: soc=120", "preprocess", logging.WARNING,
-                     dict(frames=2, out_of_range=3, registers=[{"name": "soc", "count": 3}],
-                          **IDS)),
-    "quarantine": (RUN, "quarantined message m1: bad_crc: x", "preprocess", logging.ERROR,
-                   dict(reason="bad_crc", error="x", quarantine="gs://q/m1", bytes=10, **IDS)),
-    "poll_failed_block": (VM, "site-a/bms1: cells timeout", "poll", logging.WARNING,
-                          dict(site="site-a", device="site-a/bms1", failed=1, latency_ms=12.5)),
-    "poll_recovered": (VM, "site-a/bms1: all blocks ok again", "poll", logging.INFO,
-                       dict(site="site-a", device="site-a/bms1", failed=0, latency_ms=3.1)),
-    "poll_summary": (VM, "site-a/bms1: poll summary", "poll", logging.INFO,
-                     dict(site="site-a", device="site-a/bms1", polls=60, missed_ticks=0,
-                          failed_blocks=1, jitter_ms_p50=1.0, jitter_ms_p99=3.0,
-                          poll_ms_p50=3.0, poll_ms_p99=9.0)),
-    "connect_failure": (VM, "site-a/bms1: cannot connect (refused); retry in 1.0 s", "poll",
-                        logging.WARNING, dict(site="site-a", device="site-a/bms1",
-                                              error="refused", backoff_s=1.0)),
-    "publish_failure": (VM, "publish failed for site site-a", "publish", logging.ERROR,
-                        dict(site="site-a", error="ServiceUnavailable()")),
-    "publish_summary": (VM, "site-a: publish summary", "publish", logging.INFO,
-                        dict(site="site-a", frames=60, messages=6, failures=0, replayed=0,
-                             queued=0, latency_ms_p50=20.0, latency_ms_p99=40.0)),
-    "export_file": (RUN, "export site-a/bms/2024-01-01.csv: written", "accumulate", logging.INFO,
-                    dict(site="site-a", table="bms", day="2024-01-01", status="written",
-                         rows=1440, bytes=9000, sha256="ab", ms=120, object="k")),
-    "export_manifest": (RUN, "manifest 2024-01-01: written", "accumulate", logging.INFO,
-                        dict(date="2024-01-01", files=3, written=True)),
-    "export_failure": (RUN, "export failed: boom", "accumulate", logging.ERROR,
-                       dict(error="OperationalError('boom')")),
-    "export_conflict": (RUN, "export k: replaced by another run", "accumulate", logging.WARNING,
-                        dict(object="k", error="replaced")),
-}
-
-# metric -> the lines it must count (exactly), and the value extracted from each.
+# metric -> the kinds of line it must count (exactly), and the value extracted from each:
+# None (a counter), a number the test input fixes, or FIELD.
 EXPECTED = {
-    "ess_store_batches": {"stored": None},
-    "ess_frames_ingested": {"stored": 2},
-    "ess_rows_written": {"stored": 40},
-    "ess_duplicates": {"stored": 2},
+    "ess_store_batches": {"stored": None, "stored_again": None},
+    "ess_frames_ingested": {"stored": "frames", "stored_again": "frames"},
+    "ess_rows_written": {"stored": "rows", "stored_again": "rows"},
+    "ess_duplicates": {"stored_again": "rows"},
     "ess_decode_errors": {"quarantine": None},
-    "ess_out_of_range": {"out_of_range": 3},
+    "ess_out_of_range": {"out_of_range": "out_of_range"},
     "ess_poll_errors": {"poll_failed_block": None, "connect_failure": None,
                         "publish_failure": None},
-    "ess_poll_to_row_lag": {"stored": 0.09},
-    "ess_export_rows": {"export_file": 1440},
+    "ess_poll_to_row_lag": {"stored": FIELD, "stored_again": FIELD},
+    "ess_export_rows": {"export_file": FIELD},
     "ess_export_runs": {"export_file": None, "export_manifest": None},
 }
+VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows"}
 
 
 def _norm(v):
@@ -96,23 +57,17 @@ def _hcl_string(s: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def entries() -> dict[str, dict]:
-    """Each named line, emitted by the real handler, as Cloud Logging stores it."""
-    stream = io.StringIO()
-    setup_logging("test", stream=stream, level="INFO")
-    log = logging.getLogger("ess.test")
-    out = {}
-    try:
-        for name, (resource, message, stage, level, fields) in LINES.items():
-            stream.seek(0)
-            stream.truncate()
-            event(log, message, stage=stage, level=level, **fields)
-            payload = json.loads(stream.getvalue().strip().splitlines()[-1])
-            severity = payload.pop("severity")
-            out[name] = {"jsonPayload": payload, "severity": severity, "resource": resource}
-    finally:
-        setup_logging("test")
-    return out
+def kinds(real_lines) -> dict[str, list[dict]]:
+    """Every captured entry, by kind."""
+    missing = [k for k in REQUIRED if not real_lines.kinds.get(k)]
+    assert not missing, f"the real runs logged no {missing}"
+    return real_lines.kinds
+
+
+@pytest.fixture(scope="module")
+def entries(kinds) -> dict[str, dict]:
+    """The first captured entry of each kind."""
+    return {k: v[0] for k, v in kinds.items()}
 
 
 @pytest.fixture(scope="module")
@@ -135,15 +90,27 @@ def test_every_metric_has_an_expectation(metrics):
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_metric_counts_exactly_its_lines(name, metrics, entries):
+def test_metric_counts_exactly_its_lines(name, metrics, kinds, real_lines):
     m = metrics[name]
-    counted = {k for k, e in entries.items() if matches(_hcl_string(m["filter"]), e)}
-    assert counted == set(EXPECTED[name]), f"{name}: {m['description']}"
-    for line, want in EXPECTED[name].items():
-        if want is not None:
-            assert m["value"] and extract(m["value"], entries[line]) == want, (name, line)
-        else:
+    f = _hcl_string(m["filter"])
+    for kind, lines in kinds.items():
+        hits = [matches(f, e) for e in lines]
+        want = kind in EXPECTED[name]
+        assert hits == [want] * len(lines), (f"{name} ({m['description']}) on {kind}: "
+                                             f"{[e['jsonPayload']['message'] for e in lines]}")
+    for kind, want in EXPECTED[name].items():
+        if want is None:
             assert m["value"] is None, name
+            continue
+        for e in kinds[kind]:
+            expected = (e["jsonPayload"][VALUE_FIELD[name]] if want is FIELD
+                        else real_lines.stored[want])
+            assert m["value"] and extract(m["value"], e) == expected, (name, kind)
+
+
+def test_export_rows_add_up_to_the_rows_stored(metrics, kinds, real_lines):
+    value = metrics["ess_export_rows"]["value"]
+    assert sum(extract(value, e) for e in kinds["export_file"]) == real_lines.stored["rows"]
 
 
 def test_label_extractors_find_the_site(entries):
@@ -235,4 +202,5 @@ def test_ops_agent_parses_the_collector_unit_only(entries):
         assert any(matches(f, other) for f in excludes), f"not dropped: {other}"
     # after parse_json on MESSAGE the collector's fields are what the metrics read
     parsed = {"jsonPayload": json.loads(kept["jsonPayload"][parse[0]["field"]])}
-    assert parsed["jsonPayload"]["stage"] == "poll" and parsed["jsonPayload"]["failed"] == 1
+    assert parsed["jsonPayload"] == entries["poll_failed_block"]["jsonPayload"]
+    assert parsed["jsonPayload"]["stage"] == "poll" and parsed["jsonPayload"]["failed"] >= 1

@@ -1,0 +1,53 @@
+"""Fixtures of the infra tests: log lines captured from real runs of the components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from ess_local.procs import free_port
+from real_lines import (
+    as_entry,
+    collector_lines,
+    export_lines,
+    ingest_lines,
+    kind_of,
+    log_level_quiet,
+    sites_yaml,
+)
+
+RUN = {"type": "cloud_run_revision", "labels": {"service_name": "ess-ingest-main"}}
+VM = {"type": "gce_instance", "labels": {"instance_id": "1"}}
+
+
+@dataclass
+class RealLines:
+    """Captured entries by kind (as Cloud Logging stores them), and what the stored line of
+    the ingested message must report."""
+
+    kinds: dict[str, list[dict]] = field(default_factory=dict)
+    stored: dict[str, int] = field(default_factory=dict)
+
+    def add(self, lines: list[dict], resource: dict) -> None:
+        for line in lines:
+            self.kinds.setdefault(kind_of(line.get("message", "")), []).append(
+                as_entry(line, resource))
+
+
+@pytest.fixture(scope="session")
+def real_lines(tmp_path_factory, pg_cluster, gcs_emulator) -> RealLines:
+    """Ingest, collector and export lines from real runs (see real_lines.py)."""
+    log_level_quiet()
+    tmp = tmp_path_factory.mktemp("real-lines")
+    sites = sites_yaml(tmp / "sites.yaml")
+    dsn = pg_cluster.create_database("real_lines", timescale=True)
+    out = RealLines()
+    lines, out.stored = ingest_lines(dsn, sites, tmp)
+    out.add(lines, RUN)
+    gcs_emulator.create_bucket("ess-real-lines")
+    out.add(export_lines(dsn, sites, gcs_emulator.env(), "ess-real-lines"), RUN)
+    dead = free_port()       # no Pub/Sub emulator listens there
+    (tmp / "collector").mkdir()
+    out.add(collector_lines(tmp / "collector", dead), VM)
+    yield out
+    pg_cluster.drop_database("real_lines")

@@ -1,0 +1,208 @@
+"""Log lines the real components emit, captured from real runs for the log-metric tests.
+
+- ingest (the real Ingestor, in-process, against a test database): a stored message with
+  out-of-range values, its redelivery (all duplicates), a store failure (a dead database port:
+  the outage case) and a poison message quarantined into a local directory;
+- the collector (`ess collect` as a subprocess, its JSON lines on stderr): one bank on the
+  simulator with a failing block (faults file), one on a closed port (connect failure), and
+  Pub/Sub pointed at a dead emulator port (publish failure);
+- the export (the real HTTP function through functions-framework's test client): a run to
+  the GCS emulator and a failure (database down).
+
+Lines are sorted into kinds by their message text (what a reader sees), never by the fields
+the metric filters test, so a filter is checked against what the code really writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from ess.codec import BlockData, Frame, encode_frames
+from ess.db.connect import connect_dsn
+from ess.db.migrate import migrate
+from ess.decode import decoder_for
+from ess.logs import setup_logging
+from ess.regmap import load_map
+from ess_local.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAD_DB = "postgresql://ess@127.0.0.1:{port}/never_used"
+FRAMES = 2
+# the frames' poll time: noon in Seoul two days ago, a day the export may run for
+POLLED = datetime.combine(datetime.now(UTC).date() - timedelta(days=2), datetime.min.time(),
+                          UTC) + timedelta(hours=3)
+
+# kind -> pattern of the message text; the first that matches names the line
+KINDS = [
+    ("stored_again", r"^stored 0/\d+ rows"),
+    ("stored", r"^stored \d+/\d+ rows"),
+    ("store_failure", r"^store failed"),
+    ("out_of_range", r"^out-of-range values"),
+    ("quarantine", r"^quarantined message"),
+    ("export_failure", r"^export failed"),
+    ("connect_failure", r": cannot connect"),
+    ("poll_summary", r": poll summary$"),
+    ("poll_recovered", r": all blocks ok again$"),
+    ("publish_failure", r"^publish failed"),
+    ("publish_summary", r": publish summary$"),
+    ("export_manifest", r"^manifest "),
+    ("export_file", r"^export \S+: (written|unchanged)$"),
+    ("poll_failed_block", r"^\S+/bank\d+: .*(timeout|exception|transport)"),
+]
+
+
+def kind_of(message: str) -> str:
+    """The kind of a line, from its message text ("other" for the rest)."""
+    return next((k for k, p in KINDS if re.search(p, message)), "other")
+
+
+def as_entry(payload: dict, resource: dict) -> dict:
+    """A JSON line as Cloud Logging stores it: fields under jsonPayload, severity lifted."""
+    payload = dict(payload)
+    return {"jsonPayload": payload, "severity": payload.pop("severity", "DEFAULT"),
+            "resource": resource}
+
+
+@contextlib.contextmanager
+def captured(component: str) -> Iterator[list[dict]]:
+    """The JSON lines logged through the real handler while the block runs."""
+    stream = io.StringIO()
+    setup_logging(component, stream=stream, level="INFO")
+    lines: list[dict] = []
+    try:
+        yield lines
+    finally:
+        setup_logging("test")
+        lines += [json.loads(x) for x in stream.getvalue().splitlines() if x.startswith("{")]
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """Environment variables set for the block, restored afterwards."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _frames(site: str, start: datetime) -> list[Frame]:
+    regmap = load_map()
+    out = []
+    for i in range(FRAMES):
+        regs = {b.name: [65535 if j % 97 == 5 else (i * 31 + j) % 1100 for j in range(b.count)]
+                for b in regmap.blocks}
+        us = int((start + timedelta(seconds=i)).timestamp() * 1_000_000)
+        out.append(Frame(site, 1, i, us, us + 30_000, regmap.map_id, regmap.version,
+                         {n: BlockData(registers=Frame.registers_to_bytes(r))
+                          for n, r in regs.items()}))
+    return out
+
+
+def expected_values(frames: list[Frame]) -> dict[str, int]:
+    """What the stored line of `frames` must report: frames, rows, out-of-range values."""
+    tables, oor = decoder_for(load_map()).decode_frames(frames)
+    return {"frames": len(frames), "rows": sum(len(t) for t in tables),
+            "out_of_range": sum(s["count"] for s in oor)}
+
+
+def ingest_lines(dsn: str, sites_path: Path, tmp: Path) -> tuple[list[dict], dict]:
+    """A stored message, its redelivery, a store failure and a quarantine."""
+    from ess.sites import load_sites
+    from ess_functions.ingest.envelope import Message
+    from ess_functions.ingest.ingestor import Ingestor
+    from ess_functions.ingest.pool import Connections
+    from ess_functions.ingest.quarantine import Quarantine
+
+    conn = connect_dsn(dsn)
+    migrate(conn, [load_map()])
+    conn.close()
+    sites = load_sites(str(sites_path))
+    frames = _frames("site-a", POLLED)
+    good = Message("m-good", encode_frames(frames), {"site_id": "site-a"})
+    dead = DEAD_DB.format(port=free_port())
+    with captured("ingest") as lines:
+        ing = Ingestor(sites, "main", Connections(lambda: connect_dsn(dsn)),
+                       Quarantine(str(tmp / "quarantine")))
+        assert ing.handle(good).status == "stored"
+        assert ing.handle(good).status == "stored"          # a redelivery: all duplicates
+        assert ing.handle(Message("m-poison", b"not frames")).status == "quarantined"
+        down = Ingestor(sites, "main", Connections(lambda: connect_dsn(dead, timeout=2)),
+                        Quarantine(str(tmp / "quarantine")))
+        try:
+            down.handle(Message("m-down", encode_frames(frames), {"site_id": "site-a"}))
+            raise AssertionError("a store with the database down must raise")
+        except Exception as exc:  # noqa: BLE001 - any transient error is the point
+            assert not isinstance(exc, AssertionError), exc
+    return lines, expected_values(frames)
+
+
+def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
+    """`ess collect` for 5 ticks: a failing block, a closed port, Pub/Sub unreachable."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "collector"))
+    from collector_support import CollectorProcess, start_simulator, write_config
+
+    sim = start_simulator(1, tmp, faults=[{"kind": "exception", "bank": 1, "block": "PCS"}])
+    try:
+        cfg = write_config(tmp, sim, "projects/ess-local-test/topics/none", stats_interval=2,
+                           publish={"timeout": 1, "max_latency": 0.2})
+        doc = yaml.safe_load(cfg.read_text())
+        doc["sites"][0]["devices"].append({"host": "127.0.0.1", "port": free_port(),
+                                           "bank_id": 2})
+        cfg.write_text(yaml.safe_dump(doc))
+        proc = CollectorProcess(cfg, f"127.0.0.1:{emulator_port}", tmp / "collector.log",
+                                ticks=5).start()
+        try:
+            proc.wait(60)
+        finally:
+            proc.stop()
+        return proc.events()
+    finally:
+        sim.stop()
+
+
+def export_lines(dsn: str, sites_path: Path, gcs_env: dict, bucket: str) -> list[dict]:
+    """One export run of the ingested day to the GCS emulator, and one with the DB down."""
+    import functions_framework
+
+    day = POLLED.date()   # 12:00 in Seoul, the site's timezone
+    env = {**gcs_env, "ESS_SITES_CONFIG": str(sites_path), "ESS_EXPORT_BUCKET": bucket,
+           "ESS_DB_DSN": dsn}
+    with environ(**env):
+        app = functions_framework.create_app(
+            target="export", source=str(ROOT / "functions" / "export" / "main.py")).test_client()
+        with captured("export") as lines:
+            assert app.post("/", json={"date": str(day), "site": "site-a"}).status_code == 200
+            os.environ["ESS_DB_DSN"] = DEAD_DB.format(port=free_port())
+            assert app.post("/", json={"date": str(day), "site": "site-a"}).status_code == 500
+    return lines
+
+
+def sites_yaml(path: Path) -> Path:
+    """One site, one bank on the default map (the ingest's and the export's configuration)."""
+    path.write_text(yaml.safe_dump({"sites": [{"site_id": "site-a", "timezone": "Asia/Seoul",
+                                               "devices": [{"host": "127.0.0.1", "port": 1502,
+                                                            "bank_id": 1}]}]}))
+    return path
+
+
+def log_level_quiet() -> None:
+    """Keep third-party chatter (google clients) out of the captured lines."""
+    for name in ("google", "urllib3", "werkzeug"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -78,3 +78,8 @@ output "dashboard_id" {
   description = "Cloud Monitoring dashboard id."
   value       = google_monitoring_dashboard.ess.id
 }
+
+output "bigquery_tables" {
+  description = "BigQuery external tables over the daily export by type (project.dataset.table); empty without bigquery_dataset."
+  value       = { for t, tbl in google_bigquery_table.export : t => "${tbl.project}.${tbl.dataset_id}.${tbl.table_id}" }
+}

@@ -1,4 +1,4 @@
-# Daily CSV export, called with an OIDC token of the scheduler service account.
+# Daily export (var.export_format), called with an OIDC token of the scheduler service account.
 resource "google_cloud_scheduler_job" "export" {
   project          = var.project_id
   region           = var.region
@@ -19,7 +19,7 @@ resource "google_cloud_scheduler_job" "export" {
     http_method = "POST"
     uri         = google_cloudfunctions2_function.export.service_config[0].uri
     headers     = { "Content-Type" = "application/json" }
-    body        = base64encode(jsonencode({ trigger = "scheduler" }))
+    body        = base64encode(jsonencode({ trigger = "scheduler", format = var.export_format }))
 
     oidc_token {
       service_account_email = google_service_account.component["scheduler"].email

@@ -479,3 +479,28 @@ variable "function_error_ratio_threshold" {
   description = "Fraction of 5xx responses of a function over 5 minutes that raises an alert."
   default     = 0.05
 }
+
+# --- export format / BigQuery -----------------------------------------------
+
+variable "export_format" {
+  type        = string
+  description = "Format of the scheduled daily export: csv, csv.gz or parquet. The BigQuery external tables read the files of this format (CSV with the explicit schema of schemas/bigquery/, Parquet with the files' own)."
+  default     = "csv"
+  nullable    = false
+
+  validation {
+    condition     = contains(["csv", "csv.gz", "parquet"], var.export_format)
+    error_message = "export_format must be csv, csv.gz or parquet."
+  }
+}
+
+variable "bigquery_dataset" {
+  type        = string
+  description = "BigQuery dataset id for the external tables over the daily export (bank, rack, pcs, etc). Null creates no dataset and no tables."
+  default     = null
+
+  validation {
+    condition     = var.bigquery_dataset == null || can(regex("^[A-Za-z0-9_]{1,1024}$", var.bigquery_dataset))
+    error_message = "bigquery_dataset must be letters, digits and underscores (at most 1024), or null."
+  }
+}

@@ -1,7 +1,7 @@
 """Cloud Run function `export` (HTTP, called daily by Cloud Scheduler with an OIDC token).
 
-POST {"date": "YYYY-MM-DD", "site": "site-a", "gzip": false}, all optional: writes the day's CSV
-files and manifest to ESS_EXPORT_BUCKET. Logic: ess_functions.export; docs/export.md.
+POST {"date": "YYYY-MM-DD", "site": "site-a", "format": "csv"}, all optional: writes the day's
+files (csv, csv.gz or parquet) and manifest to ESS_EXPORT_BUCKET. Logic: ess_functions.export.
 """
 
 import functions_framework

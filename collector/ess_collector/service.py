@@ -21,6 +21,7 @@ from ess.logs import event
 from ess.sites import SitesConfig
 
 from .config import CollectorSettings
+from .frozen import FrozenWatch
 from .modbus import DevicePoller
 from .sender import RateLimiter, SiteSender
 from .spool import AsyncSpool, Spool
@@ -101,6 +102,7 @@ class Collector:
         self.sites, self.settings = sites, settings
         self._publisher = publisher
         self.stats: dict[str, DeviceStats] = {}
+        self.frozen: dict[str, FrozenWatch] = {}
         self.summary = RunSummary()
         self.senders: dict[str, SiteSender] = {}
 
@@ -161,6 +163,19 @@ class Collector:
             event(log, f"{d.name}: " + (what or "all blocks ok again"), stage="poll",
                   level=logging.WARNING if failed else logging.INFO, site=d.site_id,
                   device=d.name, failed=len(failed), latency_ms=round(poll_ms, 1))
+        self._watch_frozen(poller, blocks)
+
+    def _watch_frozen(self, poller: DevicePoller, blocks: dict[str, BlockData]) -> None:
+        """Log when a bank's registers freeze (identical for frozen_after s) or thaw."""
+        watch = self.frozen[poller.device.name]
+        change = watch.update(blocks, time.time())
+        if change:
+            d = poller.device
+            event(log, f"{d.name}: registers {change} (identical in every block since "
+                  f"{watch.since:.0f})" if change == "frozen" else f"{d.name}: registers "
+                  "changing again", stage="poll", level=logging.WARNING if watch.frozen
+                  else logging.INFO, site=d.site_id, device=d.name, frozen=watch.frozen,
+                  frozen_s=round(time.time() - watch.since) if watch.frozen else 0)
 
     def _skip_missed(self, poller: DevicePoller, st: DeviceStats, tick: float) -> float:
         """The next tick still ahead: ticks an overrun poll missed are counted, not queued."""
@@ -213,6 +228,7 @@ class Collector:
                    for d in self.sites.devices()]
         for p in pollers:
             self.stats[p.device.name] = DeviceStats()
+            self.frozen[p.device.name] = FrozenWatch(s.frozen_after)
         backlog = await self.spool.count()
         event(log, f"collector starting: {len(pollers)} devices, {len(self.senders)} sites, "
               f"{backlog} frames in the spool", stage="poll", devices=len(pollers),

@@ -99,7 +99,8 @@ def test_ledger_keeps_publish_time_and_every_failed_frame(ledger_db):
     write_frames(conn, [dead], {M.key: M})            # idempotent
     cur = conn.cursor()
     cur.execute("SELECT seq, crc, failed FROM frames WHERE bank_id = 2")
-    assert [list(r) for r in cur.fetchall()] == [[7, None, [f"{b.name}:transport" for b in M.blocks]]]
+    want = [f"{b.name}:transport" for b in M.blocks]
+    assert [list(r) for r in cur.fetchall()] == [[7, None, want]]
     cur.execute("SELECT count(*) FROM frames WHERE bank_id = 1 AND published IS NULL")
     assert cur.fetchone()[0] == 0
     conn.rollback()

@@ -18,6 +18,7 @@
         start: 10           # window, in seconds since the simulator started (default: always)
         end: 40
         probability: 0.5    # share of seconds (or requests, for drop) affected; default 1
+        every: 5            # only every 5th second of the window (its first, sixth, ...)
 
 Faults are deterministic given the seed and the second, except which request of a second a
 `drop` hits.
@@ -54,6 +55,7 @@ class Fault:
     start: float | None = None
     end: float | None = None
     probability: float = 1.0
+    every: int | None = None
 
     def active(self, bank: int, block: str | None, t: int, t0: float, seed: int, salt: int) -> bool:
         """True when this fault hits `bank` (and `block`) during second `t`."""
@@ -65,6 +67,8 @@ class Fault:
         if self.start is not None and rel < self.start:
             return False
         if self.end is not None and rel >= self.end:
+            return False
+        if self.every and int(rel - (self.start or 0)) % self.every:
             return False
         return self.probability >= 1 or _unit(seed, bank, t, salt) < self.probability
 

@@ -52,7 +52,7 @@ class CollectorSettings:
     reconnect_initial: float
     reconnect_max: float
     stats_interval: float
-    frozen_after: float = 300.0
+    frozen_after: float
 
 
 @lru_cache(maxsize=1)

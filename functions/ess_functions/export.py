@@ -22,6 +22,7 @@ from ess.db.schema import TableSpec, table_specs
 from ess.errors import PermanentError
 from ess.logs import event
 from ess.sites import Site, SitesConfig
+from ess.status.report import export_day
 
 from .export_sql import begin_snapshot, copy_sql, day_window
 from .export_stream import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
@@ -209,6 +210,7 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
                                        on_file=on_file)
             files += res
             entries.update(ent)
+            sections.setdefault("data_status", {}).update(export_day(conn, site, day))
         written, count = update_manifest(dest, day.isoformat(), entries,
                                          datetime.now(UTC).isoformat(timespec="seconds"),
                                          sections=sections)

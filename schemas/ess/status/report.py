@@ -164,3 +164,15 @@ def save(conn, days: list[BankDay]) -> int:
     finally:
         cur.close()
     return len(days)
+
+
+def export_day(conn, site, day: date, interval: float = 1.0,
+               frozen_after: float = DEFAULT_FROZEN_AFTER) -> dict:
+    """The daily export's hook: compute a site's local day, save it into `data_status` and
+    return the manifest's `data_status` entries (`site/bankN` -> status); {} without a ledger."""
+    if not _query(conn, "SELECT to_regclass('frames') IS NOT NULL", {})[0][0]:
+        return {}
+    days = compute(conn, site.site_id, site.timezone, sorted(d.bank_id for d in site.devices),
+                   day, day, interval, frozen_after)
+    save(conn, days)
+    return {f"{d.site_id}/bank{d.bank_id}": d.as_dict() for d in days}

@@ -114,8 +114,10 @@ class FaultPlan:
             return t
         return int(self.t0 + f.start) if f.start is not None else int(self.t0)
 
-    def apply_values(self, bank: int, t: int, raw: np.ndarray, blocks) -> np.ndarray:
-        """Apply `wild` faults to a bank's raw registers for second `t` (a copy if changed)."""
+    def apply_values(self, bank: int, t: int, raw: dict[str, np.ndarray],
+                     blocks) -> dict[str, np.ndarray]:
+        """Apply `wild` faults to a bank's blocks (name -> registers, or one 0/1 per bit) for
+        second `t`; changed blocks are copies."""
         out = raw
         for i, f in enumerate(self.faults):
             if f.kind != "wild":
@@ -124,10 +126,12 @@ class FaultPlan:
                 if not f.active(bank, b.name, t, self.t0, self.seed, i):
                     continue
                 if out is raw:
-                    out = raw.copy()
+                    out = dict(raw)
+                if out[b.name] is raw[b.name]:
+                    out[b.name] = raw[b.name].copy()
                 for k in range(f.count):
                     h = _mix(self.seed, bank, t, i, k)
-                    out[b.start + h % b.count] = (h >> 20) & 0xFFFF
+                    out[b.name][h % b.count] = (h >> 20) & (1 if b.is_bits else 0xFFFF)
         return out
 
 

@@ -22,8 +22,10 @@ from collections import OrderedDict
 import numpy as np
 from ess.logs import event
 from ess.regmap import RegisterMap, load_map
+from ess.regmap.model import BIT_FUNCTIONS, FUNCTIONS
 
 from .faults import FaultPlan, load_faults
+from .generic import MapModel
 from .model import BankModel
 
 log = logging.getLogger(__name__)
@@ -31,31 +33,50 @@ LOCALHOST = "127.0.0.1"
 
 
 class Simulator:
-    """Banks 1..n with a fault plan; `registers_at(bank, t)` is what is served during second t."""
+    """Banks 1..n with a fault plan; `registers_at(bank, t)` is what is served during second t.
+
+    The default map's banks are `BankModel`s (its values as ever), any other map's `MapModel`s.
+    Each block has its own store (registers, or one 0/1 per coil or discrete input), so the
+    functions' address spaces are separate, as on a device.
+    """
 
     def __init__(self, banks: int = 1, seed: int = 0, faults: FaultPlan | None = None,
                  regmap: RegisterMap | None = None):
         self.map = regmap or load_map("default")
         self.seed = seed
-        self.models = {b: BankModel(b, seed, self.map) for b in range(1, banks + 1)}
+        model = BankModel if self.map.map_id == "default" else MapModel
+        self.models = {b: model(b, seed, self.map) for b in range(1, banks + 1)}
         self.faults = faults or FaultPlan([], seed, time.time())
-        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        self._block_of = {}
-        for b in self.map.blocks:
-            for a in range(b.start, b.end):
-                self._block_of[a] = b
+        self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
 
-    def raw(self, bank: int, t: int) -> np.ndarray:
-        """All registers of `bank` during second `t`, faults (wild, frozen) applied."""
+    def _blocks(self, bank: int, t: int) -> dict[str, np.ndarray]:
+        """The model's stores of every block at `t` (bits unpacked, one per address)."""
+        m = self.models[bank]
+        if isinstance(m, BankModel):
+            raw = m.raw(t)
+            return {b.name: raw[b.start:b.end] for b in self.map.blocks}
+        out = {}
+        for b, words in zip(self.map.blocks, m.registers(t).values()):
+            w = np.array(words, dtype=np.uint16)
+            out[b.name] = (w[np.arange(b.count) // 16] >> (np.arange(b.count) % 16) & 1
+                           ).astype(np.uint16) if b.is_bits else w
+        return out
+
+    def stores(self, bank: int, t: int) -> dict[str, np.ndarray]:
+        """Every block of `bank` during second `t`, faults (wild, frozen) applied."""
         key = (bank, t)
         out = self._cache.get(key)
         if out is None:
             src = self.faults.frozen_at(bank, t)
-            out = self.faults.apply_values(bank, t, self.models[bank].raw(src), self.map.blocks)
+            out = self.faults.apply_values(bank, t, self._blocks(bank, src), self.map.blocks)
             self._cache[key] = out
             if len(self._cache) > 4 * len(self.models) + 16:
                 self._cache.popitem(last=False)
         return out
+
+    def raw(self, bank: int, t: int) -> np.ndarray:
+        """Every block's store during second `t`, one array in map order (for comparisons)."""
+        return np.concatenate(list(self.stores(bank, t).values()))
 
     async def prefetch_forever(self, lead: float = 0.4) -> None:
         """Compute every bank's registers for the next second ahead of time (keeps replies fast
@@ -65,20 +86,27 @@ class Simulator:
             nxt = int(now) + 1
             await asyncio.sleep(max(0.0, nxt - lead - now))
             for i, bank in enumerate(self.models):
-                self.raw(bank, nxt)
+                self.stores(bank, nxt)
                 if i % 16 == 15:
                     await asyncio.sleep(0)
 
     def registers_at(self, bank: int, t: int) -> dict[str, list[int]]:
-        """Blocks as served during second `t` (equal to model.registers_at without faults)."""
-        raw = self.raw(bank, int(t))
-        return {b.name: raw[b.start:b.end].tolist() for b in self.map.blocks}
+        """Blocks as a frame carries them during second `t` (bits packed LSB first)."""
+        raw = self.stores(bank, int(t))
+        return {b.name: pack_bits(raw[b.name]) if b.is_bits else raw[b.name].tolist()
+                for b in self.map.blocks}
 
-    async def answer(self, bank: int, address: int, count: int) -> tuple[str, object]:
-        """Decide a read's outcome: ("ok", bytes), ("exception", code) or ("drop", None)."""
+    async def answer(self, bank: int, address: int, count: int,
+                     function: str = "input") -> tuple[str, object]:
+        """Decide a read's outcome: ("ok", big-endian register bytes, or one 0/1 per bit),
+        ("exception", code) or ("drop", None). A bit read is cut at its block's end."""
         t = int(time.time())
-        block = self._block_of.get(address)
-        if block is None or bank not in self.models or address + count > block.end:
+        block = self.map.locate(function, address)
+        if block is None or bank not in self.models:
+            return "exception", 2
+        if block.is_bits:
+            count = min(count, block.end - address)
+        elif address + count > block.end:
             return "exception", 2
         name = block.name
         for kind in ("slow", "timeout"):
@@ -90,8 +118,15 @@ class Simulator:
             return "exception", f.code
         if self.faults.first("drop", bank, name, t) is not None:
             return "drop", None
-        regs = self.raw(bank, t)[address:address + count]
-        return "ok", regs.astype(">u2").tobytes()
+        values = self.stores(bank, t)[name][address - block.start:address - block.start + count]
+        return "ok", values if block.is_bits else values.astype(">u2").tobytes()
+
+
+def pack_bits(bits) -> list[int]:
+    """0/1 values as 16-bit words, the first value in bit 0 of the first word."""
+    padded = np.zeros(-(-len(bits) // 16) * 16, dtype=np.uint32)
+    padded[:len(bits)] = bits
+    return (padded.reshape(-1, 16) << np.arange(16, dtype=np.uint32)).sum(1).tolist()
 
 
 # ---- serving ------------------------------------------------------------------------------
@@ -105,8 +140,14 @@ async def start_servers(sim: Simulator, port: int, *, units: bool = False,
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     servers: list = []
 
+    functions = {code: name for name, code in FUNCTIONS.items()}
+
     async def action(bank, fc, start_address, address, count, registers, values):
-        kind, payload = await sim.answer(bank, address, count)
+        function = functions[fc]
+        bits = function in BIT_FUNCTIONS     # address: a bit; start_address, count: words
+        first = address - address % 16 if bits else address
+        kind, payload = await sim.answer(bank, address, 16 * count - address % 16 if bits
+                                         else count, function)
         if kind == "exception":
             return ExcCodes(payload)
         if kind == "drop":
@@ -114,14 +155,28 @@ async def start_servers(sim: Simulator, port: int, *, units: bool = False,
             for conn in list(server.active_connections.values()):
                 conn.close()
             return ExcCodes.DEVICE_BUSY
-        off = address - start_address
-        registers[off:off + count] = np.frombuffer(payload, ">u2").tolist()
+        if bits:
+            span = np.zeros(16 * count, dtype=np.uint16)
+            span[address - first:address - first + len(payload)] = payload
+            words = pack_bits(span)
+        else:
+            words = np.frombuffer(payload, ">u2").tolist()
+        off = first // 16 - start_address if bits else address - start_address
+        registers[off:off + count] = words
         return None
 
+    def store(function: str) -> list:
+        bits = function in BIT_FUNCTIONS
+        kind, zero = (DataType.BITS, False) if bits else (DataType.REGISTERS, 0)
+        blocks = [b for b in sim.map.blocks if b.function == function]
+        return [SimData(b.start, count=b.count, values=zero, datatype=kind) for b in blocks
+                ] or [SimData(0, values=zero, datatype=kind)]    # none: answer() refuses
+
+    stores = tuple(store(f) for f in ("coil", "discrete", "holding", "input"))
+
     def device(bank: int, unit: int):
-        data = [SimData(b.start, count=b.count, values=0, datatype=DataType.REGISTERS)
-                for b in sim.map.blocks]
-        return SimDevice(unit, simdata=data, action=functools.partial(action, bank))
+        return SimDevice(unit, simdata=tuple(list(s) for s in stores),
+                         action=functools.partial(action, bank))
 
     if units:
         groups = [(port, [device(b, b) for b in sim.models])]
@@ -159,15 +214,17 @@ def free_port_range(n: int, host: str = LOCALHOST) -> int:
 
 # ---- running --------------------------------------------------------------------------------
 async def run_simulator(port: int, banks: int = 1, *, seed: int = 0, faults_path=None,
-                        units: bool = False, host: str = LOCALHOST,
+                        units: bool = False, host: str = LOCALHOST, map_ref: str = "default",
                         stop: asyncio.Event | None = None, ready=None) -> None:
-    """Serve until `stop` is set (or forever); `ready(t0)` is called once listening."""
+    """Serve `map_ref` (a map id or file) until `stop` is set (or forever); `ready(t0)` is
+    called once listening."""
+    regmap = load_map(map_ref)
     plan = load_faults(faults_path, seed, time.time())
-    sim = Simulator(banks, seed, plan)
+    sim = Simulator(banks, seed, plan, regmap)
     servers = await start_servers(sim, port, units=units, host=host)
     prefetch = asyncio.create_task(sim.prefetch_forever())
     event(log, "simulator listening", stage="simulate", port=port, banks=banks, units=units,
-          faults=len(plan.faults), t0=plan.t0)
+          faults=len(plan.faults), t0=plan.t0, map=regmap.map_id)
     if ready:
         ready(plan.t0)
     try:
@@ -190,10 +247,12 @@ class SimulatorProcess:
 
     def __init__(self, port: int, banks: int = 1, *, seed: int = 0, faults: str | None = None,
                  units: bool = False, log_path: str | None = None,
-                 command: tuple[str, ...] | list[str] = COMMAND):
+                 command: tuple[str, ...] | list[str] = COMMAND, map_ref: str | None = None):
         self.argv = [*command, "--port", str(port), "--banks", str(banks), "--seed", str(seed)]
         if faults:
             self.argv += ["--faults", str(faults)]
+        if map_ref:
+            self.argv += ["--map", str(map_ref)]
         if units:
             self.argv.append("--units")
         self.port, self.banks, self.log_path = port, banks, log_path
@@ -256,10 +315,14 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--units", action="store_true", help="one port, bank k = unit id k")
     p.add_argument("--host", default=LOCALHOST)
+    p.add_argument("--map", default="default",
+                   help="register map to serve: a map id (default, examples/pcs-meter) or a file")
 
 
 def serve_from_args(args) -> int:
     """Run until SIGTERM/SIGINT; print READY <t0> once listening."""
+    from ess.regmap import MapError
+
     from .faults import FaultError
 
     async def go() -> None:
@@ -273,11 +336,12 @@ def serve_from_args(args) -> int:
             sys.stdout.flush()
 
         await run_simulator(args.port, args.banks, seed=args.seed, faults_path=args.faults,
-                            units=args.units, host=args.host, stop=stop, ready=ready)
+                            units=args.units, host=args.host, map_ref=args.map, stop=stop,
+                            ready=ready)
 
     try:
         asyncio.run(go())
-    except FaultError as exc:
+    except (FaultError, MapError) as exc:
         log.error("%s", exc)
         sys.stderr.write(f"ess simulate: {exc}\n")
         return 2

@@ -17,7 +17,7 @@ from ess.db.bigquery import export_columns
 from ess.db.schema import TableSpec
 
 BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
-ROW_GROUP_BYTES = 16 << 20  # CSV text parsed into one Parquet row group (~100k bank rows)
+ROW_GROUP_BYTES = 4 << 20  # CSV text per Parquet row group (memory grows with it: see docs)
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,8 @@ class _Parquet:
         import pyarrow.parquet as pq
 
         self.schema = arrow_schema(spec)
-        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd",
+                                          use_dictionary=False)
         self.pending = bytearray()
         self.header = True      # the first line is COPY's header
 
@@ -146,7 +147,8 @@ class _Parquet:
                      for f in self.schema}
         table = pcsv.read_csv(
             io.BytesIO(text),
-            read_options=pcsv.ReadOptions(column_names=self.schema.names, block_size=len(text)),
+            read_options=pcsv.ReadOptions(column_names=self.schema.names, block_size=len(text),
+                                          use_threads=False),
             convert_options=pcsv.ConvertOptions(column_types=csv_types, strings_can_be_null=True))
         at = self.schema.get_field_index("out_of_range")
         flags = pc.split_pattern(table.column(at), ";")

@@ -1,4 +1,5 @@
-"""`make bench`: one full site-day (86,400 polls, 950,400 rows) exported ours vs the naive way.
+"""`make bench`: one full site-day (86,400 polls, 950,400 rows) exported ours vs the naive way,
+and as CSV.gz and Parquet beside plain CSV (time, peak RSS, bytes per stored frame).
 
 Ours: streaming COPY into a resumable upload (ess_functions.export). Naive: fetch every row into
 memory, format with the csv module, upload each file in one request. Each run happens in its own
@@ -77,7 +78,7 @@ def load_site_day(dsn: str, day: date) -> int:
     return total
 
 
-def _child_ours(dsn, endpoint, bucket, day, config) -> dict:
+def _child_ours(dsn, endpoint, bucket, day, config, fmt="csv") -> dict:
     from ess.db.connect import connect_dsn
     from ess.sites import load_sites
     from ess_functions.export import export_jobs, plan_jobs
@@ -87,8 +88,9 @@ def _child_ours(dsn, endpoint, bucket, day, config) -> dict:
     conn = connect_dsn(dsn)
     dest = GcsStore(bucket, "ours", client=client(endpoint))
     summary = export_jobs(conn, plan_jobs(load_sites(config), days=[date.fromisoformat(day)]),
-                          dest)
-    return {"written": summary["written"], "rows": sum(f["rows"] for f in summary["files"])}
+                          dest, fmt=fmt)
+    return {"written": summary["written"], "rows": sum(f["rows"] for f in summary["files"]),
+            "bytes": sum(f["bytes"] for f in summary["files"])}
 
 
 def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
@@ -115,17 +117,18 @@ def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
         for r in rows:
             w.writerow([v.astimezone(tz).isoformat() if hasattr(v, "astimezone") else v
                         for v in r])
-        b.blob(f"naive/date={day}/type={table}/site={SITE}.csv").upload_from_string(
+        b.blob(f"naive/type={table}/date={day}/site={SITE}.csv").upload_from_string(
             buf.getvalue(), content_type="text/csv")
         rows_total += len(rows)
     conn.close()
     return {"rows": rows_total}
 
 
-def _measure(mode: str, dsn: str, endpoint: str, bucket: str, day: date, config: str) -> dict:
+def _measure(mode: str, dsn: str, endpoint: str, bucket: str, day: date, config: str,
+             fmt: str = "csv") -> dict:
     """Run one export in a child process; its wall time and peak RSS (MB, from wait4)."""
     argv = [sys.executable, "-m", "tests.bench.export", mode, dsn, endpoint, bucket,
-            day.isoformat(), config]
+            day.isoformat(), config, fmt]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT)
@@ -153,7 +156,10 @@ def bench_export(pg, gcs) -> list[dict]:
         ours = _measure("ours", dsn, gcs.endpoint, bucket, day, config)
         rerun = _measure("ours", dsn, gcs.endpoint, bucket, day, config)
         naive = _measure("naive", dsn, gcs.endpoint, bucket, day, config)
+        other = {fmt: _measure("ours", dsn, gcs.endpoint, bucket, day, config, fmt)
+                 for fmt in ("csv.gz", "parquet")}
     assert ours["rows"] == naive["rows"] == rows, (ours, naive, rows)
+    assert all(o["rows"] == rows for o in other.values()), other
     assert rerun["written"] == 0
     note = (f"export: one site-day of {rows:,} rows (86,400 polls x 11 rows) from TimescaleDB to "
             "the GCS emulator; each run in a child process (wall time incl. interpreter start, "
@@ -168,6 +174,24 @@ def bench_export(pg, gcs) -> list[dict]:
         {"figure": "export re-run of an unchanged day: wall time", "ours": rerun["seconds"],
          "baseline": naive["seconds"], "unit": "s", "target": "no object rewritten",
          "higher_is_better": False},
+        {"figure": "export one site-day as CSV: bytes per stored frame",
+         "ours": ours["bytes"] / POLLS, "baseline": None, "unit": "B", "target": "—",
+         "higher_is_better": False},
+    ] + [row for fmt, o in other.items() for row in _format_rows(fmt, o, ours)]
+
+
+def _format_rows(fmt: str, o: dict, csv_run: dict) -> list[dict]:
+    """A format's time, peak RSS and bytes per frame, each beside plain CSV's (the baseline)."""
+    return [
+        {"figure": f"export one site-day as {fmt}: wall time (baseline: csv)",
+         "ours": o["seconds"], "baseline": csv_run["seconds"], "unit": "s",
+         "target": "<= 20 s", "higher_is_better": False},
+        {"figure": f"export one site-day as {fmt}: peak RSS (baseline: csv)",
+         "ours": o["rss_mb"], "baseline": csv_run["rss_mb"], "unit": "MB",
+         "target": "<= 150 MB", "higher_is_better": False},
+        {"figure": f"export one site-day as {fmt}: bytes per stored frame (baseline: csv)",
+         "ours": o["bytes"] / POLLS, "baseline": csv_run["bytes"] / POLLS, "unit": "B",
+         "target": "—", "higher_is_better": False},
     ]
 
 
@@ -179,9 +203,12 @@ def _child_main(argv: list[str]) -> int:
     p.add_argument("bucket")
     p.add_argument("day")
     p.add_argument("config")
+    p.add_argument("fmt", nargs="?", default="csv")
     a = p.parse_args(argv)
-    fn = _child_ours if a.mode == "ours" else _child_naive
-    result = fn(a.dsn, a.endpoint, a.bucket, a.day, a.config)
+    if a.mode == "ours":
+        result = _child_ours(a.dsn, a.endpoint, a.bucket, a.day, a.config, a.fmt)
+    else:
+        result = _child_naive(a.dsn, a.endpoint, a.bucket, a.day, a.config)
     print(json.dumps(result))
     return 0
 

@@ -37,7 +37,7 @@ def _check_migrated(dest, day, old: dict[str, bytes], jobs, conn, fmt="csv") -> 
     doc, _ = dest.read_json(manifest_key(str(day)))
     assert sorted(doc["files"]) == sorted(f"{k.split('/')[1]}/{k.split('/')[0]}/"
                                           f"{k.split('/')[2]}" for k in old)
-    again = export_jobs(conn, jobs, dest, fmt=fmt)   # the moved files are recognised: nothing rewritten
+    again = export_jobs(conn, jobs, dest, fmt=fmt)   # moved files are recognised: none rewritten
     assert again["written"] == 0 and again["unchanged"] == len(old), again
     assert not again["manifests"][0]["written"]
 

@@ -107,6 +107,9 @@ def _message_cases() -> dict[str, tuple[bytes, str]]:
                        "poll_time_out_of_range"),
         "year 0": (encode_frames(_frames(start=14, poll_start_us=-2 ** 62)),
                    "poll_time_out_of_range"),
+        "poll of an hour": (encode_frames(_frames(start=17, poll_end_us=_frames()[0].poll_start_us
+                                                  + 3600 * 10 ** 6)), "poll_time_out_of_range"),
+        "seq 2^64-1": (encode_frames(_frames(start=18, seq=2 ** 64 - 1)), "seq_out_of_range"),
         "unknown site": (encode_frames(_frames(start=15, site_id="nowhere")), "unknown_site"),
         "unknown map version": (encode_frames(_frames(start=16, map_version=99)),
                                 "unknown_map_version"),

@@ -19,6 +19,7 @@ from .errors import (
     EmptyMessage,
     NoBlocks,
     PollTimeOutOfRange,
+    SeqOutOfRange,
     TooManyFrames,
     UnknownBank,
     UnknownBlocks,
@@ -32,6 +33,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 POLL_MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
 POLL_MAX_US = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH)
                   .total_seconds()) * 1_000_000 + 999_999
+POLL_US_MAX = 2 ** 31 - 1   # the ledger's poll duration is an int4 of microseconds
+SEQ_MAX = 2 ** 63 - 1      # the ledger's seq is a bigint
 DEFAULT_MAX_FRAMES = 2000   # well above the collector's largest max_frames (1000)
 
 
@@ -65,6 +68,11 @@ class FrameChecks:
         if not POLL_MIN_US <= f.poll_start_us <= POLL_MAX_US:
             raise PollTimeOutOfRange(f"{where}: poll start {f.poll_start_us} us since 1970 is "
                                      "outside the years 1..9999")
+        if f.poll_end_us - f.poll_start_us > POLL_US_MAX:
+            raise PollTimeOutOfRange(f"{where}: the poll lasts {f.poll_end_us - f.poll_start_us} "
+                                     f"us (at most {POLL_US_MAX})")
+        if f.seq > SEQ_MAX:
+            raise SeqOutOfRange(f"{where}: sequence number above {SEQ_MAX}")
         key = (f.map_id, f.map_version)
         if self.devices is not None:
             if f.site_id not in self.site_ids:

@@ -59,9 +59,16 @@ class BankOutOfRange(PermanentError):
 
 
 class PollTimeOutOfRange(PermanentError):
-    """A frame's poll time lies outside the years 1..9999 the writer and database hold."""
+    """A frame's poll start lies outside the years 1..9999, or its poll lasts longer than the
+    ledger's int4 microseconds (~35 minutes)."""
 
     reason = "poll_time_out_of_range"
+
+
+class SeqOutOfRange(PermanentError):
+    """A frame's sequence number does not fit the ledger's bigint seq column."""
+
+    reason = "seq_out_of_range"
 
 
 class UnknownBank(PermanentError):

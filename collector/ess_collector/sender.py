@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 
-from ess.codec import Frame, decode_frame
+from ess.codec import Frame, FrameError, decode_frame
 from ess.logs import event
 
 from .config import PublishSettings
@@ -198,20 +198,46 @@ class SiteSender:
             for k in range(0, len(rows), self.s.max_frames):
                 chunk = rows[k:k + self.s.max_frames]
                 await self.limiter.take(len(chunk))
-                items = [(i, decode_frame(body), now) for i, body in chunk]
-                waits.append(self._publish(items, replay=True))
+                items = [(i, f, now) for i, f in await self._decoded(chunk)]
+                if items:
+                    waits.append(self._publish(items, replay=True))
             results = await asyncio.gather(*waits)
             if any(r is not None for r in results):
                 return          # run() comes back here after the back-off
             cursor = rows[-1][0]
 
+    async def _decoded(self, rows: list[tuple[int, bytes]]) -> list[tuple[int, Frame]]:
+        """Spool rows as frames; an undecodable row is set aside (bytes kept) and logged."""
+        out = []
+        for i, body in rows:
+            try:
+                out.append((i, decode_frame(body)))
+            except FrameError as exc:
+                await self.spool.set_aside(i, str(exc))
+                event(log, f"spool row {i} of site {self.site} is undecodable ({exc}); set "
+                      "aside in the spool's corrupt table", stage="spool", level=logging.ERROR,
+                      site=self.site, reason=exc.reason, error=str(exc), row=i)
+        return out
+
     async def run(self) -> None:
-        """Until `stop()`: catch up, then publish live, catching up again after failures."""
+        """Until `stop()`: catch up, then publish live, catching up again after failures.
+
+        Any unexpected error is logged and the loop goes on from the spool after a pause.
+        """
         while not self.stopping:
-            if self.catching_up:
-                await self._catch_up()
-            else:
-                await self._live_step()
+            try:
+                if self.catching_up:
+                    await self._catch_up()
+                else:
+                    await self._live_step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a dead sender would stop the site
+                event(log, f"sender of site {self.site} failed: {type(exc).__name__}: {exc}; "
+                      "restarting from the spool", stage="publish", level=logging.ERROR,
+                      site=self.site, error=f"{type(exc).__name__}: {exc}")
+                self.catching_up = True
+                await asyncio.sleep(1.0)
 
     async def flush(self, timeout: float) -> None:
         """Publish what is queued and wait for results (bounded by `timeout`)."""

@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS seq (
     last INTEGER NOT NULL,
     PRIMARY KEY (site, bank)
 );
+CREATE TABLE IF NOT EXISTS corrupt (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    body BLOB NOT NULL,
+    error TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
@@ -117,6 +124,25 @@ class Spool:
                                        f"WHERE id IN ({marks})", chunk).fetchone()[0]
                 self.db.execute(f"DELETE FROM frames WHERE id IN ({marks})", chunk)
                 self.total_bytes -= size
+
+    def set_aside(self, row_id: int, error: str) -> None:
+        """Move an undecodable frame row to the `corrupt` table (its bytes kept) for inspection."""
+        import time
+
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT site, body FROM frames WHERE id = ?",
+                                  (row_id,)).fetchone()
+            if row is None:
+                return
+            self.db.execute("INSERT OR REPLACE INTO corrupt (id, site, body, error, at) "
+                            "VALUES (?, ?, ?, ?, ?)", (row_id, row[0], row[1], error, time.time()))
+            self.db.execute("DELETE FROM frames WHERE id = ?", (row_id,))
+        self.total_bytes -= len(row[1])
+
+    def corrupt(self) -> list[tuple[int, str, bytes, str]]:
+        """Rows set aside: (id, site, body, error)."""
+        return self.db.execute("SELECT id, site, body, error FROM corrupt ORDER BY id").fetchall()
 
     def read(self, site: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """The oldest frames of a site with id > after, as (id, frame body)."""
@@ -230,6 +256,9 @@ class AsyncSpool:
 
     async def count(self, site: str | None = None) -> int:
         return await self._run(self.spool.count, site)
+
+    async def set_aside(self, row_id: int, error: str) -> None:
+        await self._run(self.spool.set_aside, row_id, error)
 
     async def close(self) -> None:
         await self.drained()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 
 from ess.db.connect import connect
 from ess.logs import event
 from ess.sites import ConfigError, SitesConfig, load_sites
 
 from .export import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, parse_format, plan_jobs
+from .export_dates import check_first_days
 from .objstore import DestinationError, GcsStore
 
 log = logging.getLogger("ess.export")
@@ -50,35 +52,57 @@ def _params(request) -> dict:
     return {**request.args.to_dict(), **body}
 
 
+def _plan(request) -> tuple[list, GcsStore, str]:
+    """The checked jobs, destination and format of a request; BadRequest when unusable."""
+    params = _params(request)
+    days = [parse_date(params["date"])] if params.get("date") not in (None, "") else None
+    dest = destination()
+    jobs = plan_jobs(sites_config(), days=days, site=params.get("site"))
+    fmt = parse_format(params.get("format"), str(params.get("gzip", "")).lower() in _TRUE)
+    try:
+        dest.check()
+    except DestinationError as exc:
+        raise BadRequest(str(exc)) from exc
+    return jobs, dest, fmt
+
+
+def _refused(exc: BadRequest):
+    event(log, f"export refused: {exc}", stage="accumulate", level=logging.WARNING,
+          error=str(exc))
+    return {"error": str(exc)}, 400
+
+
+def _internal(exc: Exception):
+    """A generic 500: the details (DSNs, hosts, ports) go to the log only, under an error id."""
+    error_id = uuid.uuid4().hex[:16]
+    event(log, f"export failed: {exc}", stage="accumulate", level=logging.ERROR,
+          error=repr(exc), error_id=error_id)
+    return {"error": f"export failed: internal error (error_id {error_id} in the log)",
+            "error_id": error_id}, 500
+
+
 def handle(request):
     """Export one day (`date`, default yesterday per site) for all sites or one `site`, as
     `format` csv (default), csv.gz or parquet."""
     try:
-        params = _params(request)
-        days = [parse_date(params["date"])] if params.get("date") not in (None, "") else None
-        dest = destination()
-        jobs = plan_jobs(sites_config(), days=days, site=params.get("site"))
-        fmt = parse_format(params.get("format"), str(params.get("gzip", "")).lower() in _TRUE)
-        try:
-            dest.check()
-        except DestinationError as exc:
-            raise BadRequest(str(exc)) from exc
+        jobs, dest, fmt = _plan(request)
     except BadRequest as exc:
-        event(log, f"export refused: {exc}", stage="accumulate", level=logging.WARNING,
-              error=str(exc))
-        return {"error": str(exc)}, 400
+        return _refused(exc)
     except ConfigError as exc:
         event(log, f"export: bad configuration: {exc}", stage="accumulate", level=logging.ERROR,
               error=str(exc))
         return {"error": str(exc)}, 500
+    except Exception as exc:  # noqa: BLE001 - e.g. the bucket unreachable
+        return _internal(exc)
     conn = None
     try:
         conn = connect(read_timeout=QUERY_TIMEOUT)
-        summary = export_jobs(conn, jobs, dest, fmt=fmt)
-    except Exception as exc:
-        event(log, f"export failed: {exc}", stage="accumulate", level=logging.ERROR,
-              error=repr(exc))
-        return {"error": f"export failed: {exc}"}, 500
+        check_first_days(conn, sites_config(), jobs)
+        summary = export_jobs(conn, jobs, dest, fmt=fmt, config=sites_config())
+    except BadRequest as exc:
+        return _refused(exc)
+    except Exception as exc:  # noqa: BLE001 - never echoed: it may name the DSN or a host
+        return _internal(exc)
     finally:
         if conn is not None:
             conn.close()

@@ -3,7 +3,8 @@
 Starts PostgreSQL + TimescaleDB (main and replica databases), the Pub/Sub emulator with the same
 topic and subscriptions as the Terraform configuration (pushing to the local functions), the GCS
 emulator, the ingest functions (main, replica) and the export function under functions-framework,
-the ESS simulator (3 sites, 1 bank each) unless CONFIG names real devices, and the collector.
+the ESS simulator (3 sites, 1 bank each, serving MAP: a map id or file, `default` unless set)
+unless CONFIG names real devices (each device's `map` is used), and the collector.
 Prints a status line every few seconds, triggers the export like the scheduler would, and on
 Ctrl-C or after DURATION seconds drains, stops everything and prints one `SUMMARY {json}` line.
 """
@@ -51,20 +52,22 @@ def _site_name(k: int, sites: int) -> str:
     return f"site-{chr(ord('a') + k)}" if sites <= 26 else f"site-{k + 1:03d}"
 
 
-def simulated_sites(port: int, sites: int, banks: int = 1) -> dict:
+def simulated_sites(port: int, sites: int, banks: int = 1, map_ref: str = "default") -> dict:
     """sites.yaml for `sites` simulated sites of `banks` banks each, all on one port: the
-    simulator's bank (unit id) u = site index * banks + bank."""
+    simulator's bank (unit id) u = site index * banks + bank; every device reads `map_ref`."""
     return {"sites": [{"site_id": _site_name(k, sites), "timezone": "Asia/Seoul",
                        "devices": [{"host": LOCALHOST, "port": port, "unit_id": k * banks + b,
-                                    "bank_id": b, "map": "default"}
+                                    "bank_id": b, "map": map_ref}
                                    for b in range(1, banks + 1)]} for k in range(sites)]}
 
 
 class Pipeline:
     """Starts, watches and stops the local pipeline."""
 
-    def __init__(self, run_dir: Path, config: Path | None, sites: int, banks: int = 1):
+    def __init__(self, run_dir: Path, config: Path | None, sites: int, banks: int = 1,
+                 map_ref: str = "default"):
         self.run_dir, self.config, self.n_sites, self.n_banks = run_dir, config, sites, banks
+        self.map_ref = map_ref
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stack = contextlib.ExitStack()
@@ -121,18 +124,21 @@ class Pipeline:
             port = free_port()
             self.sim = self.stack.enter_context(ManagedProcess(
                 [sys.executable, "-m", "ess.cli", "simulate", "--port", str(port), "--banks",
-                 str(self.n_sites * self.n_banks), "--units"], name="simulator",
+                 str(self.n_sites * self.n_banks), "--units", "--map", self.map_ref],
+                name="simulator",
                 log_path=self.logs / "simulator.log"))
             self.sim.wait_ready(port=port, timeout=30)
-            doc = simulated_sites(port, self.n_sites, self.n_banks)
-            say(f"run: simulator serving {self.n_sites} site(s) x {self.n_banks} bank(s) on "
-                f"{LOCALHOST}:{port}")
+            doc = simulated_sites(port, self.n_sites, self.n_banks, self.map_ref)
+            say(f"run: simulator serving {self.n_sites} site(s) x {self.n_banks} bank(s) of "
+                f"map {self.map_ref} on {LOCALHOST}:{port}")
         doc.setdefault("collector", {})
         doc["collector"].update({"stats_interval": STATUS_EVERY,
                                  "topic": f"projects/{PROJECT}/topics/{TOPIC}"})
         doc["collector"].setdefault("publish", {"max_frames": 10, "max_latency": 0.1})
         sites_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.sites = load_sites(sites_path)
+        used = {t for m in self.sites.maps().values() for t in m.tables()}
+        self.tables = [t for t in TABLES if t in used]      # the first one counts frames
         return sites_path
 
     def _migrate(self) -> None:
@@ -190,21 +196,24 @@ class Pipeline:
             conn = connect_dsn(dsn)
             cur = conn.cursor()
             out[sink] = {}
-            for t in TABLES:
+            for t in self.tables:
                 cur.execute(f"SELECT count(*) FROM {ident(t)}")
                 out[sink][t] = cur.fetchone()[0]
             conn.close()
         return out
 
     def latency_ms(self, since: dt.datetime | None = None) -> tuple[float, float]:
-        """p50 and p99 of poll start -> row committed, over bank rows in the main database."""
+        """p50 and p99 of poll start -> row committed, over the first table's rows (bank for the
+        default map) in the main database."""
         from ess.db.connect import connect_dsn
+        from ess.db.quote import ident
 
         conn = connect_dsn(self.dsn["main"])
         cur = conn.cursor()
         cur.execute("SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY "
                     "extract(epoch FROM pg_xact_commit_timestamp(xmin) - ts) * 1000) "
-                    "FROM bank WHERE %s::timestamptz IS NULL OR ts >= %s",
+                    f"FROM {ident(self.tables[0])} "
+                    "WHERE %s::timestamptz IS NULL OR ts >= %s",
                     (since, since))
         row = cur.fetchone()[0]
         conn.close()
@@ -289,11 +298,11 @@ class Pipeline:
             if now - last_status >= STATUS_EVERY:
                 c = self.counts()
                 p50, p99 = self.latency_ms()
-                fps = (c["main"]["bank"] - prev_rows) / (now - prev_t)
-                prev_rows, prev_t, last_status = c["main"]["bank"], now, now
+                fps = (c["main"][self.tables[0]] - prev_rows) / (now - prev_t)
+                prev_rows, prev_t, last_status = c["main"][self.tables[0]], now, now
                 say(f"status: {now - t0:5.0f}s frames/s {fps:5.1f} | main "
-                    + " ".join(f"{t}={c['main'][t]}" for t in TABLES) + " | replica "
-                    + " ".join(f"{t}={c['replica'][t]}" for t in TABLES)
+                    + " ".join(f"{t}={c['main'][t]}" for t in self.tables) + " | replica "
+                    + " ".join(f"{t}={c['replica'][t]}" for t in self.tables)
                     + f" | lag p50 {p50:.0f} ms p99 {p99:.0f} ms | errors {self.errors()}"
                     + f" | spool {self.spool_depth()}")
             if now - last_export >= EXPORT_EVERY:
@@ -335,13 +344,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="sites.yaml with real devices (default: the simulator)")
     p.add_argument("--sites", type=int, default=3, help="simulated sites")
     p.add_argument("--banks", type=int, default=1, help="simulated banks per site")
+    p.add_argument("--map", default=os.environ.get("MAP") or "default",
+                   help="register map the simulator serves: a map id or a file")
     p.add_argument("--run-dir", default=None)
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir or ROOT / ".run" / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     run_dir.mkdir(parents=True, exist_ok=True)
     run_dir.chmod(0o755)
+    map_ref = str(Path(args.map).resolve()) if Path(args.map).is_file() else args.map
     pipeline = Pipeline(run_dir, Path(args.config).resolve() if args.config else None, args.sites,
-                        args.banks)
+                        args.banks, map_ref)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pipeline.stop.set())
     code = 0

@@ -22,7 +22,7 @@ from ess.db.schema import TableSpec, table_specs
 from ess.errors import PermanentError
 from ess.logs import event
 from ess.sites import Site, SitesConfig
-from ess.status.report import export_day
+from ess.status.report import export_day, settings
 
 from .export_sql import begin_snapshot, copy_sql, day_window
 from .export_stream import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
@@ -194,8 +194,11 @@ def _upload(run: _DayRun, spec: TableSpec, key: str, entry: dict,
 
 def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
                 fmt: str = DEFAULT_FORMAT,
-                on_file: Callable[[FileResult], None] | None = None) -> dict:
-    """Export site-days, then update each day's manifest once; return a JSON-able summary."""
+                on_file: Callable[[FileResult], None] | None = None,
+                config: SitesConfig | None = None) -> dict:
+    """Export site-days, then update each day's manifest once; return a JSON-able summary.
+    The data status uses `config`'s collector interval and frozen_after (None: defaults)."""
+    interval, frozen_after = settings(config)
     by_day: dict[date, list[Site]] = {}
     for site, day in jobs:
         by_day.setdefault(day, []).append(site)
@@ -210,7 +213,8 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
                                        on_file=on_file)
             files += res
             entries.update(ent)
-            sections.setdefault("data_status", {}).update(export_day(conn, site, day))
+            sections.setdefault("data_status", {}).update(export_day(conn, site, day, interval,
+                                                                     frozen_after))
         written, count = update_manifest(dest, day.isoformat(), entries,
                                          datetime.now(UTC).isoformat(timespec="seconds"),
                                          sections=sections)

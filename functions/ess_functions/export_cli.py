@@ -40,13 +40,14 @@ def _plan(args: argparse.Namespace):
         raise BadRequest("no destination: pass --dest gs://BUCKET/PREFIX or DIR, "
                          "or set ESS_EXPORT_BUCKET")
     args.format = parse_format(args.format, args.gzip)
-    jobs = plan_jobs(load_sites(config_path), days=days, site=args.site)
+    config = load_sites(config_path)
+    jobs = plan_jobs(config, days=days, site=args.site)
     dest = open_store(dest_spec, keep_metadata=False)  # a directory: facts in the manifests
     dest.check()
-    return jobs, dest
+    return jobs, dest, config
 
 
-def _run(args: argparse.Namespace, conn, jobs, dest) -> dict:
+def _run(args: argparse.Namespace, conn, jobs, dest, config) -> dict:
     """Export the jobs with a progress bar (one step per file); return the summary."""
     from tqdm import tqdm
 
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace, conn, jobs, dest) -> dict:
             bar.update(1)
 
         try:
-            return export_jobs(conn, jobs, dest, fmt=args.format, on_file=progress)
+            return export_jobs(conn, jobs, dest, fmt=args.format, on_file=progress,
+                               config=config)
         finally:
             conn.close()
 
@@ -72,18 +74,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ess.sites import ConfigError
 
     from .export import QUERY_TIMEOUT, BadRequest
+    from .export_dates import check_first_days
     from .objstore import DestinationError
 
     setup_logging("export", level=args.log_level)
     try:
-        jobs, dest = _plan(args)
+        jobs, dest, config = _plan(args)
     except (BadRequest, DestinationError, ConfigError) as exc:
         return _fail(str(exc))
     try:
         conn = connect(args.dsn, read_timeout=QUERY_TIMEOUT)
     except (DatabaseUnavailable, ValueError) as exc:
         return _fail(str(exc), 1)
-    summary = _run(args, conn, jobs, dest)
+    try:
+        check_first_days(conn, config, jobs)
+    except (BadRequest, ConfigError) as exc:
+        conn.close()
+        return _fail(str(exc))
+    summary = _run(args, conn, jobs, dest, config)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:

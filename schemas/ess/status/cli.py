@@ -25,11 +25,10 @@ def _targets(conn, args) -> tuple[list[tuple[str, str, list[int]]], float, float
         from ..sites import load_sites
 
         cfg = load_sites(path)
-        col = cfg.raw.get("collector") or {}
         targets = [(s.site_id, s.timezone, sorted(d.bank_id for d in s.devices))
                    for s in cfg.sites]
-        interval = float(col.get("interval", 1.0))
-        frozen = frozen or float(col.get("frozen_after", report.DEFAULT_FROZEN_AFTER))
+        interval, configured = report.settings(cfg)
+        frozen = frozen or configured
     else:
         seen: dict[str, list[int]] = {}
         for site, bank in report._query(conn, SEEN, {}):

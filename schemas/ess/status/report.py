@@ -67,6 +67,13 @@ def expected_ticks(day: date, tz: str, interval: float, now: datetime | None = N
         start.timestamp() / interval - 1e-9)
 
 
+def settings(config) -> tuple[float, float]:
+    """The collector's `interval` and `frozen_after` from a sites config (None: defaults)."""
+    col = (config.raw.get("collector") if config is not None else None) or {}
+    return (float(col.get("interval", 1.0)),
+            float(col.get("frozen_after", DEFAULT_FROZEN_AFTER)))
+
+
 def _params(site: str, tz: str, d0: date, d1: date, interval: float, frozen: float) -> dict:
     return {"site": site, "tz": tz, "d0": d0.isoformat(), "d1": d1.isoformat(),
             "interval": interval, "frozen": frozen}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from . import paths
 from .db.schema import KEYS, sql_type
 from .plan import read_plan
 from .regmap import RegisterMap
@@ -46,6 +49,15 @@ def _sentinel_text(m: RegisterMap) -> str:
             + ", ".join(f"{t} {v:#x}" for t, v in m.sentinels) + ".")
 
 
+def _source_text(m: RegisterMap) -> str:
+    """The map's file: `schemas/maps/...` for the project's maps, else its file name."""
+    try:
+        rel = Path(m.source).resolve().relative_to(paths.MAPS_DIR.resolve())
+    except ValueError:
+        return Path(m.source).name
+    return f"schemas/maps/{rel.as_posix()}"
+
+
 def _num(v) -> str:
     if v is None:
         return ""
@@ -55,7 +67,7 @@ def _num(v) -> str:
 def render_data_spec(m: RegisterMap) -> str:
     """Markdown: blocks, read plan, then one table per data type with every column."""
     out = [f"# Data specification (map `{m.map_id}` version {m.version})", "",
-           "Generated from `schemas/maps/" + m.map_id + ".yaml` by `ess map doc`; do not edit. "
+           f"Generated from `{_source_text(m)}` by `ess map doc`; do not edit. "
            "A test fails when this file is stale.", "",
            "Preprocessing per register: sign (`int16` is two's complement), scale and round to "
            "3 decimals, range check (out-of-range values are kept and listed in the row's "

@@ -104,7 +104,8 @@ def arrow_schema(spec: TableSpec):
     import pyarrow as pa
 
     by_sql = {"text": pa.string(), "smallint": pa.int16(), "integer": pa.int32(),
-              "bigint": pa.int64(), "real": pa.float32(), "double precision": pa.float64(),
+              "bigint": pa.int64(), "numeric(20)": pa.decimal128(20, 0), "real": pa.float32(),
+              "double precision": pa.float64(),
               "timestamptz": pa.timestamp("us", tz="UTC"), "text[]": pa.list_(pa.string())}
     types = dict(spec.keys + spec.values)
     keys = set(spec.key_names)

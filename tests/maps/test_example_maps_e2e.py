@@ -66,6 +66,7 @@ class Run:
     sites: list[Site]
     dsn: str
     csv: dict[tuple[str, str], list[dict]]      # (site, table) -> rows of every exported day
+    parquet: dict[tuple[str, str], list[dict]]  # the same from the Parquet export
 
 
 def _sites_doc(sites: list[Site], sims: dict[str, SimulatorProcess], topic: str,
@@ -100,7 +101,7 @@ def _wait_rows(dsn: str, sites: list[Site], timeout: float) -> None:
         time.sleep(0.5)
 
 
-def _export(url: str, site: Site, dsn: str) -> None:
+def _export(url: str, site: Site, dsn: str, fmt: str = "csv") -> None:
     conn = connect_dsn(dsn)
     try:
         cur = conn.cursor()
@@ -110,21 +111,27 @@ def _export(url: str, site: Site, dsn: str) -> None:
     finally:
         conn.close()
     for day in days:
-        req = urllib.request.Request(url, data=json.dumps({"date": day, "site": site.site_id})
-                                     .encode(), headers={"Content-Type": "application/json"},
-                                     method="POST")
+        body = {"date": day, "site": site.site_id, "format": fmt}
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
             assert resp.status == 200, resp.read()
 
 
-def _csv(gcs, site: Site) -> dict[tuple[str, str], list[dict]]:
+def _files(gcs, site: Site, ext: str) -> dict[tuple[str, str], list[dict]]:
+    """Rows of the site's exported `.csv` (text cells) or `.parquet` (typed) files per table."""
+    import pyarrow.parquet as pq
+
     client = gcs.client()
     out = {}
     for table in site.map.tables():
         rows: list[dict] = []
         for blob in client.list_blobs(BUCKETS[0], prefix=f"type={table}/"):
-            if blob.name.endswith(f"/site={site.site_id}.csv"):
-                rows += csv.DictReader(io.StringIO(blob.download_as_text()))
+            if not blob.name.endswith(f"/site={site.site_id}{ext}"):
+                continue
+            data = blob.download_as_bytes()
+            rows += (csv.DictReader(io.StringIO(data.decode())) if ext == ".csv"
+                     else pq.read_table(io.BytesIO(data)).to_pylist())
         out[(site.site_id, table)] = rows
     return out
 
@@ -175,15 +182,18 @@ def run(pg_cluster, pubsub_emulator, gcs_emulator, tmp_path_factory) -> Run:
         assert done.returncode == 0, (tmp / "collector.log").read_text()[-3000:]
         _wait_rows(dsn, sites, 30)
         found: dict = {}
+        parquet: dict = {}
         for s in sites:
             _export(export.url, s, dsn)
-            found.update(_csv(gcs_emulator, s))
+            _export(export.url, s, dsn, "parquet")
+            found.update(_files(gcs_emulator, s, ".csv"))
+            parquet.update(_files(gcs_emulator, s, ".parquet"))
     finally:
         for sim in sims.values():
             sim.stop()
         ingest.stop()
         export.stop()
-    return Run(sites, dsn, found)
+    return Run(sites, dsn, found, parquet)
 
 
 def _expected(site: Site, table: str, second: int) -> dict:
@@ -248,5 +258,18 @@ def test_csv_cells_equal_the_decoders_of_what_was_served(run, example):
             assert ts.tzinfo is not None and ts.utcoffset() == ts.astimezone(ZoneInfo(TZ)
                                                                            ).utcoffset()
             want = _expected(site, table, int(ts.timestamp()))
+            for c in site.map.columns(table):
+                assert _same(row[c], want[c], types[table][c]), (table, c, row["ts"], row[c])
+
+
+@pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
+def test_parquet_values_equal_the_decoders_of_what_was_served(run, example):
+    site = next(s for s in run.sites if s.path.stem == example)
+    types = _types(run)
+    for table in site.map.tables():
+        rows = run.parquet[(site.site_id, table)]
+        assert len(rows) == TICKS, (table, len(rows))
+        for row in rows:
+            want = _expected(site, table, int(row["ts"].timestamp()))
             for c in site.map.columns(table):
                 assert _same(row[c], want[c], types[table][c]), (table, c, row["ts"], row[c])

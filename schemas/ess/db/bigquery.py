@@ -34,6 +34,8 @@ def bigquery_type(sql_type: str) -> str:
         return "INT64"
     if sql_type in _FLOAT:
         return "FLOAT64"
+    if sql_type == "numeric(20)":
+        return "NUMERIC"    # uint64: 0..2^64-1 fits NUMERIC's 29 integer digits exactly
     return "STRING"     # text, and text[] (out_of_range: names joined by ';')
 
 

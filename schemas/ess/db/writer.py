@@ -242,11 +242,9 @@ def decode_for_write(frames, maps: dict[tuple[str, int], RegisterMap],
 
 
 def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
-                  published: dict[FrameKey, str] | None = None,
-                  ledger: bool = True) -> WriteResult:
+                  published: dict[FrameKey, str] | None = None) -> WriteResult:
     """Store every row of `decoded` and each frame's ledger row in one atomic statement: all of
-    them or none. `published` gives a frame's message publish time (ISO 8601); `ledger=False`
-    (benchmarks only) leaves the ledger out."""
+    them or none. `published` gives a frame's message publish time (ISO 8601)."""
     result = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
     stmt = _Statement()
     lines: list[str] = []
@@ -262,8 +260,7 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
                      on_conflict)
             result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
             result.inserted.setdefault(tb.table, 0)
-        if ledger:
-            lines += ledger_lines(group, oor_counts(group, tables), published)
+        lines += ledger_lines(group, oor_counts(group, tables), published)
     if lines:
         stmt.add_ledger("\n".join(lines))
     if stmt.ctes or lines:
@@ -280,8 +277,8 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
 
 
 def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], RegisterMap],
-                   on_conflict: str = "nothing", published: list | None = None,
-                   ledger: bool = True) -> list[WriteResult]:
+                   on_conflict: str = "nothing",
+                   published: list | None = None) -> list[WriteResult]:
     """Decode and store several messages' frames in one atomic statement (all rows or none);
     return one WriteResult per message.
 
@@ -308,7 +305,7 @@ def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], Regis
     decoded = decode_for_write(unique, maps, [list(c.values()) for c in carried])
     times = {k: t.isoformat() for m, t in enumerate(published or []) if t is not None
              for k in owned[m]}
-    total = write_decoded(conn, decoded, on_conflict, times, ledger)
+    total = write_decoded(conn, decoded, on_conflict, times)
     offered: Counter = Counter()               # (table, frame key) -> rows
     for _, group, tables in decoded.groups:
         for tb in tables:
@@ -332,13 +329,13 @@ def write_messages(conn, messages: list[list], maps: dict[tuple[str, int], Regis
 
 
 def write_frames(conn, frames, maps: dict[tuple[str, int], RegisterMap],
-                 on_conflict: str = "nothing", published=None, ledger: bool = True) -> WriteResult:
+                 on_conflict: str = "nothing", published=None) -> WriteResult:
     """Decode frames (grouped by map) and store all their rows in one atomic statement.
 
     The caller resolves maps first. A batch is stored whole or not at all. Frames repeated
     inside the batch are written once and count as duplicates.
     """
-    return write_messages(conn, [frames], maps, on_conflict, [published], ledger)[0]
+    return write_messages(conn, [frames], maps, on_conflict, [published])[0]
 
 
 # Per connection: SQL text -> pg8000's prepared statement (name, columns, input functions).

@@ -22,6 +22,7 @@ from ess_local.gcs import GcsEmulator
 from ess_local.postgres import Cluster
 from ess_local.procs import free_port
 from ess_local.pubsub import Emulator
+from google.api_core import exceptions as gexc
 
 from .helpers import attrs, body
 from .relay import PushRelay
@@ -114,6 +115,10 @@ class Pipe:
         self.topic = name
         self.relays: list[PushRelay] = []
         self.admin.create_topic(name)
+        self.dead_letter = None if relay else f"{name}-dead-letter"
+        if self.dead_letter:   # as in production: failures end there after 5 deliveries
+            self.admin.create_topic(self.dead_letter)
+            self.admin.create_pull_subscription(self.dead_letter, self.dead_letter)
         for sink, fn in stack.functions.items():
             if relay:
                 path = self.admin.create_pull_subscription(f"{name}-{sink}", name, 10)
@@ -121,7 +126,18 @@ class Pipe:
             else:
                 self.admin.create_push_subscription(f"{name}-{sink}", name, fn.url,
                                                     ack_deadline=10, min_backoff_s=1,
-                                                    max_backoff_s=2)
+                                                    max_backoff_s=2,
+                                                    dead_letter_topic=self.dead_letter,
+                                                    max_delivery_attempts=5)
+
+    def dead_letters(self) -> list:
+        """What reached the dead-letter subscription (nothing should: issue 13)."""
+        if not self.dead_letter:
+            return []
+        try:
+            return self.admin.pull(self.dead_letter, max_messages=100, timeout=3)
+        except gexc.DeadlineExceeded:
+            return []
 
     def close(self) -> None:
         for r in self.relays:
@@ -148,6 +164,8 @@ def pipe(stack: Stack, request) -> Iterator[Pipe]:
     p = Pipe(stack, _topic(request))
     yield p
     p.close()
+    dead = p.dead_letters()
+    assert not dead, f"{len(dead)} message(s) reached the dead-letter topic: {dead[:3]}"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ generic 500 whose error id is in the ERROR log line, and no DSN, host or port.""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -115,3 +116,16 @@ def test_configured_first_date(timescale_db, tmp_path, capsys):
     path.write_text(SITES_YAML + "export:\n  first_date: '2026-02-30'\n")
     assert ess_main([*argv, "--date", str(day)]) == 2
     assert "export.first_date" in capsys.readouterr().err
+
+
+def test_unreachable_bucket_fails_fast(sites_path, tmp_path):
+    """GCS down (a closed port): a generic 500 well within the function's timeout."""
+    port = free_port()
+    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "ESS_EXPORT_BUCKET": "csv",
+           "ESS_SITES_CONFIG": str(sites_path), "ESS_DB_DSN": "postgresql://ess@127.0.0.1:1/x"}
+    with FunctionProcess("export", MAIN, free_port(), env=env, log_dir=tmp_path) as fn:
+        t0 = time.monotonic()
+        status, body = _post(fn.url, json.dumps({"date": str(export_day())}).encode())
+        took = time.monotonic() - t0
+    assert status == 500 and body["error_id"] and str(port) not in json.dumps(body), body
+    assert took < 45, took

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -28,10 +29,21 @@ class MapError(PermanentError):
             f"  - {p}" for p in problems))
 
 
+def _end_of_text(validator, pattern: str, instance, schema):
+    """`pattern` as ECMA-262 reads it: a final `$` is the end of the text, so a map id or a
+    column may not end with a newline (Python's `$` also matches before one)."""
+    if not validator.is_type(instance, "string"):
+        return
+    if re.search(re.sub(r"(?<!\\)\$$", r"\\Z", pattern), instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(paths.MAP_SCHEMA.read_text())
-    return jsonschema.Draft202012Validator(schema)
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator,
+                                          {"pattern": _end_of_text})
+    return strict(schema)
 
 
 def _place(doc: dict, path: list) -> str:

@@ -1,0 +1,253 @@
+"""Issue 14's acceptance through the running pipeline: simulator (Modbus TCP) -> `ess collect`
+-> Pub/Sub emulator -> ingest function -> TimescaleDB, then `ess status --json` (the real CLI).
+
+Injected while it runs (times in seconds after the simulator's start, its fault-window origin):
+bank 2 frozen from FROZEN_AT on; bank 1 dropping every connection for 10 s (DROP); bank 1's PCS
+block answering an exception every 5th poll; the collector killed with kill -9 and restarted;
+the database restarted. `ess status` must report exactly that: missed = the ticks the collector
+was down, failed = the drop's and the exception's polls (each within one tick at each edge),
+lost = 0, no reset; bank 2 flagged frozen within frozen_after + 5 s.
+
+Delivery is pull-and-post (tests/ingest/relay.py): the emulator's own push would redeliver the
+deliveries that failed while the database was down only after 1000 s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from collector_support import CollectorProcess, start_simulator, write_config
+from ess.db.connect import connect_dsn
+from ess.db.migrate import migrate
+from ess.regmap import load_map
+from ess.status.report import day_bounds
+from ess_collector.simulator.faults import Fault, FaultPlan
+from ess_local.functions import FunctionProcess
+from ess_local.procs import free_port
+from ingest.relay import PushRelay
+
+ROOT = Path(__file__).resolve().parents[2]
+FROZEN_AFTER = 5.0
+FROZEN_AT = 6                      # bank 2 frozen from here on
+DROP = (14, 24)                    # bank 1 closes every connection: 10 s
+KILL_AT, DOWN_FOR = 30, 3          # kill -9, then restart after DOWN_FOR s
+DB_RESTART_AT, STOP_AT = 40, 52
+FAULTS = [{"kind": "frozen", "bank": 2, "start": FROZEN_AT},
+          {"kind": "drop", "bank": 1, "start": DROP[0], "end": DROP[1]},
+          {"kind": "exception", "bank": 1, "block": "PCS", "code": 4, "start": 0, "every": 5}]
+BLOCKS = [b.name for b in load_map("default").blocks]
+
+
+@dataclass
+class Run:
+    """The finished run: what was injected (wall-clock) and what `ess status` said."""
+
+    plan: FaultPlan
+    t0: float
+    killed_at: float
+    restarted_at: float
+    frozen_doc: dict | None       # the first `ess status` that flagged bank 2 frozen
+    doc: dict
+    code: int
+    events: list[dict]
+    failed_deliveries: int        # pushes refused while the database was restarting
+
+
+def _status(dsn: str, sites: Path, d0, d1) -> tuple[int, dict]:
+    out = subprocess.run([sys.executable, "-m", "ess.cli", "status", "--dsn", dsn, "--sites",
+                          str(sites), "--from", d0.isoformat(), "--to", d1.isoformat(),
+                          "--json", "--silent-after", "600"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout, out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+def _until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+def _wait_started(col: CollectorProcess, n: int, timeout: float = 30) -> float:
+    """Wall time at which the collector's n-th `collector starting` line was seen."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if sum(e.get("message", "").startswith("collector starting")
+               for e in col.events()) >= n:
+            return time.time()
+        time.sleep(0.05)
+    raise AssertionError(col.log.read_text()[-3000:])
+
+
+def _wait_frozen(dsn: str, sites: Path, deadline: float) -> dict | None:
+    today = datetime.now(UTC).date()
+    while time.time() < deadline + 3:
+        _, doc = _status(dsn, sites, today, today)
+        if any(b["bank_id"] == 2 and b["frozen"] for b in doc["banks"]):
+            return doc
+        time.sleep(0.3)
+    return None
+
+
+def _settle(dsn: str, timeout: float = 40) -> None:
+    """Wait until the ledger stops growing (everything in the spool has been delivered)."""
+    last, since, end = None, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < end:
+        conn = connect_dsn(dsn)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT count(*), max(committed) FROM frames")
+            now = tuple(cur.fetchone())
+        finally:
+            conn.close()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > 4:
+            return
+        time.sleep(0.5)
+
+
+def _sites(tmp: Path, sim, topic: str) -> Path:
+    path = write_config(tmp, sim, topic, frozen_after=FROZEN_AFTER, stats_interval=5,
+                        reconnect={"initial": 0.2, "max": 0.5})
+    doc = yaml.safe_load(path.read_text())
+    doc["sites"][0]["timezone"] = "UTC"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(pg_cluster, pubsub_emulator, tmp_path_factory) -> Run:
+    tmp = tmp_path_factory.mktemp("status-pipeline")
+    dsn = pg_cluster.create_database(f"st_{uuid.uuid4().hex[:8]}", timescale=True)
+    conn = connect_dsn(dsn)
+    migrate(conn, [load_map("default")])
+    conn.close()
+    admin = pubsub_emulator.admin
+    name = f"status-{uuid.uuid4().hex[:8]}"
+    topic = admin.create_topic(name)
+    sub = admin.create_pull_subscription(f"{name}-ingest", name, 10)
+    sim = start_simulator(2, tmp, FAULTS)
+    sites = _sites(tmp, sim, topic)
+    ingest = FunctionProcess("ingest", ROOT / "functions/ingest/main.py", free_port(),
+                             signature_type="cloudevent", log_dir=tmp, env={
+                                 "ESS_DB_DSN": dsn, "ESS_SITES_CONFIG": str(sites),
+                                 "ESS_SINK": "main",
+                                 "ESS_QUARANTINE_BUCKET": str(tmp / "quarantine")}).start()
+    relay = PushRelay(admin, sub, ingest.url).start()
+    col = CollectorProcess(sites, pubsub_emulator.host, tmp / "collector.log")
+    try:
+        col.start()
+        _wait_started(col, 1)
+        frozen_doc = _wait_frozen(dsn, sites, sim.t0 + FROZEN_AT + FROZEN_AFTER + 5)
+        _until(sim.t0 + KILL_AT + 0.4)
+        col.kill9()
+        killed_at = time.time()
+        _until(killed_at + DOWN_FOR)
+        col = CollectorProcess(sites, pubsub_emulator.host, tmp / "collector.log").start()
+        restarted_at = _wait_started(col, 2)
+        _until(sim.t0 + DB_RESTART_AT)
+        pg_cluster.restart()
+        _until(sim.t0 + STOP_AT)
+        assert col.terminate() == 0
+        _settle(dsn)
+        code, doc = _status(dsn, sites, datetime.fromtimestamp(sim.t0, UTC).date(),
+                            datetime.now(UTC).date())
+    finally:
+        col.stop()
+        relay.stop()
+        ingest.stop()
+        sim.stop()
+    plan = FaultPlan([Fault(**f) for f in FAULTS], 0, sim.t0)
+    return Run(plan, sim.t0, killed_at, restarted_at, frozen_doc, doc, code, col.events(),
+               relay.failures)
+
+
+def _bank(doc: dict, bank: int) -> dict:
+    """The bank's days summed: stored, lost, missed, failed; first and last poll (Unix s)."""
+    days = [d for d in doc["days"] if d["bank_id"] == bank]
+    out = {k: sum(d[k] for d in days) for k in ("expected", "stored", "lost", "missed",
+                                                "resets", "failed_polls")}
+    out["failed"] = {}
+    for d in days:
+        for k, v in d["failed"].items():
+            out["failed"][k] = out["failed"].get(k, 0) + v
+    polls = [datetime.fromisoformat(d[k]).timestamp() for d in days
+             for k in ("first_poll", "last_poll") if d[k]]
+    out["first"], out["last"] = math.floor(min(polls)), math.floor(max(polls))
+    out["day_start"] = day_bounds(datetime.fromisoformat(days[0]["day"]).date(), "UTC")[0]
+    return out
+
+
+def _down(run: Run) -> list[int]:
+    """The ticks the collector was not running: after the last poll before the kill, up to its
+    first tick after the restart."""
+    return list(range(math.floor(run.killed_at) + 1, math.ceil(run.restarted_at)))
+
+
+def _within(got: int, want: int, edges: int = 2) -> bool:
+    return abs(got - want) <= edges
+
+
+def test_nothing_is_lost_and_no_reset(run):
+    assert run.failed_deliveries > 0, "the database restart failed no delivery"
+    assert run.code == 0, run.doc
+    assert run.doc["gaps"] == []
+    for bank in (1, 2):
+        b = _bank(run.doc, bank)
+        assert b["lost"] == 0 and b["resets"] == 0
+        assert b["expected"] == b["stored"] + b["missed"] + b["lost"]
+
+
+def test_missed_equals_the_ticks_the_collector_was_down(run):
+    down = _down(run)
+    assert len(down) >= DOWN_FOR
+    for bank in (1, 2):
+        b = _bank(run.doc, bank)
+        before = b["first"] - int(b["day_start"].timestamp())
+        after = b["expected"] - (b["last"] - int(b["day_start"].timestamp()) + 1)
+        in_run = b["missed"] - before - after
+        assert in_run == b["last"] - b["first"] + 1 - b["stored"]
+        print(f"bank {bank}: missed {in_run} in the run, collector down {len(down)} ticks")
+        assert _within(in_run, len(down)), (bank, in_run, down)
+
+
+def test_failed_equals_the_drop_and_the_periodic_exception(run):
+    b = _bank(run.doc, 1)
+    down = set(_down(run))
+    polled = [s for s in range(b["first"], b["last"] + 1) if s not in down]
+    dropped = [s for s in polled if run.plan.first("drop", 1, "BMS1", s)]
+    excepted = [s for s in polled if run.plan.first("exception", 1, "PCS", s)
+                and s not in dropped]
+    assert len(dropped) >= DROP[1] - DROP[0] - 1 and len(excepted) >= 5
+    failed = b["failed"]
+    assert set(failed) <= {f"{n}:transport" for n in BLOCKS} | {"PCS:exception:4"}, failed
+    assert _within(failed.get("PCS:exception:4", 0), len(excepted)), (failed, excepted)
+    for n in BLOCKS:
+        assert _within(failed.get(f"{n}:transport", 0), len(dropped)), (n, failed, dropped)
+    print(f"bank 1: failed {failed}; injected {len(dropped)} dropped, {len(excepted)} "
+          "exception polls")
+    assert _within(b["failed_polls"], len(dropped) + len(excepted), 3)
+    healthy = _bank(run.doc, 2)
+    assert healthy["failed_polls"] == 0 and healthy["failed"] == {}
+
+
+def test_frozen_bank_flagged_within_frozen_after_plus_5s(run):
+    deadline = run.t0 + FROZEN_AT + FROZEN_AFTER + 5
+    assert run.frozen_doc is not None, "bank 2 was never flagged frozen"
+    flagged_at = datetime.fromisoformat(run.frozen_doc["now"]).timestamp()
+    assert flagged_at <= deadline, (flagged_at - run.t0, deadline - run.t0)
+    bank1 = next(b for b in run.frozen_doc["banks"] if b["bank_id"] == 1)
+    assert not bank1["frozen"]
+    logged = [e for e in run.events if e.get("device") == "site-a/bank2" and e.get("frozen")]
+    assert logged, "the collector did not log bank 2 frozen"
+    assert sum(d["frozen_s"] for d in run.doc["days"] if d["bank_id"] == 2) > 0
+    assert next(b for b in run.doc["banks"] if b["bank_id"] == 2)["frozen"]

@@ -25,10 +25,10 @@ def plan_moves(keys: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     """(old key, new key) of every data file in the old layout, and the days of old manifests."""
     moves, days = [], []
     for key in keys:
-        if m := _OLD_FILE.match(key):
+        if m := _OLD_FILE.fullmatch(key):
             day, table, site, suffix = m.groups()
             moves.append((key, file_key(table, day, site, suffix)))
-        elif m := _OLD_MANIFEST.match(key):
+        elif m := _OLD_MANIFEST.fullmatch(key):
             days.append(m.group(1))
     return moves, days
 

@@ -10,6 +10,9 @@
 #   error         error text (present only on failures; a store failure also carries site and frames)
 #   failed        failed register blocks of one poll (collector; 0 when they recover)
 #   lag_s         seconds from poll start to row commit (store; feeds the lag distribution)
+#   frozen        true on the collector's line when a bank's registers freeze, false when they thaw
+#   completeness_pct, lost, missed, failed, frozen_s
+#                 the export's data status line (stage=status), one per bank and local day
 # Metric names are fixed (dashboards/ess.json refers to them), so deploy one pipeline per project.
 
 locals {
@@ -77,6 +80,36 @@ locals {
     ess_export_runs = {
       description = "Successful export log entries (stage=accumulate without error)."
       filter      = "jsonPayload.stage=\"accumulate\" AND NOT jsonPayload.error:*"
+      value       = null
+      unit        = "1"
+    }
+    ess_day_completeness = {
+      description = "Completeness of a bank's local day in percent (jsonPayload.completeness_pct of the export's data status line stage=status; one per bank and day)."
+      filter      = "jsonPayload.stage=\"status\" AND jsonPayload.completeness_pct:*"
+      value       = "EXTRACT(jsonPayload.completeness_pct)"
+      unit        = "%"
+    }
+    ess_day_lost_frames = {
+      description = "Lost frames of a bank's local day (jsonPayload.lost of the export's data status line stage=status, 0 included; one per bank and day)."
+      filter      = "jsonPayload.stage=\"status\" AND jsonPayload.lost:*"
+      value       = "EXTRACT(jsonPayload.lost)"
+      unit        = "1"
+    }
+    ess_days_with_loss = {
+      description = "Bank-days with lost frames (data status lines stage=status with lost>0)."
+      filter      = "jsonPayload.stage=\"status\" AND jsonPayload.lost>0"
+      value       = null
+      unit        = "1"
+    }
+    ess_days_incomplete = {
+      description = "Bank-days whose completeness is below var.completeness_threshold_percent (data status lines stage=status)."
+      filter      = "jsonPayload.stage=\"status\" AND jsonPayload.completeness_pct<${var.completeness_threshold_percent}"
+      value       = null
+      unit        = "1"
+    }
+    ess_frozen_banks = {
+      description = "Banks that froze (the collector's line when every block has returned identical registers for frozen_after s: stage=poll, frozen=true; not the thaw line)."
+      filter      = "jsonPayload.stage=\"poll\" AND jsonPayload.frozen=true"
       value       = null
       unit        = "1"
     }
@@ -161,7 +194,7 @@ resource "google_monitoring_alert_policy" "site_silent" {
         alignment_period     = "60s"
         per_series_aligner   = "ALIGN_SUM"
         cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.site"]
+        group_by_fields      = ["metric.label.site", "metric.label.service"]
       }
 
       trigger {
@@ -173,7 +206,7 @@ resource "google_monitoring_alert_policy" "site_silent" {
   depends_on = [time_sleep.metric_descriptors]
 
   documentation {
-    content   = "No frames from site $${metric.label.site} were stored for ${var.site_silence_minutes} minutes. Check the collector VM (`journalctl -u ess-collector`), the site's Modbus link and the ingest functions."
+    content   = "No frames from site $${metric.label.site} were stored by $${metric.label.service} for ${var.site_silence_minutes} minutes (per sink: a database outage silences its sink even while the other stores). Check the collector VM (`journalctl -u ess-collector`), the site's Modbus link and the ingest functions."
     mime_type = "text/markdown"
   }
 }
@@ -296,4 +329,69 @@ resource "google_monitoring_alert_policy" "export_job_failed" {
     content   = "Cloud Scheduler could not call the export function successfully."
     mime_type = "text/markdown"
   }
+}
+
+# Data status (issue 14): the daily export logs one stage=status line per bank and local day
+# (functions/ess_functions/export.py), the collector one line when a bank freezes. Each policy
+# fires on a log-based counter of those lines, per site.
+locals {
+  status_alerts = {
+    frames_lost = {
+      metric = "ess_days_with_loss"
+      name   = "ESS: frames lost"
+      doc    = "The daily data status of site $${metric.label.site} reports lost frames (a sequence gap: polled, then lost between the spool and the database). Run `ess status --site $${metric.label.site} --date <day>` for the seq ranges and times; see docs/data-status.md."
+    }
+    day_incomplete = {
+      metric = "ess_days_incomplete"
+      name   = "ESS: a day's completeness below ${var.completeness_threshold_percent}%"
+      doc    = "A bank of site $${metric.label.site} stored less than ${var.completeness_threshold_percent}% of the expected ticks of a local day (normally yesterday, the scheduled export's day). `ess status --site $${metric.label.site} --date <day>` splits it into missed, failed and lost."
+    }
+    bank_frozen = {
+      metric = "ess_frozen_banks"
+      name   = "ESS: frozen device"
+      doc    = "A bank of site $${metric.label.site} has returned byte-identical registers in every block for collector.frozen_after seconds (a BMS that hangs but answers). Check the device; the collector logs when it thaws."
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "status" {
+  for_each = local.status_alerts
+
+  project               = var.project_id
+  display_name          = each.value.name
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "${each.value.metric} > 0 per site"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.ess[each.value.metric].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.site"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    content   = each.value.doc
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [time_sleep.metric_descriptors]
 }

@@ -504,3 +504,14 @@ variable "bigquery_dataset" {
     error_message = "bigquery_dataset must be letters, digits and underscores (at most 1024), or null."
   }
 }
+
+variable "completeness_threshold_percent" {
+  type        = number
+  description = "Alert when a bank's daily completeness (stored / expected ticks of a local day, from the export's data status) is below this percentage."
+  default     = 99.9
+
+  validation {
+    condition     = var.completeness_threshold_percent > 0 && var.completeness_threshold_percent <= 100
+    error_message = "completeness_threshold_percent must be in (0, 100]."
+  }
+}

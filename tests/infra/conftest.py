@@ -12,6 +12,7 @@ from real_lines import (
     export_lines,
     ingest_lines,
     kind_of,
+    ledger_day,
     log_level_quiet,
     sites_yaml,
 )
@@ -44,6 +45,7 @@ def real_lines(tmp_path_factory, pg_cluster, gcs_emulator) -> RealLines:
     out = RealLines()
     lines, out.stored = ingest_lines(dsn, sites, tmp)
     out.add(lines, RUN)
+    ledger_day(dsn)
     gcs_emulator.create_bucket("ess-real-lines")
     out.add(export_lines(dsn, sites, gcs_emulator.env(), "ess-real-lines"), RUN)
     dead = free_port()       # no Pub/Sub emulator listens there

@@ -3,7 +3,8 @@
 Supported: AND, OR, NOT (also `-`), implicit AND by juxtaposition, parentheses, comparisons
 `=`, `!=`, `>`, `>=`, `<`, `<=`, `:` (has: substring, or equality for numbers) and `:*` (field
 present) on dotted paths such as `jsonPayload.stage`, `severity`, `resource.labels.job_id`.
-`severity` compares by level (DEFAULT < DEBUG < INFO < ... < EMERGENCY). Value extractors:
+`severity` compares by level (DEFAULT < DEBUG < INFO < ... < EMERGENCY); a boolean field equals
+`true` or `false`. Value extractors:
 `EXTRACT(path)` and `REGEXP_EXTRACT(path, "re")`. Reference:
 https://cloud.google.com/logging/docs/view/logging-query-language
 """
@@ -152,8 +153,8 @@ def _compare(c: _Cmp, entry: dict) -> bool:
         a, b = SEVERITIES.index(str(v)), SEVERITIES.index(str(c.value))
     else:
         a, b = _number(v), _number(c.value)
-        if a is None or b is None:
-            a, b = str(v), str(c.value)
+        if a is None or b is None:   # a JSON boolean compares as true / false
+            a, b = str(v).lower() if isinstance(v, bool) else str(v), str(c.value)
     if c.op == ":":
         return str(b).lower() in str(a).lower() if isinstance(a, str) else a == b
     if c.op == "=":

@@ -4,10 +4,13 @@
   out-of-range values, its redelivery (all duplicates), a store failure (a dead database port:
   the outage case) and a poison message quarantined into a local directory;
 - the collector (`ess collect` as a subprocess, its JSON lines on stderr): one bank on the
-  simulator with a failing block (faults file), one on a closed port (connect failure), and
-  Pub/Sub pointed at a dead emulator port (publish failure);
+  simulator with a failing block and one frozen for a few seconds (faults file; it freezes and
+  thaws), one on a closed port (connect failure), and Pub/Sub pointed at a dead emulator port
+  (publish failure);
 - the export (the real HTTP function through functions-framework's test client): a run to
-  the GCS emulator and a failure (database down).
+  the GCS emulator and a failure (database down), and a run of a second site whose day has a
+  full ledger (two banks; one with a sequence gap of one frame), so the data status lines
+  include an incomplete day, a day with loss and a complete day.
 
 Lines are sorted into kinds by their message text (what a reader sees), never by the fields
 the metric filters test, so a filter is checked against what the code really writes.
@@ -41,8 +44,17 @@ FRAMES = 2
 POLLED = datetime.combine(datetime.now(UTC).date() - timedelta(days=2), datetime.min.time(),
                           UTC) + timedelta(hours=3)
 
-# kind -> pattern of the message text; the first that matches names the line
+# the second site: a full day of ledger rows (loaded with generate_series), bank 1 missing seq
+LEDGER_SITE, LOST_SEQ = "site-b", 4242
+# kind -> pattern of the message text; the first that matches names the line. A status line
+# whose completeness is below 99.9 % (the default of var.completeness_threshold_percent) is
+# `status_incomplete`, one with lost > 0 `status_lost`.
 KINDS = [
+    ("status_incomplete", r"^data status .*: completeness (?!99\.9|100)\d{1,2}(\.\d+)?%"),
+    ("status_lost", r"^data status .*, lost [1-9]"),
+    ("status", r"^data status "),
+    ("frozen", r"^\S+/bank\d+: registers frozen \("),
+    ("thawed", r"^\S+/bank\d+: registers changing again$"),
     ("stored_again", r"^stored 0/\d+ rows"),
     ("stored", r"^stored \d+/\d+ rows"),
     ("store_failure", r"^store failed"),
@@ -152,22 +164,24 @@ def ingest_lines(dsn: str, sites_path: Path, tmp: Path) -> tuple[list[dict], dic
 
 
 def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
-    """`ess collect` for 5 ticks: a failing block, a closed port, Pub/Sub unreachable."""
+    """`ess collect` for 12 ticks: a failing block, a bank frozen for the simulator's first 8 s
+    (frozen_after 1 s: it freezes, then thaws), a closed port, Pub/Sub unreachable."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tests" / "collector"))
     from collector_support import CollectorProcess, start_simulator, write_config
 
-    sim = start_simulator(1, tmp, faults=[{"kind": "exception", "bank": 1, "block": "PCS"}])
+    sim = start_simulator(2, tmp, faults=[{"kind": "exception", "bank": 1, "block": "PCS"},
+                                          {"kind": "frozen", "bank": 2, "end": 8}])
     try:
         cfg = write_config(tmp, sim, "projects/ess-local-test/topics/none", stats_interval=2,
-                           publish={"timeout": 1, "max_latency": 0.2})
+                           publish={"timeout": 1, "max_latency": 0.2}, frozen_after=1)
         doc = yaml.safe_load(cfg.read_text())
         doc["sites"][0]["devices"].append({"host": "127.0.0.1", "port": free_port(),
-                                           "bank_id": 2})
+                                           "bank_id": 3})
         cfg.write_text(yaml.safe_dump(doc))
         proc = CollectorProcess(cfg, f"127.0.0.1:{emulator_port}", tmp / "collector.log",
-                                ticks=5).start()
+                                ticks=12).start()
         try:
             proc.wait(60)
         finally:
@@ -189,16 +203,39 @@ def export_lines(dsn: str, sites_path: Path, gcs_env: dict, bucket: str) -> list
             target="export", source=str(ROOT / "functions" / "export" / "main.py")).test_client()
         with captured("export") as lines:
             assert app.post("/", json={"date": str(day), "site": "site-a"}).status_code == 200
+            assert app.post("/", json={"date": str(day), "site": LEDGER_SITE}).status_code == 200
             os.environ["ESS_DB_DSN"] = DEAD_DB.format(port=free_port())
             assert app.post("/", json={"date": str(day), "site": "site-a"}).status_code == 500
     return lines
 
 
+def ledger_day(dsn: str) -> None:
+    """A full UTC day of ledger rows for LEDGER_SITE's banks 1 and 2; bank 1 lacks LOST_SEQ."""
+    start = datetime.combine(POLLED.date(), datetime.min.time(), UTC)
+    conn = connect_dsn(dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "INSERT INTO frames (ts, site_id, bank_id, seq, map_id, map_version, poll_us, "
+            "published, committed, crc) SELECT %s::timestamptz + s * interval '1 second', %s, "
+            "b, s, 'default', 1, 30000, %s::timestamptz + s * interval '1 second', "
+            "%s::timestamptz + s * interval '1 second', s FROM generate_series(0, 86399) s, "
+            "generate_series(1, 2) b WHERE NOT (b = 1 AND s = %s)",
+            (start, LEDGER_SITE, start, start, LOST_SEQ))
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def sites_yaml(path: Path) -> Path:
-    """One site, one bank on the default map (the ingest's and the export's configuration)."""
-    path.write_text(yaml.safe_dump({"sites": [{"site_id": "site-a", "timezone": "Asia/Seoul",
-                                               "devices": [{"host": "127.0.0.1", "port": 1502,
-                                                            "bank_id": 1}]}]}))
+    """Site-a with one bank and LEDGER_SITE with two, on the default map (the ingest's and the
+    export's configuration)."""
+    def bank(b: int, port: int) -> dict:
+        return {"host": "127.0.0.1", "port": port, "bank_id": b}
+
+    path.write_text(yaml.safe_dump({"sites": [
+        {"site_id": "site-a", "timezone": "Asia/Seoul", "devices": [bank(1, 1502)]},
+        {"site_id": LEDGER_SITE, "timezone": "UTC", "devices": [bank(1, 1503), bank(2, 1504)]}]}))
     return path
 
 

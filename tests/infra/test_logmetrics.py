@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
-            "publish_failure", "export_file", "export_failure")
+            "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
+            "status", "frozen", "thawed")
+STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
 # metric -> the kinds of line it must count (exactly), and the value extracted from each:
@@ -39,8 +41,14 @@ EXPECTED = {
     "ess_poll_to_row_lag": {"stored": FIELD, "stored_again": FIELD},
     "ess_export_rows": {"export_file": FIELD},
     "ess_export_runs": {"export_file": None, "export_manifest": None},
+    "ess_day_completeness": dict.fromkeys(STATUS, FIELD),
+    "ess_day_lost_frames": dict.fromkeys(STATUS, FIELD),
+    "ess_days_with_loss": {"status_lost": None},
+    "ess_days_incomplete": {"status_incomplete": None},
+    "ess_frozen_banks": {"frozen": None},
 }
-VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows"}
+VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows",
+               "ess_day_completeness": "completeness_pct", "ess_day_lost_frames": "lost"}
 
 
 def _norm(v):
@@ -51,9 +59,17 @@ def _norm(v):
     return v.strip('"') if isinstance(v, str) and v[:1] == '"' == v[-1:] else v
 
 
+def _defaults() -> dict[str, object]:
+    with (INFRA / "variables.tf").open() as f:
+        d = _norm(hcl2.load(f))
+    return {k: v.get("default") for b in d["variable"] for k, v in b.items()}
+
+
 def _hcl_string(s: str) -> str:
-    """A filter as Terraform will send it (HCL escapes undone)."""
-    return s.replace('\\"', '"')
+    """A filter as Terraform will send it (HCL escapes undone, variables at their defaults)."""
+    defaults = _defaults()
+    return re.sub(r"\$\{var\.([a-z_]+)\}", lambda m: str(defaults[m.group(1)]),
+                  s.replace('\\"', '"'))
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +141,46 @@ def test_site_silent_fires_during_a_database_outage(policies, metrics, entries):
     """During an outage ingest logs only store failures: the per-site series must go absent."""
     cond = policies["site_silent"]["conditions"][0]["condition_absent"][0]
     assert "ess_store_batches" in cond["filter"]
-    assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site"]
+    # per site and sink: a replica still storing must not hide the main database's outage
+    assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site",
+                                                          "metric.label.service"]
+    assert cond["duration"] == "${var.site_silence_minutes * 60}s"
+    assert _defaults()["site_silence_minutes"] == 5
     outage = [entries["store_failure"], entries["quarantine"]]
     f = _hcl_string(metrics["ess_store_batches"]["filter"])
     assert not any(matches(f, e) for e in outage), "retries would keep the alert quiet"
     assert matches(f, entries["stored"]), "normal operation must keep the series present"
+
+
+def test_status_lines_report_the_ledger(kinds, real_lines):
+    """One status line per configured bank and day; the gap's bank reports lost=1."""
+    from real_lines import LEDGER_SITE
+
+    lines = [e["jsonPayload"] for k in STATUS for e in kinds[k]]
+    assert sorted((x["site"], x["bank"]) for x in lines) == [("site-a", 1), (LEDGER_SITE, 1),
+                                                            (LEDGER_SITE, 2)]
+    lost = kinds["status_lost"][0]["jsonPayload"]
+    assert (lost["site"], lost["bank"], lost["lost"], lost["stored"]) == (LEDGER_SITE, 1, 1,
+                                                                          86399)
+    assert kinds["status"][0]["jsonPayload"]["completeness_pct"] == 100.0
+    assert kinds["status_incomplete"][0]["jsonPayload"]["stored"] == real_lines.stored["frames"]
+
+
+def test_status_alerts_count_their_metric_per_site(policies, metrics):
+    """Lost frames, an incomplete day and a frozen bank each alert on > 0 of its counter."""
+    p = policies["status"]
+    assert p["for_each"] == "${local.status_alerts}"
+    with (INFRA / "monitoring.tf").open() as f:
+        d = _norm(hcl2.load(f))
+    alerts = next(b["status_alerts"] for b in d["locals"] if "status_alerts" in b)
+    assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
+                                                      "ess_days_incomplete", "ess_frozen_banks"}
+    for a in alerts.values():
+        assert metrics[a["metric"]]["value"] is None, "a counter of lines"
+    cond = p["conditions"][0]["condition_threshold"][0]
+    assert "google_logging_metric.ess[each.value.metric].name" in cond["filter"]
+    assert (cond["comparison"], cond["threshold_value"]) == ("COMPARISON_GT", 0)
+    assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site"]
 
 
 def test_export_missed_waits_after_first_deploy(policies):

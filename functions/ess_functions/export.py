@@ -192,6 +192,21 @@ def _upload(run: _DayRun, spec: TableSpec, key: str, entry: dict,
     return "written", {**entry, "bytes": new.size, "generation": new.generation}
 
 
+def _day_status(conn, site: Site, day: date, interval: float,
+                frozen_after: float) -> dict[str, dict]:
+    """Save the site-day's data status; log one line per bank (the status log metrics)."""
+    status = export_day(conn, site, day, interval, frozen_after)
+    for d in status.values():
+        pct = round(d["completeness"] * 100, 4)
+        event(log, f"data status {d['site_id']}/bank{d['bank_id']} {d['day']}: completeness "
+              f"{pct}%, lost {d['lost']}, missed {d['missed']}, failed {d['failed_polls']}",
+              stage="status", site=d["site_id"], bank=d["bank_id"], date=d["day"],
+              completeness_pct=pct, expected=d["expected"],
+              stored=d["stored"], lost=d["lost"], missed=d["missed"],
+              failed=d["failed_polls"], frozen_s=d["frozen_s"])
+    return status
+
+
 def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
                 fmt: str = DEFAULT_FORMAT,
                 on_file: Callable[[FileResult], None] | None = None,
@@ -213,8 +228,8 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
                                        on_file=on_file)
             files += res
             entries.update(ent)
-            sections.setdefault("data_status", {}).update(export_day(conn, site, day, interval,
-                                                                     frozen_after))
+            sections.setdefault("data_status", {}).update(_day_status(conn, site, day, interval,
+                                                                      frozen_after))
         written, count = update_manifest(dest, day.isoformat(), entries,
                                          datetime.now(UTC).isoformat(timespec="seconds"),
                                          sections=sections)

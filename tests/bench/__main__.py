@@ -71,6 +71,9 @@ BENCHMARKS = [
     ("tests.bench.ingest", "bench_ingest", ("pg",)),
     ("tests.bench.export", "bench_export", ("pg", "gcs")),
     ("tests.bench.e2e", "bench_e2e", ("pg",)),
+    ("tests.bench.status", "bench_ledger_overhead", ("pg",)),
+    ("tests.bench.status", "bench_ledger_bytes", ("pg",)),
+    ("tests.bench.status", "bench_status_query", ("pg",)),
 ]
 
 

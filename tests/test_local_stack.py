@@ -199,3 +199,75 @@ def test_managed_process_stops_whole_group(tmp_path):
     p.stop(grace=2)
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)  # no process of the group is left
+
+
+def _ledger_frames(site: str, start_s: int, ticks: int, skip: set[int]) -> list:
+    from ess.codec import BlockData, Frame
+    from ess.regmap import load_map
+
+    m = load_map("default")
+    out, seq = [], 1
+    for i in range(ticks):
+        if i in skip:
+            continue
+        us = (start_s + i) * 1_000_000
+        blocks = {b.name: BlockData(registers=Frame.registers_to_bytes(
+            [(i + k) % 1000 for k in range(b.count)])) for b in m.blocks}
+        out.append(Frame(site, 1, seq, us, us + 20_000, "default", 1, blocks))
+        seq += 1
+    return out
+
+
+def test_make_run_status_counts_completeness_and_lost(timescale_db, tmp_path):
+    """The status line and SUMMARY fields of `make run` (ess_local.status) on a real ledger:
+    ticks 5..7 never polled (missed), the frame of tick 12 deleted (lost)."""
+    from ess.db.connect import connect_dsn
+    from ess.db.migrate import migrate
+    from ess.db.writer import write_frames
+    from ess.regmap import load_map
+    from ess.sites import load_sites
+    from ess_local.status import exit_code, run_status, status_line, summary_fields
+
+    sites = tmp_path / "sites.yaml"
+    sites.write_text("sites:\n" + "".join(
+        f"  - {{site_id: {s}, timezone: UTC, devices: [{{host: 127.0.0.1, port: {5020 + k}, "
+        "bank_id: 1}]}\n" for k, s in enumerate(("site-a", "site-b"))))
+    m = load_map("default")
+    conn = connect_dsn(timescale_db)
+    migrate(conn, [m])
+    frames = _ledger_frames("site-a", int(time.time()) - 60, 20, {5, 6, 7})
+    write_frames(conn, frames, {m.key: m})
+    cur = conn.cursor()
+    cur.execute("DELETE FROM frames WHERE site_id = 'site-a' AND seq = %s", (frames[9].seq,))
+    conn.commit()
+    conn.close()
+    status = run_status(timescale_db, load_sites(sites))
+    assert status["site-a"] == {"stored": 16, "ticks": 20, "completeness": 0.8, "lost": 1}
+    assert status["site-b"] == {"stored": 0, "ticks": 0, "completeness": 0.0, "lost": 0}
+    assert status_line(status) == "completeness 80.000% lost 1"
+    fields = summary_fields(status)
+    assert fields == {"lost_frames": 1, "completeness": {"site-a": 0.8, "site-b": 0.0}}
+    rows = {"bank": 15}
+    assert exit_code({"rows_main": rows, "rows_replica": rows, **fields}) == 1
+    assert exit_code({"rows_main": rows, "rows_replica": rows, "lost_frames": 0}) == 0
+    assert exit_code({"rows_main": rows, "rows_replica": {"bank": 14}, "lost_frames": 0}) == 1
+
+
+@pytest.mark.slow
+def test_make_run_summary_has_lost_frames_and_completeness(tmp_path):
+    """A short `make run` (python -m ess_local.run): status lines with completeness and lost,
+    SUMMARY with lost_frames 0 and completeness per site; exit 0."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "ess_local.run", "--duration", "15",
+                          "--sites", "2", "--run-dir", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=300)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    status = [ln for ln in lines if ln.startswith("status:")]
+    assert status and all(" | completeness " in ln and " lost 0" in ln for ln in status), status
+    [summary] = [json.loads(ln[len("SUMMARY "):]) for ln in lines if ln.startswith("SUMMARY ")]
+    assert summary["lost_frames"] == 0
+    assert set(summary["completeness"]) == {"site-a", "site-b"}
+    assert all(0.9 <= c <= 1.0 for c in summary["completeness"].values()), summary

@@ -31,6 +31,7 @@ from .gcs import GcsEmulator
 from .postgres import Cluster
 from .procs import LOCALHOST, ManagedProcess, free_port
 from .pubsub import Emulator, PubSub
+from .status import exit_code, run_status, status_line, summary_fields
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "ess-local"
@@ -304,7 +305,8 @@ class Pipeline:
                     + " ".join(f"{t}={c['main'][t]}" for t in self.tables) + " | replica "
                     + " ".join(f"{t}={c['replica'][t]}" for t in self.tables)
                     + f" | lag p50 {p50:.0f} ms p99 {p99:.0f} ms | errors {self.errors()}"
-                    + f" | spool {self.spool_depth()}")
+                    + f" | spool {self.spool_depth()}"
+                    + f" | {status_line(run_status(self.dsn['main'], self.sites))}")
             if now - last_export >= EXPORT_EVERY:
                 last_export = now
                 say(f"run: export triggered ({self.export()} site(s) written)")
@@ -333,7 +335,8 @@ class Pipeline:
         return {"sites": self.collector_stats(), "rows_main": counts["main"],
                 "rows_replica": counts["replica"], "csv_objects": self.csv_objects(),
                 "latency_p50_ms": p50, "latency_p99_ms": p99, "errors": self.errors(),
-                "run_dir": str(self.run_dir)}
+                "run_dir": str(self.run_dir),
+                **summary_fields(run_status(self.dsn["main"], self.sites))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,8 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             say("run: stopping: draining in-flight frames")
             counts = pipeline.drain()
             summary = pipeline.summary(counts)
-            if summary["rows_main"] != summary["rows_replica"]:
-                code = 1
+            code = exit_code(summary)         # databases disagree, or lost_frames > 0
             say("SUMMARY " + json.dumps(summary, sort_keys=True))
         except Exception as exc:
             say(f"run: failed: {exc}")

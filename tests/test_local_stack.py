@@ -254,14 +254,14 @@ def test_make_run_status_counts_completeness_and_lost(timescale_db, tmp_path):
 
 
 @pytest.mark.slow
-def test_make_run_summary_has_lost_frames_and_completeness(tmp_path):
+def test_make_run_summary_has_lost_frames_and_completeness(stack_dir):
     """A short `make run` (python -m ess_local.run): status lines with completeness and lost,
     SUMMARY with lost_frames 0 and completeness per site; exit 0."""
     import subprocess
     import sys
 
     out = subprocess.run([sys.executable, "-m", "ess_local.run", "--duration", "15",
-                          "--sites", "2", "--run-dir", str(tmp_path / "run")],
+                          "--sites", "2", "--run-dir", str(stack_dir / "make-run")],
                          capture_output=True, text=True, timeout=300)
     lines = out.stdout.splitlines()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

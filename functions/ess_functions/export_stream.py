@@ -2,7 +2,8 @@
 
 Whatever the format, the file's facts (sha256, csv_bytes, first/last ts) are those of the CSV
 text COPY produced; the encoders only change what is stored. Memory stays bounded: one COPY
-block, plus for Parquet one row group of parsed rows (ROW_GROUP_BYTES of CSV text).
+block, plus for Parquet one row group of parsed rows (ROW_GROUP_BYTES of CSV text), held in
+pyarrow's system allocator (it returns freed memory sooner than the default pool).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from dataclasses import dataclass
 from ess.db.bigquery import export_columns
 from ess.db.schema import TableSpec
 
+from .export_sql import OOR_SEPARATOR
+
 BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
-ROW_GROUP_BYTES = 4 << 20  # CSV text per Parquet row group (memory grows with it: see docs)
+ROW_GROUP_BYTES = 2 << 20  # CSV text per Parquet row group (memory grows with it: see docs)
+PAGE_BYTES = 256 << 10     # Parquet data page: what each column writer buffers before encoding
 
 
 @dataclass(frozen=True)
@@ -114,14 +118,30 @@ def arrow_schema(spec: TableSpec):
 
 
 class _Parquet:
-    """Parquet: CSV text parsed in row groups of ROW_GROUP_BYTES, typed, written as it comes."""
+    """Parquet: CSV text parsed in row groups of ROW_GROUP_BYTES, typed, written as it comes.
+
+    Only pyarrow's core, CSV reader and Parquet writer are loaded (no compute kernels: the
+    import is most of the memory); each row group is parsed, written and dropped before the next.
+    """
 
     def __init__(self, out, spec: TableSpec) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
-        self.schema = arrow_schema(spec)
-        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd",
-                                          use_dictionary=False)
+        self.pa, self.schema, self.pool = pa, arrow_schema(spec), pa.system_memory_pool()
+        self.at = self.schema.get_field_index("out_of_range")
+        self.read = lambda text: pcsv.read_csv(
+            pa.py_buffer(text),
+            read_options=pcsv.ReadOptions(column_names=self.schema.names, block_size=len(text),
+                                          use_threads=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={f.name: pa.string() if pa.types.is_list(f.type) else f.type
+                              for f in self.schema},
+                strings_can_be_null=True),
+            memory_pool=self.pool)
+        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd", use_dictionary=False,
+                                       data_page_size=PAGE_BYTES, memory_pool=self.pool)
         self.pending = bytearray()
         self.header = True      # the first line is COPY's header
 
@@ -135,26 +155,28 @@ class _Parquet:
             self._row_group(bytes(self.pending[:cut]))
             del self.pending[:cut]
 
-    def _row_group(self, text: bytes) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.csv as pcsv
+    def _flags(self, column):
+        """out_of_range: the CSV's 'a;b' text (or null) as a list of strings."""
+        pa = self.pa
+        kind = self.schema.field(self.at).type
+        if column.null_count == len(column):
+            return pa.nulls(len(column), kind, memory_pool=self.pool)
+        return pa.array([v.split(OOR_SEPARATOR) if v is not None else None
+                         for v in column.to_pylist()], kind, memory_pool=self.pool)
 
+    def _row_group(self, text: bytes) -> None:
         if self.header:
             text, self.header = text[text.index(b"\n") + 1:], False
         if not text:
             return
-        csv_types = {f.name: pa.string() if pa.types.is_list(f.type) else f.type
-                     for f in self.schema}
-        table = pcsv.read_csv(
-            io.BytesIO(text),
-            read_options=pcsv.ReadOptions(column_names=self.schema.names, block_size=len(text),
-                                          use_threads=False),
-            convert_options=pcsv.ConvertOptions(column_types=csv_types, strings_can_be_null=True))
-        at = self.schema.get_field_index("out_of_range")
-        flags = pc.split_pattern(table.column(at), ";")
-        table = table.set_column(at, self.schema.field(at), flags)
-        self.writer.write_table(table.cast(self.schema))
+        table = self.read(text)
+        del text
+        arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
+        del table
+        arrays[self.at] = self._flags(arrays[self.at])
+        group = self.pa.Table.from_arrays(arrays, schema=self.schema)
+        del arrays
+        self.writer.write_table(group, row_group_size=group.num_rows)
 
     def close(self) -> None:
         if self.pending:

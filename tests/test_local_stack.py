@@ -271,3 +271,14 @@ def test_make_run_summary_has_lost_frames_and_completeness(stack_dir):
     assert summary["lost_frames"] == 0
     assert set(summary["completeness"]) == {"site-a", "site-b"}
     assert all(0.9 <= c <= 1.0 for c in summary["completeness"].values()), summary
+    # the export on exit wrote the type-first layout (issue 16) and the day's manifest aside
+    import re
+
+    files = [n for n in summary["objects"] if not n.startswith("_manifests/")]
+    layout = re.compile(r"type=(bank|rack|pcs|etc)/date=\d{4}-\d{2}-\d{2}/site=(site-[ab])\.csv")
+    assert files and all(layout.fullmatch(n) for n in files), summary["objects"]
+    assert {layout.fullmatch(n).groups() for n in files} == {
+        (t, s) for t in ("bank", "rack", "pcs", "etc") for s in ("site-a", "site-b")}
+    days = {n.split("/")[1] for n in files}
+    assert {f"_manifests/{d}/manifest.json" for d in days} == \
+        set(summary["objects"]) - set(files), summary["objects"]

@@ -280,9 +280,11 @@ class Pipeline:
         return done
 
     def csv_objects(self) -> int:
-        client = self.gcs.client(PROJECT)
-        return sum(1 for b in client.list_blobs(BUCKETS["csv"])
-                   if b.name.endswith((".csv", ".csv.gz")))
+        return sum(1 for name in self.object_names() if name.endswith((".csv", ".csv.gz")))
+
+    def object_names(self) -> list[str]:
+        """Names of the objects in the export bucket, sorted."""
+        return sorted(b.name for b in self.gcs.client(PROJECT).list_blobs(BUCKETS["csv"]))
 
     def watch(self, duration: float | None) -> None:
         t0 = time.monotonic()
@@ -334,6 +336,7 @@ class Pipeline:
         p50, p99 = self.latency_ms()
         return {"sites": self.collector_stats(), "rows_main": counts["main"],
                 "rows_replica": counts["replica"], "csv_objects": self.csv_objects(),
+                "objects": self.object_names(),
                 "latency_p50_ms": p50, "latency_p99_ms": p99, "errors": self.errors(),
                 "run_dir": str(self.run_dir),
                 **summary_fields(run_status(self.dsn["main"], self.sites))}

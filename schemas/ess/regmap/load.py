@@ -230,7 +230,8 @@ def load_map_file(path: str | Path) -> RegisterMap:
     """Load and validate a YAML or JSON map file."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        # libyaml's loader when built with it: the same documents, ~5x faster
+        doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
         raise MapError(str(path), [f"cannot read: {exc}"]) from exc
     return parse_map(doc, str(path))

@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from . import report
 from .sql import SEEN
 
+_READ_TIMEOUT_S = 600.0     # a month of many banks takes a while (the default is 10 s)
+
 
 def _targets(conn, args) -> tuple[list[tuple[str, str, list[int]]], float, float]:
     """[(site, timezone, banks)], interval and frozen_after: from the sites config, else the
@@ -59,13 +61,14 @@ def collect(conn, args, now: datetime) -> dict:
         today = now.astimezone(report.ZoneInfo(tz)).date()
         kept = report.stored_days(conn, site, d0, min(d1, today)) if d0 < today else {}
         live_from = max(d0, min(today, d1)) if kept else d0
-        days = report.compute(conn, site, tz, banks, live_from, d1, interval, frozen, now)
+        days, gaps = report.status(conn, site, tz, banks, d0, d1, live_from, interval, frozen,
+                                   now)
         days = [*[kept[k] for k in sorted(kept) if k[1] < live_from], *days]
         for d in days:
             d.timezone = tz
         out["days"] += [d.as_dict() for d in sorted(days, key=lambda d: (d.bank_id, d.day))]
         out["banks"] += report.last_seen(conn, site, banks, now, frozen)
-        out["gaps"] += report.gaps(conn, site, tz, d0, d1)
+        out["gaps"] += gaps
     return out
 
 
@@ -96,7 +99,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     now = datetime.now(UTC)
     try:
-        conn = connect(args.dsn)
+        conn = connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - reported, exit 1 (the database is down)
         print(f"ess status: cannot connect: {exc}", file=sys.stderr)
         return 1

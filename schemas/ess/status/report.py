@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from . import sql
 
 DEFAULT_FROZEN_AFTER = 300.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 
@@ -89,42 +90,62 @@ def _query(conn, text: str, params: dict) -> list:
         cur.close()
 
 
-def compute(conn, site: str, tz: str, banks: list[int], d0: date, d1: date,
-            interval: float = 1.0, frozen_after: float = DEFAULT_FROZEN_AFTER,
-            now: datetime | None = None) -> list[BankDay]:
-    """Status of every bank (configured or seen) for each local day d0..d1, from the ledger."""
-    now = now or datetime.now(UTC)
+def _scan(conn, site: str, tz: str, d0: date, d1: date, interval: float,
+          frozen_after: float) -> tuple[dict[tuple[int, date], BankDay], list[dict]]:
+    """One pass over the ledger's local days d0..d1: the status of each bank and day with
+    frames (failed blocks looked up only when some poll failed), and the lost ranges and
+    resets in poll order."""
     p = _params(site, tz, d0, d1, interval, frozen_after)
     found: dict[tuple[int, date], BankDay] = {}
+    gaps: list[dict] = []
     for (bank, day, stored, lost, resets, failed_polls, oor, first, last, lag,
-         frozen) in _query(conn, sql.DAYS, p):
+         frozen, day_gaps) in _query(conn, sql.DAYS, p):
         found[(bank, day)] = BankDay(site, bank, day, tz, 0, stored, lost, resets, 0,
                                      failed_polls, {}, oor, first, last, lag, frozen)
-    for bank, day, what, n in _query(conn, sql.FAILED, p):
-        found[(bank, day)].failed[what] = n
+        gaps += [_gap(site, bank, *g) for g in day_gaps or ()]
+    if any(d.failed_polls for d in found.values()):
+        for bank, day, what, n in _query(conn, sql.FAILED, p):
+            found[(bank, day)].failed[what] = n
+    return found, gaps
+
+
+def _gap(site: str, bank: int, lost: int, a: int, b: int, before: int, after: int) -> dict:
+    item = {"site_id": site, "bank_id": bank, "kind": "lost" if lost else "reset",
+            "after": (_EPOCH + timedelta(microseconds=before)).isoformat(),
+            "before": (_EPOCH + timedelta(microseconds=after)).isoformat()}
+    item.update({"first_seq": a, "last_seq": b} if lost else {"from_seq": a, "to_seq": b})
+    return item
+
+
+def status(conn, site: str, tz: str, banks: list[int], d0: date, d1: date, live_from: date,
+           interval: float = 1.0, frozen_after: float = DEFAULT_FROZEN_AFTER,
+           now: datetime | None = None) -> tuple[list[BankDay], list[dict]]:
+    """Status of every bank (configured or seen) for each local day live_from..d1, and the
+    lost ranges and resets of d0..d1, from the ledger in one pass."""
+    now = now or datetime.now(UTC)
+    found, gap_list = _scan(conn, site, tz, min(d0, live_from), d1, interval, frozen_after)
     out = []
-    for bank in sorted(set(banks) | {b for b, _ in found}):
-        day = d0
+    for bank in sorted(set(banks) | {b for b, d in found if d >= live_from}):
+        day = live_from
         while day <= d1:
             bd = found.get((bank, day)) or BankDay(site, bank, day, tz)
             bd.expected = expected_ticks(day, tz, interval, now)
             bd.missed = max(0, bd.expected - bd.stored - bd.lost)
             out.append(bd)
             day += timedelta(days=1)
-    return out
+    return out, gap_list
+
+
+def compute(conn, site: str, tz: str, banks: list[int], d0: date, d1: date,
+            interval: float = 1.0, frozen_after: float = DEFAULT_FROZEN_AFTER,
+            now: datetime | None = None) -> list[BankDay]:
+    """Status of every bank (configured or seen) for each local day d0..d1, from the ledger."""
+    return status(conn, site, tz, banks, d0, d1, d0, interval, frozen_after, now)[0]
 
 
 def gaps(conn, site: str, tz: str, d0: date, d1: date) -> list[dict]:
     """Lost ranges (`first_seq`..`last_seq` missing) and resets (`from_seq` -> `to_seq`)."""
-    out = []
-    for bank, kind, a, b, before, after in _query(conn, sql.GAPS,
-                                                   _params(site, tz, d0, d1, 1, 0)):
-        item = {"site_id": site, "bank_id": bank, "kind": kind, "after": before.isoformat(),
-                "before": after.isoformat()}
-        item.update({"first_seq": a, "last_seq": b} if kind == "lost"
-                    else {"from_seq": a, "to_seq": b})
-        out.append(item)
-    return out
+    return _scan(conn, site, tz, d0, d1, 1.0, 0.0)[1]
 
 
 def last_seen(conn, site: str, banks: list[int], now: datetime,

@@ -8,68 +8,53 @@ before it.
 """
 
 # %(site)s, %(tz)s, %(d0)s / %(d1)s (local dates, inclusive), %(interval)s,
-# %(frozen)s (frozen_after seconds). One row per bank and local day with frames.
+# %(frozen)s (frozen_after seconds). One row per bank and local day with frames, in one pass
+# (both windows share the ledger's key order): the day's counts and its lost ranges and resets
+# as [lost (1) or reset (0), first, last, µs before, µs after] (NULL when none). A frame's run
+# of identical registers starts at the newest frame at or before it that broke the run.
 DAYS = """
-WITH days AS (
-  SELECT d::date AS day, (d::timestamp AT TIME ZONE %(tz)s) AS t0,
-         ((d + interval '1 day')::timestamp AT TIME ZONE %(tz)s) AS t1
-  FROM generate_series(%(d0)s::date, %(d1)s::date, interval '1 day') AS d
-), f AS (
-  SELECT bank_id, ts, seq, crc, failed, out_of_range, committed,
-         lag(seq) OVER w AS pseq, lag(ts) OVER w AS pts,
-         CASE WHEN crc IS NOT NULL AND crc = lag(crc) OVER w AND seq > lag(seq) OVER w
-              THEN 0 ELSE 1 END AS brk
-  FROM frames
-  WHERE site_id = %(site)s AND ts >= (SELECT min(t0) FROM days) AND ts < (SELECT max(t1) FROM days)
-  WINDOW w AS (PARTITION BY bank_id ORDER BY ts)
-), r AS (
-  SELECT *, sum(brk) OVER (PARTITION BY bank_id ORDER BY ts) AS run FROM f
-), g AS (
-  SELECT r.*, min(ts) OVER (PARTITION BY bank_id, run) AS run_start,
-         days.day, days.t0, days.t1 FROM r JOIN days ON r.ts >= days.t0 AND r.ts < days.t1
-)
-SELECT bank_id, day, count(*)::integer AS stored,
-  coalesce(sum(seq - pseq - 1) FILTER (WHERE seq > pseq + 1), 0)::integer AS lost,
-  count(*) FILTER (WHERE seq <= pseq)::integer AS resets,
-  count(*) FILTER (WHERE failed IS NOT NULL)::integer AS failed_polls,
-  coalesce(sum(out_of_range), 0)::integer AS out_of_range,
-  min(ts) AS first_poll, max(ts) AS last_poll,
-  max(extract(epoch FROM committed - ts))::double precision AS max_lag_s,
-  (count(*) FILTER (WHERE crc IS NOT NULL
-                    AND extract(epoch FROM ts - run_start) >= %(frozen)s::float8)
-   * %(interval)s::float8)::integer AS frozen_s
-FROM g GROUP BY bank_id, day ORDER BY bank_id, day
-"""
-
-# Failed blocks by block and kind, per bank and day (same parameters as DAYS).
-FAILED = """
-WITH days AS (
-  SELECT d::date AS day, (d::timestamp AT TIME ZONE %(tz)s) AS t0,
-         ((d + interval '1 day')::timestamp AT TIME ZONE %(tz)s) AS t1
-  FROM generate_series(%(d0)s::date, %(d1)s::date, interval '1 day') AS d
-)
-SELECT f.bank_id, days.day, x.what, count(*)::integer
-FROM frames f JOIN days ON f.ts >= days.t0 AND f.ts < days.t1, unnest(f.failed) AS x(what)
-WHERE f.site_id = %(site)s AND f.failed IS NOT NULL
-  AND f.ts >= (SELECT min(t0) FROM days) AND f.ts < (SELECT max(t1) FROM days)
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-"""
-
-# Lost ranges and resets (same parameters as DAYS): bank, kind, first and last missing seq
-# (for a reset: the previous and the new seq), the poll times either side.
-GAPS = """
 WITH f AS (
-  SELECT bank_id, ts, seq, lag(seq) OVER w AS pseq, lag(ts) OVER w AS pts
+  SELECT bank_id, ts, seq, crc, failed, out_of_range, committed, lag(seq) OVER w AS pseq,
+         lag(ts) OVER w AS pts,
+         CASE WHEN crc IS NOT NULL AND crc = lag(crc) OVER w AND seq > lag(seq) OVER w
+              THEN NULL ELSE ts END AS brk
   FROM frames
   WHERE site_id = %(site)s
     AND ts >= (%(d0)s::date::timestamp AT TIME ZONE %(tz)s)
     AND ts < ((%(d1)s::date + 1)::timestamp AT TIME ZONE %(tz)s)
   WINDOW w AS (PARTITION BY bank_id ORDER BY ts)
+), g AS (
+  SELECT f.*, max(brk) OVER (PARTITION BY bank_id ORDER BY ts ROWS UNBOUNDED PRECEDING)
+         AS run_start
+  FROM f
 )
-SELECT bank_id, CASE WHEN seq > pseq THEN 'lost' ELSE 'reset' END,
-       CASE WHEN seq > pseq THEN pseq + 1 ELSE pseq END,
-       CASE WHEN seq > pseq THEN seq - 1 ELSE seq END, pts, ts
-FROM f WHERE seq > pseq + 1 OR seq <= pseq ORDER BY bank_id, ts
+SELECT bank_id, (ts AT TIME ZONE %(tz)s)::date AS day, count(*)::integer AS stored,
+  coalesce(sum(seq - pseq - 1) FILTER (WHERE seq > pseq + 1), 0)::integer AS lost,
+  count(*) FILTER (WHERE seq <= pseq)::integer AS resets,
+  count(failed)::integer AS failed_polls,
+  coalesce(sum(out_of_range), 0)::integer AS out_of_range,
+  min(ts) AS first_poll, max(ts) AS last_poll,
+  extract(epoch FROM max(committed - ts))::double precision AS max_lag_s,
+  (count(*) FILTER (WHERE crc IS NOT NULL
+                    AND run_start <= ts - %(frozen)s::float8 * interval '1 second')
+   * %(interval)s::float8)::integer AS frozen_s,
+  array_agg(ARRAY[(seq > pseq)::integer,
+                  CASE WHEN seq > pseq THEN pseq + 1 ELSE pseq END,
+                  CASE WHEN seq > pseq THEN seq - 1 ELSE seq END,
+                  (extract(epoch FROM pts) * 1000000)::bigint,
+                  (extract(epoch FROM ts) * 1000000)::bigint] ORDER BY ts)
+    FILTER (WHERE seq > pseq + 1 OR seq <= pseq) AS gaps
+FROM g GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+# Failed blocks by block and kind, per bank and day (same parameters as DAYS).
+FAILED = """
+SELECT bank_id, (ts AT TIME ZONE %(tz)s)::date, x.what, count(*)::integer
+FROM frames, unnest(failed) AS x(what)
+WHERE site_id = %(site)s AND failed IS NOT NULL
+  AND ts >= (%(d0)s::date::timestamp AT TIME ZONE %(tz)s)
+  AND ts < ((%(d1)s::date + 1)::timestamp AT TIME ZONE %(tz)s)
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 
 # The newest frame of each bank (%(site)s, %(banks)s smallint[]): poll time, lag, seq, and the

@@ -37,6 +37,12 @@ def failed_text(frame) -> str:
     return " ".join(f"{name}:{b.describe()}" for name, b in frame.blocks.items() if not b.ok)
 
 
+def _crc_and_failed(frame) -> str:
+    """The ledger line's `crc,failed` fields (crc empty unless every block read ok)."""
+    crc = crc_of(frame)
+    return f",{failed_text(frame)}" if crc is None else f"{crc},"
+
+
 def oor_counts(group: list, tables) -> list[int]:
     """Out-of-range cells per frame of a decoded group (its TableBatches)."""
     total = np.zeros(len(group), dtype=np.int64)
@@ -47,17 +53,20 @@ def oor_counts(group: list, tables) -> list[int]:
     return total.tolist()
 
 
-def ledger_lines(group: list, oor: list[int], published: dict | None) -> list[str]:
-    """One ledger line per frame: the fields of `_COLUMNS`, comma-separated (empty = NULL)."""
-    lines = []
-    for f, n in zip(group, oor, strict=True):
-        crc = crc_of(f)
-        pub = published.get((f.site_id, f.bank_id, f.poll_start_us), "") if published else ""
-        ts = (_EPOCH + timedelta(microseconds=f.poll_start_us)).isoformat()
-        lines.append(f"{ts},{f.site_id},{f.bank_id},{f.seq},{f.map_id},{f.map_version},"
-                     f"{max(0, f.poll_end_us - f.poll_start_us)},{pub},"
-                     f"{'' if crc is None else crc},{failed_text(f)},{n or ''}")
-    return lines
+def ledger_lines(group: list, oor: list[int], published: dict | None,
+                 heads: list[str] | None = None) -> list[str]:
+    """One ledger line per frame: the fields of `_COLUMNS`, comma-separated (empty = NULL).
+
+    `heads[i]` is frame i's "ts,site,bank," as the data tables' rows already have it."""
+    if heads is None:
+        heads = [f"{(_EPOCH + timedelta(microseconds=f.poll_start_us)).isoformat()},"
+                 f"{f.site_id},{f.bank_id}," for f in group]
+    pub = published or {}
+    return [f"{head}{f.seq},{f.map_id},{f.map_version},"
+            f"{max(0, f.poll_end_us - f.poll_start_us)},"
+            f"{pub.get((f.site_id, f.bank_id, f.poll_start_us), '') if pub else ''},"
+            f"{_crc_and_failed(f)},{n or ''}"
+            for f, head, n in zip(group, heads, oor, strict=True)]
 
 
 def ledger_cte(position: int) -> str:

@@ -260,7 +260,7 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
                      on_conflict)
             result.rows[tb.table] = result.rows.get(tb.table, 0) + len(tb)
             result.inserted.setdefault(tb.table, 0)
-        lines += ledger_lines(group, oor_counts(group, tables), published)
+        lines += ledger_lines(group, oor_counts(group, tables), published, heads)
     if lines:
         stmt.add_ledger("\n".join(lines))
     if stmt.ctes or lines:

@@ -248,7 +248,7 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
 
 def parse_date(text: object) -> date:
     """A YYYY-MM-DD date, else BadRequest."""
-    if not isinstance(text, str) or not _DATE.match(text):
+    if not isinstance(text, str) or not _DATE.fullmatch(text):
         raise BadRequest(f"invalid date {text!r}: expected YYYY-MM-DD")
     try:
         return date.fromisoformat(text)

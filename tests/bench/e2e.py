@@ -1,9 +1,10 @@
-"""End-to-end poll-to-row latency at many simulated banks: the pipeline vs the seed's design.
+"""End-to-end poll-to-row latency at many banks: the pipeline vs the original 2021 design.
 
 Ours: `make run`'s pipeline (simulator, collector, Pub/Sub emulator push, ingest functions,
 TimescaleDB), latency = PostgreSQL commit timestamp - poll start, over every bank row.
-Baseline: the seed's design in the same run: a thread per bank that polls with pymodbus' blocking
-client, preprocesses register by register and INSERTs + COMMITs row by row into the same tables.
+Baseline: the original 2021 design in the same run: a thread per bank that polls with pymodbus'
+blocking client, preprocesses register by register and INSERTs + COMMITs row by row into the
+same tables (every value column double precision, as it stored them).
 """
 
 from __future__ import annotations
@@ -48,87 +49,102 @@ def ours(sites: int, banks: int, seconds: float) -> dict:
     return {"p50": p50, "p99": p99, "rows": counts["main"]["bank"]}
 
 
-def seed_like(banks: int, seconds: float, dsn: str, port: int) -> dict:
-    """Thread per bank: blocking reads, seed preprocessing, one INSERT and COMMIT per row."""
-    from ess.db.connect import connect_dsn
+def _insert_sql(m) -> dict[str, str]:
+    """One INSERT per table, every value a parameter, as the original 2021 design wrote rows."""
     from ess.db.quote import ident
-    from ess.plan import read_plan
-    from ess.regmap import load_map
-    from pymodbus.client import ModbusTcpClient
 
-    from .model import SeedDecoder
-
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    m = load_map("default")
-    plan = read_plan(m)
-    seed = SeedDecoder(m)
-    cols = {t: m.columns(t) for t in m.tables()}
-
-    def insert(table: str, keys: tuple[str, ...], n: int) -> str:
-        names = keys + cols[table]
+    def insert(table: str, keys: tuple[str, ...]) -> str:
+        names = keys + m.columns(table)
         return (f"INSERT INTO {ident(table)} ({', '.join(ident(c) for c in names)}) "
-                f"VALUES ({', '.join(['%s'] * (len(keys) + n))})")
+                f"VALUES ({', '.join(['%s'] * len(names))})")
 
-    sql = {"bank": insert("bank", ("ts", "site_id", "bank_id"), len(cols["bank"])),
-           "rack": insert("rack", ("ts", "site_id", "bank_id", "rack_id"), len(cols["rack"])),
-           "pcs": insert("pcs", ("ts", "site_id", "bank_id"), len(cols["pcs"])),
-           "etc": insert("etc", ("ts", "site_id", "bank_id"), len(cols["etc"]))}
-    latencies: list[float] = []
-    missed = [0]
-    lock = threading.Lock()
-    start = float(int(time.time()) + 2)
-    end = start + WARMUP_S + seconds
+    return {"bank": insert("bank", ("ts", "site_id", "bank_id")),
+            "rack": insert("rack", ("ts", "site_id", "bank_id", "rack_id")),
+            "pcs": insert("pcs", ("ts", "site_id", "bank_id")),
+            "etc": insert("etc", ("ts", "site_id", "bank_id"))}
 
-    def device(k: int) -> None:
+
+class OriginalDesign:
+    """The original 2021 design: a thread per bank that polls with pymodbus' blocking client,
+    preprocesses register by register and runs one INSERT and one COMMIT per row."""
+
+    def __init__(self, banks: int, seconds: float, dsn: str, port: int):
+        from ess.plan import read_plan
+        from ess.regmap import load_map
+
+        from .model import OriginalDecoder
+
+        self.banks, self.seconds, self.dsn, self.port = banks, seconds, dsn, port
+        self.m = load_map("default")
+        self.plan = read_plan(self.m)
+        self.decoder = OriginalDecoder(self.m)
+        self.sql = _insert_sql(self.m)
+        self.latencies: list[float] = []
+        self.missed = 0
+        self.lock = threading.Lock()
+        self.start = float(int(time.time()) + 2)
+        self.end = self.start + WARMUP_S + seconds
+
+    def _read(self, client, k: int) -> dict[str, list[int]]:
+        """Every block of bank `k`, read request by request (a failed read leaves zeros)."""
+        blocks = {b.name: [0] * b.count for b in self.m.blocks}
+        for req in self.plan:
+            rr = client.read_input_registers(req.address, count=req.count, device_id=k)
+            if not rr.isError():
+                off = req.address - self.m.block(req.block).start
+                blocks[req.block][off:off + req.count] = rr.registers
+        return blocks
+
+    def _store(self, conn, cur, ts, site: str, blocks: dict[str, list[int]]) -> None:
+        """Decode one poll and store it row by row, a COMMIT after each INSERT."""
+        bank, racks, pcs, etc = self.decoder.decode(blocks)
+        rows = [("bank", bank), *(("rack", rack) for rack in racks), ("pcs", pcs), ("etc", etc)]
+        for table, row in rows:
+            cur.execute(self.sql[table], [ts, site] + row)
+            conn.commit()
+
+    def _device(self, k: int) -> None:
+        """Poll bank `k` once a second until the end; record latencies and missed ticks."""
         from datetime import UTC, datetime
 
-        client = ModbusTcpClient(LOCALHOST, port=port, timeout=0.8, retries=0)
+        from ess.db.connect import connect_dsn
+        from pymodbus.client import ModbusTcpClient
+
+        client = ModbusTcpClient(LOCALHOST, port=self.port, timeout=0.8, retries=0)
         client.connect()
-        conn = connect_dsn(dsn)
+        conn = connect_dsn(self.dsn)
         cur = conn.cursor()
-        site = f"seed-{k}"
-        tick = start
-        while tick < end:
+        tick = self.start
+        while tick < self.end:
             time.sleep(max(0.0, tick - time.time()))
             t0 = time.time()
-            blocks = {b.name: [0] * b.count for b in m.blocks}
-            for req in plan:
-                rr = client.read_input_registers(req.address, count=req.count, device_id=k)
-                if not rr.isError():
-                    off = req.address - m.block(req.block).start
-                    blocks[req.block][off:off + req.count] = rr.registers
-            bank, racks, pcs, etc = seed.decode(blocks)
-            ts = datetime.fromtimestamp(t0, UTC)
-            cur.execute(sql["bank"], [ts, site] + bank)
-            conn.commit()
-            for rack in racks:
-                cur.execute(sql["rack"], [ts, site] + rack)
-                conn.commit()
-            cur.execute(sql["pcs"], [ts, site] + pcs)
-            conn.commit()
-            cur.execute(sql["etc"], [ts, site] + etc)
-            conn.commit()
+            self._store(conn, cur, datetime.fromtimestamp(t0, UTC), f"orig-{k}",
+                        self._read(client, k))
             done = time.time()
-            if t0 >= start + WARMUP_S:
-                with lock:
-                    latencies.append((done - t0) * 1000)
+            if t0 >= self.start + WARMUP_S:
+                with self.lock:
+                    self.latencies.append((done - t0) * 1000)
             tick += 1.0
             if time.time() >= tick:
                 skip = int(time.time() - tick) + 1
                 tick += skip
-                with lock:
-                    missed[0] += skip
+                with self.lock:
+                    self.missed += skip
         conn.close()
         client.close()
 
-    threads = [threading.Thread(target=device, args=(k,), daemon=True)
-               for k in range(1, banks + 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(WARMUP_S + seconds + 60)
-    return {"p50": _pct(latencies, 0.5), "p99": _pct(latencies, 0.99), "missed": missed[0],
-            "mean": statistics.fmean(latencies) if latencies else float("nan")}
+    def run(self) -> dict:
+        """Run every bank's thread to the end: latency p50/p99/mean (ms) and missed ticks."""
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        threads = [threading.Thread(target=self._device, args=(k,), daemon=True)
+                   for k in range(1, self.banks + 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WARMUP_S + self.seconds + 60)
+        lat = self.latencies
+        return {"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99), "missed": self.missed,
+                "mean": statistics.fmean(lat) if lat else float("nan")}
 
 
 def bench_e2e(pg, sites: int = 10, banks_per_site: int = 10, seconds: float = 30.0) -> list[dict]:
@@ -139,24 +155,24 @@ def bench_e2e(pg, sites: int = 10, banks_per_site: int = 10, seconds: float = 30
     from ess.db.migrate import migrate
     from ess.regmap import load_map
 
-    from .model import seed_layout
+    from .model import float8_layout
 
     banks = sites * banks_per_site
     ours_r = ours(sites, banks_per_site, seconds)
-    dsn = pg.create_database("bench_e2e_seed", timescale=True)
+    dsn = pg.create_database("bench_e2e_original", timescale=True)
     conn = connect_dsn(dsn)
     migrate(conn, [load_map("default")])
-    seed_layout(conn, load_map("default"))
+    float8_layout(conn, load_map("default"))
     conn.close()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp, ManagedProcess(
             [sys.executable, "-m", "ess.cli", "simulate", "--port", str(port), "--banks",
              str(banks), "--units"], name="simulator", log_path=Path(tmp) / "sim.log") as sim:
         sim.wait_ready(port=port, timeout=30)
-        base = seed_like(banks, seconds, dsn, port)
-    pg.drop_database("bench_e2e_seed")
+        base = OriginalDesign(banks, seconds, dsn, port).run()
+    pg.drop_database("bench_e2e_original")
     note = (f"End-to-end at {banks} banks ({sites} sites x {banks_per_site} banks; the collector "
-            "sends one message per site and poll second): baseline is the seed's design "
+            "sends one message per site and poll second): baseline is the original 2021 design "
             "(thread per bank, row-by-row INSERT and COMMIT) in the same run; it missed "
             f"{base['missed']} "
             "poll ticks.")

@@ -19,15 +19,8 @@ def _generations(client, bucket):
     return {b.name: b.generation for b in client.list_blobs(bucket)}
 
 
-def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites):
-    day = export_day()
-    conn = load_db(timescale_db, sites, day)
-    client = gcs_emulator.client()
-    dest = GcsStore(bucket, "daily", client=client)
-    jobs = plan_jobs(sites, days=[day])
-
-    summary = export_jobs(conn, jobs, dest)
-    assert summary["written"] == 8 and summary["unchanged"] == 0
+def _assert_day_files(client, bucket, conn, sites, day) -> None:
+    """The day's 8 files and its manifest: names, contents and manifest entries."""
     names = sorted(b.name for b in client.list_blobs(bucket))
     mkey = f"daily/_manifests/date={day}/manifest.json"
     assert names == sorted([mkey] + [
@@ -43,7 +36,12 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
             assert entry["rows"] == len(rows) and entry["bytes"] == len(data)
             assert entry["sha256"] == hashlib.sha256(data).hexdigest()
             assert entry["maps"] == "default@1"
-    # boundary rows: 00:00:00 and 23:59:59 local are in; the neighbours' edges are not
+
+
+def _assert_day_edges(client, bucket, day) -> None:
+    """Boundary rows: 00:00:00 and 23:59:59 local are in; the neighbours' edges are not."""
+    mkey = f"daily/_manifests/date={day}/manifest.json"
+    manifest = json.loads(client.bucket(bucket).blob(mkey).download_as_bytes())
     bank_key = f"daily/type=bank/date={day}/site=site-a.csv"
     _, bank_a = parse_csv(client.bucket(bucket).blob(bank_key).download_as_bytes())
     ts = [r["ts"] for r in bank_a]
@@ -56,6 +54,21 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     _, bank_b = parse_csv(client.bucket(bucket).blob(f"daily/type=bank/date={day}/site=site-b.csv")
                           .download_as_bytes())
     assert [r["ts"][11:19] for r in bank_b] == ["00:00:00", "09:00:00", "23:59:59"]
+
+
+def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites):
+    day = export_day()
+    conn = load_db(timescale_db, sites, day)
+    client = gcs_emulator.client()
+    dest = GcsStore(bucket, "daily", client=client)
+    jobs = plan_jobs(sites, days=[day])
+
+    summary = export_jobs(conn, jobs, dest)
+    assert summary["written"] == 8 and summary["unchanged"] == 0
+    _assert_day_files(client, bucket, conn, sites, day)
+    _assert_day_edges(client, bucket, day)
+    mkey = f"daily/_manifests/date={day}/manifest.json"
+    bank_key = f"daily/type=bank/date={day}/site=site-a.csv"
 
     # unchanged re-run: no object rewritten, manifest included
     before = _generations(client, bucket)

@@ -1,4 +1,5 @@
-"""Fixtures of the infra tests: log lines captured from real runs of the components."""
+"""Fixtures of the infra tests: the merged root module, and log lines captured from real runs of
+the components."""
 
 from __future__ import annotations
 
@@ -16,9 +17,16 @@ from real_lines import (
     log_level_quiet,
     sites_yaml,
 )
+from tfmodule import load_root
 
 RUN = {"type": "cloud_run_revision", "labels": {"service_name": "ess-ingest-main"}}
 VM = {"type": "gce_instance", "labels": {"instance_id": "1"}}
+
+
+@pytest.fixture(scope="module")
+def root() -> dict:
+    """Merged view of the root module: resources, data, variables, locals, outputs."""
+    return load_root()
 
 
 @dataclass

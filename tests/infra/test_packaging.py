@@ -11,17 +11,9 @@ from tfmodule import (
     EXAMPLE,
     INFRA,
     ROOT,
-    load_root,
     object_attrs,
     parse,
 )
-
-
-@pytest.fixture(scope="module")
-def root() -> dict:
-    """Merged view of the root module: resources, data, variables, locals, outputs."""
-    return load_root()
-
 
 # --- packaging -------------------------------------------------------------------------------
 

@@ -16,16 +16,8 @@ from tfmodule import (
     ROOT,
     ROOT_TF,
     TF_FILES,
-    load_root,
     parse,
 )
-
-
-@pytest.fixture(scope="module")
-def root() -> dict:
-    """Merged view of the root module: resources, data, variables, locals, outputs."""
-    return load_root()
-
 
 # --- parse / variables -----------------------------------------------------------------------
 

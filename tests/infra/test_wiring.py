@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from tfmodule import (
     INFRA,
     ROOT,
@@ -15,20 +14,12 @@ from tfmodule import (
     _iam_table,
     block,
     defined,
-    load_root,
     optional_default,
     parse,
     refs,
     sa_keys,
     text,
 )
-
-
-@pytest.fixture(scope="module")
-def root() -> dict:
-    """Merged view of the root module: resources, data, variables, locals, outputs."""
-    return load_root()
-
 
 # --- wiring ----------------------------------------------------------------------------------
 

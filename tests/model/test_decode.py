@@ -41,7 +41,7 @@ CASES = [
     ("BMS1", 0, 1001, "bank", "bank_soc", None, 100.1, True),         # just outside
     ("BMS1", 0, 32767, "bank", "bank_soc", None, 3276.7, True),
     ("BMS1", 0, 32768, "bank", "bank_soc", None, -3276.8, True),      # two's complement
-    ("BMS1", 0, 65535, "bank", "bank_soc", None, -0.1, True),         # the seed left 65535 alone
+    ("BMS1", 0, 65535, "bank", "bank_soc", None, -0.1, True),         # 2021 design: 65535 kept
     ("BMS1", 3, 35536, "bank", "bank_dc_current", None, -3000.0, False),  # -30000 * 0.1, edge
     ("BMS1", 3, 35535, "bank", "bank_dc_current", None, -3000.1, True),
     ("BMS1", 4, 5000, "bank", "max_cell_voltage_of_bank", None, 5.0, False),
@@ -155,7 +155,7 @@ def test_batch_equals_single_frames():
                                                              if k != "table"}}
 
 
-def seed_reference(raw: int, signed: bool, scale: float) -> float:
+def spec_reference(raw: int, signed: bool, scale: float) -> float:
     """What the spec says: two's complement for int16, times scale, rounded to 3 decimals."""
     v = raw - 65536 if signed and raw >= 32768 else raw
     return round(v * scale, 3)
@@ -169,8 +169,8 @@ def test_sign_and_scale_property(raw, scale, signed):
             "address": 0, "table": "etc", "column": "x", "type": "int16" if signed else "uint16",
             "scale": scale}]}]})
     (row,) = Decoder(m).decode({"B": [raw]})
-    assert math.isclose(row["x"], seed_reference(raw, signed, scale), rel_tol=0, abs_tol=1e-9)
-    assert row["x"] == seed_reference(raw, signed, scale)
+    assert math.isclose(row["x"], spec_reference(raw, signed, scale), rel_tol=0, abs_tol=1e-9)
+    assert row["x"] == spec_reference(raw, signed, scale)
 
 
 @given(raw=st.integers(0, 65535))

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 
-def test_default_plan_matches_the_seeds_reads():
+def test_default_plan_matches_the_original_2021_reads():
+    """The default map is read in the requests the original 2021 design made."""
     plan = [(r.block, r.address, r.count) for r in read_plan(load_map("default"))]
     assert plan == [("BMS1", 0, 125), ("BMS1", 125, 12), ("BMS2", 200, 125), ("BMS2", 325, 125),
                     ("BMS2", 450, 16), ("PCS", 500, 89), ("ETC", 600, 5)]

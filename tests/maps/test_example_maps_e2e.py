@@ -246,30 +246,32 @@ def test_stored_values_equal_the_decoders_of_what_was_served(run, example):
     assert all(v > 2 ** 53 for v in wide.values()), wide    # exact beyond a double's integers
 
 
-@pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
-def test_csv_cells_equal_the_decoders_of_what_was_served(run, example):
+def _assert_export_equals_served(run, example: str, exported: dict, ts_of) -> None:
+    """Every exported row of the example's site (TICKS per table) holds, in each column, the
+    decoder's value of what was served at its second (`ts_of(row)`: the row's aware time)."""
     site = next(s for s in run.sites if s.path.stem == example)
     types = _types(run)
     for table in site.map.tables():
-        rows = run.csv[(site.site_id, table)]
+        rows = exported[(site.site_id, table)]
         assert len(rows) == TICKS, (table, len(rows))
         for row in rows:
-            ts = datetime.fromisoformat(row["ts"])
-            assert ts.tzinfo is not None and ts.utcoffset() == ts.astimezone(ZoneInfo(TZ)
-                                                                           ).utcoffset()
-            want = _expected(site, table, int(ts.timestamp()))
+            want = _expected(site, table, int(ts_of(row).timestamp()))
             for c in site.map.columns(table):
                 assert _same(row[c], want[c], types[table][c]), (table, c, row["ts"], row[c])
+
+
+def _csv_ts(row: dict) -> datetime:
+    """A CSV row's time, which must carry the site's UTC offset."""
+    ts = datetime.fromisoformat(row["ts"])
+    assert ts.tzinfo is not None and ts.utcoffset() == ts.astimezone(ZoneInfo(TZ)).utcoffset()
+    return ts
+
+
+@pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
+def test_csv_cells_equal_the_decoders_of_what_was_served(run, example):
+    _assert_export_equals_served(run, example, run.csv, _csv_ts)
 
 
 @pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
 def test_parquet_values_equal_the_decoders_of_what_was_served(run, example):
-    site = next(s for s in run.sites if s.path.stem == example)
-    types = _types(run)
-    for table in site.map.tables():
-        rows = run.parquet[(site.site_id, table)]
-        assert len(rows) == TICKS, (table, len(rows))
-        for row in rows:
-            want = _expected(site, table, int(row["ts"].timestamp()))
-            for c in site.map.columns(table):
-                assert _same(row[c], want[c], types[table][c]), (table, c, row["ts"], row[c])
+    _assert_export_equals_served(run, example, run.parquet, lambda row: row["ts"])

@@ -178,7 +178,7 @@ def _upload(run: _DayRun, spec: TableSpec, key: str, entry: dict,
         new = run.dest.upload(key, produce,
                               metadata={**to_metadata(entry), "export_run": run.run_id},
                               if_generation_match=stored.generation if stored else 0,
-                              content_type=content_type)
+                              content_type=content_type, chunk_size=run.fmt.upload_chunk)
         if new.metadata is not None and new.metadata.get("export_run") != run.run_id:
             raise Conflict(f"{key} was replaced by another run")
         if not expected:

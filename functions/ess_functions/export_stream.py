@@ -3,7 +3,8 @@
 Whatever the format, the file's facts (sha256, csv_bytes, first/last ts) are those of the CSV
 text COPY produced; the encoders only change what is stored. Memory stays bounded: one COPY
 block, plus for Parquet one row group of parsed rows (ROW_GROUP_BYTES of CSV text), held in
-pyarrow's system allocator (it returns freed memory sooner than the default pool).
+pyarrow's system allocator (it returns freed memory sooner than the default pool) and trimmed
+after each row group; Parquet uploads in 1 MiB parts (its files are ~10x smaller than CSV's).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ class Format:
     suffix: str
     content_type: str
     compression: str
+    upload_chunk: int = 8 << 20  # resumable upload part held in memory (a multiple of 256 KiB)
 
 
 FORMATS = {f.name: f for f in (
     Format("csv", ".csv", "text/csv; charset=utf-8", "none"),
     Format("csv.gz", ".csv.gz", "application/gzip", "gzip"),
-    Format("parquet", ".parquet", "application/vnd.apache.parquet", "zstd"),
+    # ~10x smaller than CSV: 1 MiB parts take about as many requests as CSV's 8 MiB ones
+    Format("parquet", ".parquet", "application/vnd.apache.parquet", "zstd", 1 << 20),
 )}
 DEFAULT_FORMAT = "csv"
 
@@ -177,6 +180,8 @@ class _Parquet:
         group = self.pa.Table.from_arrays(arrays, schema=self.schema)
         del arrays
         self.writer.write_table(group, row_group_size=group.num_rows)
+        del group
+        self.pool.release_unused()  # malloc_trim: the row group's freed pages back to the OS
 
     def close(self) -> None:
         if self.pending:

@@ -135,11 +135,15 @@ class GcsStore:
         return self._stored(blob)
 
     def upload(self, key: str, produce: Produce, *, metadata: dict[str, str] | None = None,
-               if_generation_match: int | None = None, content_type: str = OCTET) -> Stored:
-        """Stream object `key` from `produce(file)` as a resumable upload."""
+               if_generation_match: int | None = None, content_type: str = OCTET,
+               chunk_size: int = UPLOAD_CHUNK) -> Stored:
+        """Stream object `key` from `produce(file)` as a resumable upload.
+
+        `chunk_size` (a multiple of 256 KiB) is the part held in memory and sent per request.
+        """
         from google.api_core import exceptions as gexc
 
-        blob = self.bucket.blob(self.name(key), chunk_size=UPLOAD_CHUNK)
+        blob = self.bucket.blob(self.name(key), chunk_size=chunk_size)
         blob.metadata = metadata
         try:
             with blob.open("wb", if_generation_match=if_generation_match,
@@ -300,8 +304,9 @@ class DirStore:
                            if_generation_match=if_generation_match, content_type=content_type)
 
     def upload(self, key: str, produce: Produce, *, metadata: dict[str, str] | None = None,
-               if_generation_match: int | None = None, content_type: str = OCTET) -> Stored:
-        """Write file `key` from `produce(file)` through a temporary file."""
+               if_generation_match: int | None = None, content_type: str = OCTET,
+               chunk_size: int = UPLOAD_CHUNK) -> Stored:
+        """Write file `key` from `produce(file)` through a temporary file (no chunks)."""
         try:
             path = self._replace(key, produce, if_generation_match)
         except OSError as exc:

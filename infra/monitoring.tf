@@ -36,9 +36,9 @@ locals {
       unit        = "1"
     }
     ess_rows_written = {
-      description = "Rows written (jsonPayload.rows of stage=store)."
-      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.rows:*"
-      value       = "EXTRACT(jsonPayload.rows)"
+      description = "Rows newly stored, duplicates not counted (jsonPayload.inserted of stage=store)."
+      filter      = "jsonPayload.stage=\"store\" AND jsonPayload.inserted:*"
+      value       = "EXTRACT(jsonPayload.inserted)"
       unit        = "1"
     }
     ess_duplicates = {

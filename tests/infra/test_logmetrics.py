@@ -32,7 +32,7 @@ FIELD = object()     # the extracted value must equal the line's own field (see 
 EXPECTED = {
     "ess_store_batches": {"stored": None, "stored_again": None},
     "ess_frames_ingested": {"stored": "frames", "stored_again": "frames"},
-    "ess_rows_written": {"stored": "rows", "stored_again": "rows"},
+    "ess_rows_written": {"stored": FIELD, "stored_again": FIELD},
     "ess_duplicates": {"stored_again": "rows"},
     "ess_decode_errors": {"quarantine": None},
     "ess_out_of_range": {"out_of_range": "out_of_range"},
@@ -48,6 +48,7 @@ EXPECTED = {
     "ess_frozen_banks": {"frozen": None},
 }
 VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows",
+               "ess_rows_written": "inserted",
                "ess_day_completeness": "completeness_pct", "ess_day_lost_frames": "lost"}
 
 
@@ -122,6 +123,12 @@ def test_metric_counts_exactly_its_lines(name, metrics, kinds, real_lines):
             expected = (e["jsonPayload"][VALUE_FIELD[name]] if want is FIELD
                         else real_lines.stored[want])
             assert m["value"] and extract(m["value"], e) == expected, (name, kind)
+
+
+def test_rows_written_counts_new_rows_only(metrics, kinds, real_lines):
+    value = metrics["ess_rows_written"]["value"]
+    assert [extract(value, e) for e in kinds["stored"]] == [real_lines.stored["rows"]]
+    assert [extract(value, e) for e in kinds["stored_again"]] == [0], "a redelivery adds no rows"
 
 
 def test_export_rows_add_up_to_the_rows_stored(metrics, kinds, real_lines):

@@ -13,7 +13,7 @@
 #   frozen        true on the collector's line when a bank's registers freeze, false when they thaw
 #   completeness_pct, lost, missed, failed, frozen_s
 #                 the export's data status line (stage=status), one per bank and local day
-# Metric names are fixed (dashboards/ess.json refers to them), so deploy one pipeline per project.
+# Metric names are fixed (dashboards/ess.json and dashboard.tf refer to them), so deploy one pipeline per project.
 
 locals {
   log_metric_labels = {
@@ -170,7 +170,7 @@ resource "time_static" "monitoring_deployed" {
 
 resource "google_monitoring_dashboard" "ess" {
   project        = var.project_id
-  dashboard_json = file("${path.module}/dashboards/ess.json")
+  dashboard_json = local.dashboard_json # dashboards/ess.json and the per-site tiles (dashboard.tf)
 
   depends_on = [google_logging_metric.ess]
 }

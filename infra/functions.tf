@@ -88,10 +88,12 @@ resource "google_cloudfunctions2_function" "ingest" {
     vpc_connector                    = google_vpc_access_connector.functions.id
     vpc_connector_egress_settings    = var.function_vpc_egress
 
+    # Instances load sites.yaml once; its md5 in the env rolls a new revision when it changes.
     environment_variables = merge(
       {
         ESS_SINK              = each.key
         ESS_SITES_CONFIG      = local.sites_uri
+        ESS_SITES_CONFIG_MD5  = google_storage_bucket_object.sites.md5hash
         ESS_QUARANTINE_BUCKET = google_storage_bucket.this["quarantine"].name
         # functions-framework serves with THREADS threads (default 4 per CPU): one per
         # concurrent push, so that group commit sees every waiting message.
@@ -154,8 +156,9 @@ resource "google_cloudfunctions2_function" "export" {
 
     environment_variables = merge(
       {
-        ESS_SITES_CONFIG  = local.sites_uri
-        ESS_EXPORT_BUCKET = google_storage_bucket.this["csv"].name
+        ESS_SITES_CONFIG     = local.sites_uri
+        ESS_SITES_CONFIG_MD5 = google_storage_bucket_object.sites.md5hash
+        ESS_EXPORT_BUCKET    = google_storage_bucket.this["csv"].name
       },
       local.main_sql ? {
         ESS_DB_INSTANCE = google_sql_database_instance.this["main"].connection_name

@@ -91,7 +91,7 @@ def _documented_env() -> set[str]:
     section = doc.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
     names = set()
     for line in section.splitlines():
-        names |= set(re.findall(r"`(ESS_[A-Z_]+)`", line.split("|")[1] if "|" in line else ""))
+        names |= set(re.findall(r"`(ESS_[A-Z0-9_]+)`", line.split("|")[1] if "|" in line else ""))
     return names
 
 
@@ -114,7 +114,7 @@ def test_function_env_and_secrets_refer_to_defined_resources(root):
         assert 'google_storage_bucket.this["artifacts"]' in text(source)
         svc = block(fn, "service_config")
         env = text(svc["environment_variables"])
-        keys = set(re.findall(r"\b(ESS_[A-Z_]+)\s*=", env))
+        keys = set(re.findall(r"\b(ESS_[A-Z0-9_]+)\s*=", env))
         assert required[name] <= keys, f"{name} misses {required[name] - keys}"
         assert keys <= documented, f"{name} sets undocumented {keys - documented}"
         for r in refs(env):
@@ -140,6 +140,21 @@ def test_function_env_and_secrets_refer_to_defined_resources(root):
     export_svc = block(functions["export"], "service_config")
     export_secret = export_svc["dynamic"][0]["secret_environment_variables"]
     assert "data.google_secret_manager_secret.main_dsn" in text(export_secret)
+
+
+def test_sites_change_rolls_new_function_revisions(root):
+    """Instances load sites.yaml once: its md5 in each function's env makes a changed file
+    (a fixed object name) roll a new revision instead of waiting for instances to recycle."""
+    sites = root["resource"]["google_storage_bucket_object"]["sites"]
+    assert sites["name"] == "${local.sites_object}"
+    assert sites["source"] == "${var.sites_config_path}"
+    assert "${local.sites_object}" in root["locals"]["sites_uri"]
+    for name, fn in root["resource"]["google_cloudfunctions2_function"].items():
+        env = text(block(fn, "service_config")["environment_variables"])
+        assert re.search(r"\bESS_SITES_CONFIG_MD5\s*=\s*google_storage_bucket_object\.sites"
+                         r"\.md5hash\b", env), f"{name}: no ESS_SITES_CONFIG_MD5 from the object"
+        assert re.search(r"\bESS_SITES_CONFIG\s*=\s*local\.sites_uri\b", env), name
+    assert "ESS_SITES_CONFIG_MD5" in _documented_env()
 
 
 def _actual_roles(root: dict) -> dict[str, set[str]]:

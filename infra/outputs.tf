@@ -49,19 +49,21 @@ output "db_iam_users" {
 }
 
 output "db_grants_sql" {
-  description = "SQL to run (as the schema owner, after the migrations) on the Cloud SQL databases: ingest users may insert, export may only read, also on tables (partitions) the owner creates later."
-  value = join("\n", compact([
-    local.main_sql ? "-- main (${var.database.name} on ${google_sql_database_instance.this["main"].name})" : "",
-    local.main_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.iam["ingest-main"].name}\", \"${google_sql_user.iam["export"].name}\";" : "",
-    local.main_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.iam["ingest-main"].name}\";" : "",
-    local.main_sql ? "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.iam["export"].name}\";" : "",
-    local.main_sql ? "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO \"${google_sql_user.iam["ingest-main"].name}\";" : "",
-    local.main_sql ? "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO \"${google_sql_user.iam["export"].name}\";" : "",
-    local.replica_sql ? "-- replica (${var.database.name} on ${google_sql_database_instance.this["replica"].name})" : "",
-    local.replica_sql ? "GRANT USAGE ON SCHEMA public TO \"${google_sql_user.iam["ingest-replica"].name}\";" : "",
-    local.replica_sql ? "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO \"${google_sql_user.iam["ingest-replica"].name}\";" : "",
-    local.replica_sql ? "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO \"${google_sql_user.iam["ingest-replica"].name}\";" : "",
-  ]))
+  description = "SQL to run (as the schema owner, after the migrations) on the Cloud SQL databases: ingest users may insert and create a new day's partitions (ess_ensure_day_partitions, which runs as the owner), export may only read (and save data_status), also on tables (partitions) the owner creates later."
+  value = templatefile("${path.module}/db_grants.sql.tftpl", {
+    databases = concat(
+      local.main_sql ? [{
+        label   = "main (${var.database.name} on ${google_sql_database_instance.this["main"].name})"
+        writers = [google_sql_user.iam["ingest-main"].name]
+        readers = [google_sql_user.iam["export"].name]
+      }] : [],
+      local.replica_sql ? [{
+        label   = "replica (${var.database.name} on ${google_sql_database_instance.this["replica"].name})"
+        writers = [google_sql_user.iam["ingest-replica"].name]
+        readers = []
+      }] : [],
+    )
+  })
 }
 
 output "collector_instance" {

@@ -1,22 +1,26 @@
 CREATE OR REPLACE FUNCTION ess_ensure_partition(parent regclass, day date)
-RETURNS boolean LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-  part text := (SELECT relname FROM pg_class WHERE oid = parent) || '_p'
-               || to_char(day, 'YYYYMMDD');
+  nsp text;
+  part text;
 BEGIN
+  SELECT n.nspname, c.relname || '_p' || to_char(day, 'YYYYMMDD') INTO nsp, part
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
   PERFORM pg_advisory_xact_lock(4543315);
-  IF to_regclass(quote_ident(part)) IS NOT NULL THEN
+  IF to_regclass(format('%I.%I', nsp, part)) IS NOT NULL THEN
     RETURN false;
   END IF;
-  EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                 part, parent, day::timestamp AT TIME ZONE 'UTC',
+  EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                 nsp, part, parent, day::timestamp AT TIME ZONE 'UTC',
                  (day + 1)::timestamp AT TIME ZONE 'UTC');
   RETURN true;
 END $$;
 
 CREATE OR REPLACE FUNCTION ess_ensure_day_partitions(day date)
-RETURNS int LANGUAGE plpgsql AS $$
+RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
+  home oid := (SELECT pronamespace FROM pg_proc
+                WHERE oid = 'ess_ensure_day_partitions(date)'::regprocedure);
   parent regclass;
   made int := 0;
 BEGIN
@@ -24,7 +28,7 @@ BEGIN
     JOIN pg_class c ON c.oid = p.partrelid
     JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
    WHERE p.partstrat = 'r' AND p.partnatts = 1 AND a.atttypid = 'timestamptz'::regtype
-     AND c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition
+     AND c.relnamespace = home AND NOT c.relispartition
    ORDER BY c.relname
   LOOP
     IF ess_ensure_partition(parent, day) THEN
@@ -33,6 +37,15 @@ BEGIN
   END LOOP;
   RETURN made;
 END $$;
+
+DO $$ BEGIN
+  EXECUTE format('ALTER FUNCTION ess_ensure_partition(regclass, date) SET search_path = pg_catalog, %I, pg_temp',
+                 current_schema());
+  EXECUTE format('ALTER FUNCTION ess_ensure_day_partitions(date) SET search_path = pg_catalog, %I, pg_temp',
+                 current_schema());
+END $$;
+
+REVOKE EXECUTE ON FUNCTION ess_ensure_partition(regclass, date), ess_ensure_day_partitions(date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION ess_ensure_partitions(parent regclass, days_ahead int)
 RETURNS int LANGUAGE plpgsql AS $$

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import PermanentError
 from ..regmap import RegisterMap
-from .partitions import DEFAULTS_SQL, INSTALLED_SQL, LOCK_KEY, ensure_ahead
+from .partitions import CURRENT_SQL, DEFAULTS_SQL, LOCK_KEY, ensure_ahead
 from .quote import ident
 from .schema import (
     DATA_STATUS,
@@ -110,10 +110,11 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
 
 
 def _partition_upkeep(cur, first: bool, notes: list[str]) -> list[str]:
-    """Partitioned mode: the upkeep functions (first run, or a database from before them),
-    and draining any default partition into daily ones (older versions created defaults)."""
+    """Partitioned mode: the upkeep functions (first run, or a database from before them or
+    from before they ran as their owner), and draining any default partition into daily ones
+    (older versions created defaults)."""
     stmts = []
-    cur.execute(INSTALLED_SQL)
+    cur.execute(CURRENT_SQL)
     if first or not cur.fetchone()[0]:
         stmts += ENSURE_PARTITIONS_FN
         if not first:

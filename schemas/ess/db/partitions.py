@@ -22,37 +22,48 @@ T = TypeVar("T")
 LOCK_KEY = 0x455353   # "ESS": the advisory lock `ess db migrate` holds too
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# A range-partitioned table on one timestamptz column, in the current schema, not itself a
-# partition: what partitioned mode creates (data tables, the frame ledger, ...).
+# A range-partitioned table on one timestamptz column, in the schema `home` (the upkeep's
+# own), not itself a partition: what partitioned mode creates (data tables, the ledger, ...).
 _PARENTS = """
   SELECT p.partrelid::regclass FROM pg_partitioned_table p
     JOIN pg_class c ON c.oid = p.partrelid
     JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
    WHERE p.partstrat = 'r' AND p.partnatts = 1 AND a.atttypid = 'timestamptz'::regtype
-     AND c.relnamespace = current_schema()::regnamespace AND NOT c.relispartition
+     AND c.relnamespace = home AND NOT c.relispartition
    ORDER BY c.relname"""
+
+# The two functions ingest calls (through `ess_ensure_day_partitions`) run as their owner, the
+# schema owner (SECURITY DEFINER): creating a partition needs the parent's owner, and ingest
+# users only get SELECT, INSERT and EXECUTE on `ess_ensure_day_partitions(date)` (the grants,
+# docs/deploy.md). Their search_path is fixed (pg_catalog first, pg_temp last) and names are
+# schema-qualified, since pg_catalog is then the "current schema".
+DEFINER_FUNCTIONS = ("ess_ensure_partition(regclass, date)", "ess_ensure_day_partitions(date)")
 
 PARTITION_FUNCTIONS = [
     f"""
 CREATE OR REPLACE FUNCTION ess_ensure_partition(parent regclass, day date)
-RETURNS boolean LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-  part text := (SELECT relname FROM pg_class WHERE oid = parent) || '_p'
-               || to_char(day, 'YYYYMMDD');
+  nsp text;
+  part text;
 BEGIN
+  SELECT n.nspname, c.relname || '_p' || to_char(day, 'YYYYMMDD') INTO nsp, part
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
   PERFORM pg_advisory_xact_lock({LOCK_KEY});
-  IF to_regclass(quote_ident(part)) IS NOT NULL THEN
+  IF to_regclass(format('%I.%I', nsp, part)) IS NOT NULL THEN
     RETURN false;
   END IF;
-  EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                 part, parent, day::timestamp AT TIME ZONE 'UTC',
+  EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                 nsp, part, parent, day::timestamp AT TIME ZONE 'UTC',
                  (day + 1)::timestamp AT TIME ZONE 'UTC');
   RETURN true;
 END $$""".strip(),
     f"""
 CREATE OR REPLACE FUNCTION ess_ensure_day_partitions(day date)
-RETURNS int LANGUAGE plpgsql AS $$
+RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
+  home oid := (SELECT pronamespace FROM pg_proc
+                WHERE oid = 'ess_ensure_day_partitions(date)'::regprocedure);
   parent regclass;
   made int := 0;
 BEGIN
@@ -64,6 +75,11 @@ BEGIN
   END LOOP;
   RETURN made;
 END $$""".strip(),
+    # The schema the migration runs in (current_schema()) is known only when it runs.
+    "DO $$ BEGIN\n" + "".join(
+        f"  EXECUTE format('ALTER FUNCTION {fn} SET search_path = pg_catalog, %I, pg_temp',\n"
+        "                 current_schema());\n" for fn in DEFINER_FUNCTIONS) + "END $$",
+    f"REVOKE EXECUTE ON FUNCTION {', '.join(DEFINER_FUNCTIONS)} FROM PUBLIC",
     """
 CREATE OR REPLACE FUNCTION ess_ensure_partitions(parent regclass, days_ahead int)
 RETURNS int LANGUAGE plpgsql AS $$
@@ -113,8 +129,12 @@ BEGIN
 END $$""".strip(),
 ]
 
-# Is the upkeep installed (by `ess db migrate` in partitioned mode)?
+# Is the upkeep installed (by `ess db migrate` in partitioned mode)? Is it the current one
+# (SECURITY DEFINER with a fixed search_path; older versions ran as the caller)?
 INSTALLED_SQL = "SELECT to_regprocedure('ess_ensure_day_partitions(date)') IS NOT NULL"
+CURRENT_SQL = ("SELECT coalesce(bool_and(prosecdef AND proconfig IS NOT NULL), false) "
+               "FROM pg_proc WHERE oid IN (to_regprocedure('ess_ensure_partition(regclass, date)'),"
+               " to_regprocedure('ess_ensure_day_partitions(date)'))")
 DEFAULTS_SQL = ("SELECT i.inhparent::regclass::text FROM pg_inherits i "
                 "JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' "

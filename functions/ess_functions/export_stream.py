@@ -110,9 +110,11 @@ def arrow_schema(spec: TableSpec):
     """The Parquet schema of a table's files: the database's widths, UTC microsecond ts."""
     import pyarrow as pa
 
+    # A widened plain `numeric` (uint64 with a float) can exceed any decimal type's digits
+    # (a double's 1e300 has 301): its exact decimal text, as in the CSV and BigQuery (STRING).
     by_sql = {"text": pa.string(), "smallint": pa.int16(), "integer": pa.int32(),
               "bigint": pa.int64(), "numeric(20)": pa.decimal128(20, 0), "real": pa.float32(),
-              "double precision": pa.float64(),
+              "double precision": pa.float64(), "numeric": pa.string(),
               "timestamptz": pa.timestamp("us", tz="UTC"), "text[]": pa.list_(pa.string())}
     types = dict(spec.keys + spec.values)
     keys = set(spec.key_names)
@@ -141,7 +143,8 @@ class _Parquet:
             convert_options=pcsv.ConvertOptions(
                 column_types={f.name: pa.string() if pa.types.is_list(f.type) else f.type
                               for f in self.schema},
-                strings_can_be_null=True),
+                # COPY writes NULL as an empty field; text such as NaN or NA stays text
+                strings_can_be_null=True, null_values=[""]),
             memory_pool=self.pool)
         self.writer = pq.ParquetWriter(out, self.schema, compression="zstd", use_dictionary=False,
                                        data_page_size=PAGE_BYTES, memory_pool=self.pool)

@@ -36,7 +36,11 @@ def bigquery_type(sql_type: str) -> str:
         return "FLOAT64"
     if sql_type == "numeric(20)":
         return "NUMERIC"    # uint64: 0..2^64-1 fits NUMERIC's 29 integer digits exactly
-    return "STRING"     # text, and text[] (out_of_range: names joined by ';')
+    if sql_type == "numeric":
+        return "STRING"     # uint64 widened with a float: digits beyond even BIGNUMERIC's
+    if sql_type in ("text", "text[]"):
+        return "STRING"     # text, and text[] (out_of_range: names joined by ';')
+    raise ValueError(f"no BigQuery type for SQL type {sql_type!r}")
 
 
 def bigquery_schema(spec: TableSpec) -> list[dict]:

@@ -172,6 +172,35 @@ def test_every_bad_message_is_quarantined_with_its_reason(badfn, stack):
     assert count_rows(stack.dsn["main"], EXT_SITE) == 0
 
 
+# Valid ISO 8601 times whose instant UTC cannot represent (before year 1, after year 9999)
+OUT_OF_UTC = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")
+
+
+def test_publish_times_outside_utc_count_as_missing(badfn, stack):
+    """Such a publishTime is no crash (500, redelivery, dead letter): it counts as missing, so a
+    poison message is filed under today and a good one is stored."""
+    fn, bucket = badfn
+    for i, when in enumerate(OUT_OF_UTC):
+        days = {datetime.now(UTC).strftime("%Y-%m-%d")}
+        bad_body = push(mid=f"oututc-body-{i}", data=12, publishTime=when)
+        bad = {f"oututc-frame-{i}": ("undecodable_frame", b"\x00garbage", ""),  # missing
+               f"oututc-body-{i}": ("bad_payload", bad_body, "now")}          # now instead
+        rows = count_rows(stack.dsn["main"], SITE)
+        assert post(fn.url, push(b"\x00garbage", mid=f"oututc-frame-{i}", publishTime=when)) \
+            == 200, when
+        assert post(fn.url, bad_body) == 200, when
+        assert post(fn.url, push(encode_frames(_frames(start=300 + i)), publishTime=when)) == 200
+        assert count_rows(stack.dsn["main"], SITE) == rows + 11, when
+        days.add(datetime.now(UTC).strftime("%Y-%m-%d"))
+        for mid, (reason, data, published) in bad.items():
+            blob = next(b for b in (bucket.get_blob(f"quarantine/main/{d}/{mid}.bin")
+                                    for d in sorted(days)) if b is not None)
+            assert blob.metadata["reason"] == reason, (when, mid, blob.metadata)
+            assert blob.download_as_bytes() == data, (when, mid)
+            kept = blob.metadata["publish_time"]
+            assert kept == "" if published == "" else kept[:10] in days, (when, mid, kept)
+
+
 def test_every_bad_push_body_is_kept_byte_for_byte(badfn):
     fn, bucket = badfn
     for case, (body, ctype) in _body_cases().items():
@@ -181,7 +210,7 @@ def test_every_bad_push_body_is_kept_byte_for_byte(badfn):
         assert len(found) == 1, (case, names)
         blob = bucket.get_blob(found[0])
         assert blob.metadata["reason"] == "bad_payload", case
-        if b"publishTime" in body and b'"publishTime": 5' not in body:
+        if PUBLISHED.encode() in body:
             assert "/2024-03-05/" in found[0], case      # filed under the publish day
         if b'"attributes": {"site_id"' in body:
             assert json.loads(blob.metadata["attributes"]) == {"site_id": SITE}, case

@@ -28,13 +28,16 @@ class Message:
 
 
 def _parse_time(text: object) -> datetime | None:
+    """An ISO 8601 time, or None (missing) if unparsable or outside what UTC can represent."""
     if not isinstance(text, str) or not text:
         return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed.astimezone(UTC)   # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def body_id(body: bytes) -> str:

@@ -58,12 +58,7 @@ def collect(conn, args, now: datetime) -> dict:
                  "banks": [], "days": [], "gaps": []}
     for site, tz, banks in targets:
         d0, d1 = _days(args, tz, now)
-        today = now.astimezone(report.ZoneInfo(tz)).date()
-        kept = report.stored_days(conn, site, d0, min(d1, today)) if d0 < today else {}
-        live_from = max(d0, min(today, d1)) if kept else d0
-        days, gaps = report.status(conn, site, tz, banks, d0, d1, live_from, interval, frozen,
-                                   now)
-        days = [*[kept[k] for k in sorted(kept) if k[1] < live_from], *days]
+        days, gaps = report.status(conn, site, tz, banks, d0, d1, interval, frozen, now)
         for d in days:
             d.timezone = tz
         out["days"] += [d.as_dict() for d in sorted(days, key=lambda d: (d.bank_id, d.day))]
@@ -108,7 +103,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     silent = [b for b in doc["banks"] if b["age_s"] is None or b["age_s"] > args.silent_after]
-    lost = sum(d["lost"] for d in doc["days"])
+    lost = sum(d["lost"] for d in doc["days"]) + sum(g["kind"] == "lost" for g in doc["gaps"])
     doc["ok"] = not silent and not lost
     print(json.dumps(doc, indent=1) if args.json else _text(doc))
     return 0 if doc["ok"] else 1

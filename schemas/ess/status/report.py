@@ -15,6 +15,7 @@ from . import sql
 DEFAULT_FROZEN_AFTER = 300.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMED = re.compile(r"%\((\w+)\)s")
+_IN_FLIGHT = timedelta(seconds=60)     # an ingest statement running when a day was saved
 
 
 @dataclass
@@ -76,8 +77,9 @@ def settings(config) -> tuple[float, float]:
 
 
 def _params(site: str, tz: str, d0: date, d1: date, interval: float, frozen: float) -> dict:
+    back = day_bounds(d0, tz)[0] - timedelta(seconds=frozen)
     return {"site": site, "tz": tz, "d0": d0.isoformat(), "d1": d1.isoformat(),
-            "interval": interval, "frozen": frozen}
+            "interval": interval, "frozen": frozen, "back": back}
 
 
 def _query(conn, text: str, params: dict) -> list:
@@ -91,22 +93,25 @@ def _query(conn, text: str, params: dict) -> list:
 
 
 def _scan(conn, site: str, tz: str, d0: date, d1: date, interval: float,
-          frozen_after: float) -> tuple[dict[tuple[int, date], BankDay], list[dict]]:
+          frozen_after: float) -> tuple[dict[tuple[int, date], BankDay],
+                                        dict[tuple[int, date], datetime], list[dict]]:
     """One pass over the ledger's local days d0..d1: the status of each bank and day with
-    frames (failed blocks looked up only when some poll failed), and the lost ranges and
-    resets in poll order."""
+    frames (failed blocks looked up only when some poll failed), its newest commit time, and
+    the lost ranges and resets in poll order."""
     p = _params(site, tz, d0, d1, interval, frozen_after)
     found: dict[tuple[int, date], BankDay] = {}
+    committed: dict[tuple[int, date], datetime] = {}
     gaps: list[dict] = []
     for (bank, day, stored, lost, resets, failed_polls, oor, first, last, lag,
-         frozen, day_gaps) in _query(conn, sql.DAYS, p):
+         frozen, day_gaps, newest) in _query(conn, sql.DAYS, p):
         found[(bank, day)] = BankDay(site, bank, day, tz, 0, stored, lost, resets, 0,
                                      failed_polls, {}, oor, first, last, lag, frozen)
+        committed[(bank, day)] = newest
         gaps += [_gap(site, bank, *g) for g in day_gaps or ()]
     if any(d.failed_polls for d in found.values()):
         for bank, day, what, n in _query(conn, sql.FAILED, p):
             found[(bank, day)].failed[what] = n
-    return found, gaps
+    return found, committed, gaps
 
 
 def _gap(site: str, bank: int, lost: int, a: int, b: int, before: int, after: int) -> dict:
@@ -117,20 +122,36 @@ def _gap(site: str, bank: int, lost: int, a: int, b: int, before: int, after: in
     return item
 
 
-def status(conn, site: str, tz: str, banks: list[int], d0: date, d1: date, live_from: date,
+def _live(found: dict, key: tuple[int, date], site: str, tz: str, interval: float,
+          now: datetime) -> BankDay:
+    """The bank-day computed from the ledger (all missed when it has no frames)."""
+    bd = found.get(key) or BankDay(site, key[0], key[1], tz)
+    bd.expected = expected_ticks(key[1], tz, interval, now)
+    bd.missed = max(0, bd.expected - bd.stored - bd.lost)
+    return bd
+
+
+def status(conn, site: str, tz: str, banks: list[int], d0: date, d1: date,
            interval: float = 1.0, frozen_after: float = DEFAULT_FROZEN_AFTER,
-           now: datetime | None = None) -> tuple[list[BankDay], list[dict]]:
-    """Status of every bank (configured or seen) for each local day live_from..d1, and the
-    lost ranges and resets of d0..d1, from the ledger in one pass."""
+           now: datetime | None = None, saved: bool = True) -> tuple[list[BankDay], list[dict]]:
+    """Status of every bank (configured, seen or saved) for each local day d0..d1, and the
+    lost ranges and resets, from the ledger in one pass. With `saved`, a past day the export
+    wrote to `data_status` is read back from there unless the ledger got frames for it
+    committed since (a minute's margin: a statement in flight then)."""
     now = now or datetime.now(UTC)
-    found, gap_list = _scan(conn, site, tz, min(d0, live_from), d1, interval, frozen_after)
+    today = now.astimezone(ZoneInfo(tz)).date()
+    found, committed, gap_list = _scan(conn, site, tz, d0, d1, interval, frozen_after)
+    kept = _stored(conn, site, d0, min(d1, today - timedelta(days=1))) if (
+        saved and d0 < today) else {}
     out = []
-    for bank in sorted(set(banks) | {b for b, d in found if d >= live_from}):
-        day = live_from
+    for bank in sorted(set(banks) | {b for b, _ in found} | {b for b, _ in kept}):
+        day = d0
         while day <= d1:
-            bd = found.get((bank, day)) or BankDay(site, bank, day, tz)
-            bd.expected = expected_ticks(day, tz, interval, now)
-            bd.missed = max(0, bd.expected - bd.stored - bd.lost)
+            key = (bank, day)
+            bd, computed = kept.get(key, (None, None))
+            newest = committed.get(key)
+            if bd is None or (newest is not None and newest > computed - _IN_FLIGHT):
+                bd = _live(found, key, site, tz, interval, now)
             out.append(bd)
             day += timedelta(days=1)
     return out, gap_list
@@ -140,12 +161,12 @@ def compute(conn, site: str, tz: str, banks: list[int], d0: date, d1: date,
             interval: float = 1.0, frozen_after: float = DEFAULT_FROZEN_AFTER,
             now: datetime | None = None) -> list[BankDay]:
     """Status of every bank (configured or seen) for each local day d0..d1, from the ledger."""
-    return status(conn, site, tz, banks, d0, d1, d0, interval, frozen_after, now)[0]
+    return status(conn, site, tz, banks, d0, d1, interval, frozen_after, now, False)[0]
 
 
 def gaps(conn, site: str, tz: str, d0: date, d1: date) -> list[dict]:
     """Lost ranges (`first_seq`..`last_seq` missing) and resets (`from_seq` -> `to_seq`)."""
-    return _scan(conn, site, tz, d0, d1, 1.0, 0.0)[1]
+    return _scan(conn, site, tz, d0, d1, 1.0, 0.0)[2]
 
 
 def last_seen(conn, site: str, banks: list[int], now: datetime,
@@ -162,18 +183,24 @@ def last_seen(conn, site: str, banks: list[int], now: datetime,
     return out
 
 
-def stored_days(conn, site: str, d0: date, d1: date) -> dict[tuple[int, date], BankDay]:
-    """Rows the export wrote to `data_status` for the site and days."""
+def _stored(conn, site: str, d0: date, d1: date) -> dict[tuple[int, date],
+                                                        tuple[BankDay, datetime]]:
+    """Rows the export wrote to `data_status` for the site and days, and when."""
     rows = _query(conn, sql.STORED, {"site": site, "d0": d0.isoformat(), "d1": d1.isoformat()})
     out = {}
     for (bank, day, expected, stored, lost, resets, failed_polls, failed, oor, first, last,
-         lag, frozen) in rows:
+         lag, frozen, computed) in rows:
         bd = BankDay(site, bank, day, "", expected, stored, lost, resets, 0, failed_polls,
                      failed if isinstance(failed, dict) else json.loads(failed or "{}"),
                      oor, first, last, lag, frozen)
         bd.missed = max(0, expected - stored - lost)
-        out[(bank, day)] = bd
+        out[(bank, day)] = (bd, computed)
     return out
+
+
+def stored_days(conn, site: str, d0: date, d1: date) -> dict[tuple[int, date], BankDay]:
+    """Rows the export wrote to `data_status` for the site and days."""
+    return {k: bd for k, (bd, _) in _stored(conn, site, d0, d1).items()}
 
 
 def save(conn, days: list[BankDay]) -> int:

@@ -8,25 +8,38 @@ before it.
 """
 
 # %(site)s, %(tz)s, %(d0)s / %(d1)s (local dates, inclusive), %(interval)s,
-# %(frozen)s (frozen_after seconds). One row per bank and local day with frames, in one pass
-# (both windows share the ledger's key order): the day's counts and its lost ranges and resets
-# as [lost (1) or reset (0), first, last, µs before, µs after] (NULL when none). A frame's run
-# of identical registers starts at the newest frame at or before it that broke the run.
+# %(frozen)s (frozen_after seconds), %(back)s (the window's start minus frozen_after). One row
+# per bank and local day with frames, in one pass (every window shares the ledger's key order):
+# the day's counts, the newest commit time, and its lost ranges and resets as [lost (1) or
+# reset (0), first, last, µs before, µs after] (NULL when none). The rows from %(back)s on
+# and each bank's last row before it (its seed, looked up for the bank's first row only) are
+# what the window's first frames are compared with, so a gap or a run of identical registers
+# across midnight counts as in one longer window; only rows from d0 on are counted. A frame's
+# run starts at the newest frame at or before it that broke the run (the seed's time when the
+# run goes on from the seed: it is older than frozen_after anyway).
 DAYS = """
 WITH f AS (
-  SELECT bank_id, ts, seq, crc, failed, out_of_range, committed, lag(seq) OVER w AS pseq,
-         lag(ts) OVER w AS pts,
-         CASE WHEN crc IS NOT NULL AND crc = lag(crc) OVER w AND seq > lag(seq) OVER w
-              THEN NULL ELSE ts END AS brk
+  SELECT bank_id, ts, seq, crc, failed, out_of_range, committed, lag(ts) OVER w AS pts0,
+         lag(seq) OVER w AS pseq0, lag(crc) OVER w AS pcrc0
   FROM frames
-  WHERE site_id = %(site)s
-    AND ts >= (%(d0)s::date::timestamp AT TIME ZONE %(tz)s)
+  WHERE site_id = %(site)s AND ts >= %(back)s::timestamptz
     AND ts < ((%(d1)s::date + 1)::timestamp AT TIME ZONE %(tz)s)
   WINDOW w AS (PARTITION BY bank_id ORDER BY ts)
-), g AS (
-  SELECT f.*, max(brk) OVER (PARTITION BY bank_id ORDER BY ts ROWS UNBOUNDED PRECEDING)
-         AS run_start
+), s AS (
+  SELECT f.*, CASE WHEN pts0 IS NULL THEN (
+    SELECT p FROM frames p WHERE p.site_id = %(site)s AND p.bank_id = f.bank_id
+      AND p.ts < %(back)s::timestamptz ORDER BY p.ts DESC LIMIT 1) END AS seed
   FROM f
+), t AS (
+  SELECT bank_id, ts, seq, crc, failed, out_of_range, committed, pts0 IS NULL AS head,
+         coalesce(pts0, (seed).ts) AS pts, coalesce(pseq0, (seed).seq) AS pseq,
+         CASE WHEN pts0 IS NULL THEN (seed).crc ELSE pcrc0 END AS pcrc
+  FROM s
+), g AS (
+  SELECT t.*, max(CASE WHEN crc IS NOT NULL AND crc = pcrc AND seq > pseq
+                       THEN CASE WHEN head THEN pts END ELSE ts END)
+         OVER (PARTITION BY bank_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS run_start
+  FROM t
 )
 SELECT bank_id, (ts AT TIME ZONE %(tz)s)::date AS day, count(*)::integer AS stored,
   coalesce(sum(seq - pseq - 1) FILTER (WHERE seq > pseq + 1), 0)::integer AS lost,
@@ -43,8 +56,10 @@ SELECT bank_id, (ts AT TIME ZONE %(tz)s)::date AS day, count(*)::integer AS stor
                   CASE WHEN seq > pseq THEN seq - 1 ELSE seq END,
                   (extract(epoch FROM pts) * 1000000)::bigint,
                   (extract(epoch FROM ts) * 1000000)::bigint] ORDER BY ts)
-    FILTER (WHERE seq > pseq + 1 OR seq <= pseq) AS gaps
-FROM g GROUP BY 1, 2 ORDER BY 1, 2
+    FILTER (WHERE seq > pseq + 1 OR seq <= pseq) AS gaps,
+  max(committed) AS last_committed
+FROM g WHERE ts >= (%(d0)s::date::timestamp AT TIME ZONE %(tz)s)
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 
 # Failed blocks by block and kind, per bank and day (same parameters as DAYS).
@@ -75,10 +90,11 @@ LEFT JOIN LATERAL (
 ORDER BY b.bank_id
 """
 
-# Stored daily status rows for a site and days (%(site)s, %(d0)s, %(d1)s).
+# Stored daily status rows for a site and days (%(site)s, %(d0)s, %(d1)s), and when each
+# was computed.
 STORED = """
 SELECT bank_id, day, expected, stored, lost, resets, failed_polls, failed, out_of_range,
-       first_poll, last_poll, max_lag_s, frozen_s
+       first_poll, last_poll, max_lag_s, frozen_s, computed
 FROM data_status WHERE site_id = %(site)s AND day BETWEEN %(d0)s::date AND %(d1)s::date
 ORDER BY bank_id, day
 """

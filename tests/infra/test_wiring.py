@@ -287,6 +287,18 @@ def test_cloud_sql_settings(root):
     assert "var.database.external_dsn_secret.replica == null" in text(root["locals"]["replica_sql"])
 
 
+
+def test_db_grants_sql_renders_the_template_per_cloud_sql_database(root):
+    """tests/db/test_grants.py runs what infra/db_grants.sql.tftpl renders; here: who gets it."""
+    value = re.sub(r"\s+", " ", text(root["output"]["db_grants_sql"]["value"]))
+    assert 'templatefile("${path.module}/db_grants.sql.tftpl"' in value
+    assert (INFRA / "db_grants.sql.tftpl").is_file()
+    for sink, writers, readers in (("main", "ingest-main", '[google_sql_user.iam["export"].name]'),
+                                   ("replica", "ingest-replica", "[]")):
+        assert re.search(rf'local\.{sink}_sql \? \[\{{label = "{sink} .*?writers = '
+                         rf'\[google_sql_user\.iam\["{writers}"\]\.name\], '
+                         rf"readers = {re.escape(readers)}\}}\] : \[\]", value), sink
+
 def test_collector_vm_hardening(root):
     vm = root["resource"]["google_compute_instance"]["collector"]
     nic = block(vm, "network_interface")

@@ -7,7 +7,8 @@ still creates a few days ahead, and drains a default partition left by older ver
 
 Creation is idempotent and safe under concurrency: `CREATE TABLE IF NOT EXISTS ... PARTITION
 OF` under the migration's advisory lock, so concurrent writers (and a running migration)
-serialise instead of racing on the catalog.
+serialise instead of racing on the catalog. The creating functions run as their owner
+(SECURITY DEFINER), so ingest users need only EXECUTE on `ess_ensure_day_partitions(date)`.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ def client():
         return _client
 
 
-def retry():
-    """The retry policy of every call: storage's default predicate, RETRY_DEADLINE overall."""
+def retry(seconds: float = RETRY_DEADLINE):
+    """The retry policy of every call: storage's default predicate, at most `seconds` (and
+    RETRY_DEADLINE) overall."""
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_timeout(RETRY_DEADLINE)
+    return DEFAULT_RETRY.with_timeout(min(seconds, RETRY_DEADLINE))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,16 +119,21 @@ class GcsStore:
         return sorted(b.name[len(root):] for b in blobs)
 
     def put(self, key: str, data: bytes, *, metadata: dict | None = None,
-            content_type: str = OCTET, if_generation_match: int | None = None) -> Stored:
-        """Write `data` as object `key` in one request."""
+            content_type: str = OCTET, if_generation_match: int | None = None,
+            deadline: float | None = None) -> Stored:
+        """Write `data` as object `key` in one request (with its retries, ended by `deadline`,
+        a time.monotonic() instant, when given)."""
         from google.api_core import exceptions as gexc
 
+        left = gcs.RETRY_DEADLINE if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise StoreError(f"cannot write {key} to {self.url}: no time left")
         blob = self.bucket.blob(self.name(key))
         blob.metadata = metadata or None
         try:
             blob.upload_from_string(data, content_type=content_type,
                                     if_generation_match=if_generation_match,
-                                    timeout=gcs.TIMEOUT, retry=gcs.retry())
+                                    timeout=min(gcs.TIMEOUT, left), retry=gcs.retry(left))
         except gexc.PreconditionFailed as exc:
             raise Conflict(f"{self.uri(key)} changed (generation precondition)") from exc
         except Exception as exc:
@@ -298,8 +304,10 @@ class DirStore:
             os.replace(tmp, meta)
 
     def put(self, key: str, data: bytes, *, metadata: dict | None = None,
-            content_type: str = OCTET, if_generation_match: int | None = None) -> Stored:
-        """Write `data` as file `key` (and its metadata beside it)."""
+            content_type: str = OCTET, if_generation_match: int | None = None,
+            deadline: float | None = None) -> Stored:
+        """Write `data` as file `key` (and its metadata beside it); a local write has no
+        `deadline`."""
         return self.upload(key, lambda out: out.write(data), metadata=metadata,
                            if_generation_match=if_generation_match, content_type=content_type)
 

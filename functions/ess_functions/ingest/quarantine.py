@@ -8,7 +8,7 @@ Cloud Storage limits (which fake-gcs-server does not enforce): an object name is
 bytes (a message id longer than ID_MAX becomes its safe head plus a hash), and custom metadata at
 most 8 KiB in all. Metadata values are bounded; when the message id or the attributes do not
 fit, the whole record (id, attributes, detail) goes to a sidecar `<object>.meta.json`, named by
-the `sidecar` metadata field.
+the `sidecar` metadata field. One deadline (KEEP_DEADLINE) covers both writes and their retries.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from datetime import UTC, datetime
 
+from .. import gcs
 from ..objstore import Conflict, ObjectStore, StoreError, open_store
 from .errors import QuarantineError
 
@@ -26,6 +28,9 @@ DETAIL_MAX = 1024      # bytes of the detail in metadata
 ID_META_MAX = 512      # bytes of the message id in metadata
 ATTRS_META_MAX = 4096  # bytes of the attributes' JSON in metadata
 METADATA_MAX = 8192    # Cloud Storage's limit on all custom metadata (keys and values)
+# s for all of keep() (sidecar and object, retries included): one call's retry deadline, so a
+# poison message fails well within the ingest function's 60 s timeout, however many puts.
+KEEP_DEADLINE = gcs.RETRY_DEADLINE
 
 
 def object_name(sink: str, message_id: str, published: datetime | None) -> str:
@@ -90,19 +95,21 @@ class Quarantine:
             raise QuarantineError("ESS_QUARANTINE_BUCKET is not set; cannot keep a poison message")
         meta, sidecar = record(message, sink, reason, detail)
         name = object_name(sink, message.message_id, message.publish_time)
+        deadline = time.monotonic() + KEEP_DEADLINE
         try:
             if sidecar is not None:
                 meta["sidecar"] = name + ".meta.json"
                 self._put(meta["sidecar"], (json.dumps(sidecar, sort_keys=True, indent=1)
-                                            + "\n").encode(), None, "application/json")
-            self._put(name, message.data, meta, "application/octet-stream")
+                                            + "\n").encode(), None, "application/json", deadline)
+            self._put(name, message.data, meta, "application/octet-stream", deadline)
         except StoreError as exc:
             raise QuarantineError(str(exc)) from exc
         return self.store.uri(name)
 
-    def _put(self, name: str, data: bytes, meta: dict | None, content_type: str) -> None:
+    def _put(self, name: str, data: bytes, meta: dict | None, content_type: str,
+             deadline: float) -> None:
         try:
             self.store.put(name, data, metadata=meta, content_type=content_type,
-                           if_generation_match=0)
+                           if_generation_match=0, deadline=deadline)
         except Conflict:
             pass  # kept already (a redelivery, or a retry of a write that did succeed)

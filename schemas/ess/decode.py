@@ -132,7 +132,8 @@ class Decoder:
 
     def _compile(self) -> None:
         layout: list[Field] = []          # every output cell, in table then row then column order
-        self.tables: list[tuple[str, slice, int, int]] = []   # (table, cells, rows/frame, cols)
+        self.tables: list[tuple] = []   # (table, cells, rows/frame, cols, rows x blocks feeding)
+        block_index = {name: i for i, name in enumerate(self.block_names)}
         for table in self.map.tables():
             start = len(layout)
             if table == "rack":
@@ -143,10 +144,11 @@ class Decoder:
             else:
                 layout.extend(self.map.table_fields(table))
                 nrows, ncols = 1, len(layout) - start
-            self.tables.append((table, slice(start, len(layout)), nrows, ncols))
+            cb = np.array([block_index[f.block] for f in layout[start:]]).reshape(nrows, ncols)
+            feeds = (cb[:, :, None] == np.arange(len(self.block_names))).any(axis=1)
+            self.tables.append((table, slice(start, len(layout)), nrows, ncols, feeds))
         self.layout = layout
         n = len(layout)
-        block_index = {name: i for i, name in enumerate(self.block_names)}
         self.cell_block = np.array([block_index[f.block] for f in layout], dtype=np.intp)
         src, bitpos = self._sources(layout)
         kinds = np.array([f.type for f in layout])
@@ -287,7 +289,7 @@ class Decoder:
     def decode_batch(self, raw: np.ndarray, ok: np.ndarray | None = None) -> list[TableBatch]:
         """Decode N frames (N x width raw registers) into one TableBatch per table.
 
-        Rows whose every source block failed are dropped.
+        Rows whose every source block failed are dropped, frame by frame (all sentinels: kept).
         """
         return self._tables(*self._cells(raw, ok), ok)
 
@@ -352,14 +354,15 @@ class Decoder:
                 ok: np.ndarray | None) -> list[TableBatch]:
         n = values.shape[0]
         out = []
-        for table, cells, nrows, ncols in self.tables:
+        ok = None if ok is None or np.all(ok) else np.asarray(ok, dtype=bool).reshape(n, -1)
+        for table, cells, nrows, ncols, feeds in self.tables:
             v = values[:, cells].reshape(n * nrows, ncols)
             f = oor[:, cells].reshape(n * nrows, ncols)
             frame = np.repeat(np.arange(n), nrows)
             rack = np.tile(np.arange(1, nrows + 1), n) if table == "rack" else None
             ex = _table_exact(exact, cells, n, nrows, ncols) if exact else None
-            if ok is not None and not np.asarray(ok).all():
-                keep = ~np.isnan(v).all(axis=1)
+            if ok is not None:   # a row stays if any block feeding it (in its frame) was read
+                keep = (ok[:, None, :] & feeds[None, :, :]).any(axis=2).reshape(n * nrows)
                 if not keep.all():
                     v, f, frame = v[keep], f[keep], frame[keep]
                     rack = rack[keep] if rack is not None else None

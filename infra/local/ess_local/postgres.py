@@ -91,6 +91,25 @@ def _check_name(name: str) -> str:
     return name
 
 
+
+def server_user() -> str | None:
+    """The OS user the server runs as: postgres when we are root (it refuses root), else us."""
+    return ADMIN_USER if os.geteuid() == 0 else None
+
+
+def unsearchable_parent(path: Path) -> Path | None:
+    """The first parent of `path` the server's OS user cannot pass through, or None."""
+    user = server_user()
+    if user is None:
+        return None
+    uid = pwd.getpwnam(user).pw_uid
+    for parent in path.parents:
+        st = parent.stat()
+        if not st.st_mode & 0o001 and st.st_uid != uid:
+            return parent
+    return None
+
+
 class Cluster(Service):
     """A PostgreSQL cluster in `datadir` listening on 127.0.0.1:`port`."""
 
@@ -114,7 +133,7 @@ class Cluster(Service):
         self.install = find_install(major)
         self.major = self.install.major
         self.timescale = self.install.timescale
-        self.os_user = ADMIN_USER if os.geteuid() == 0 else None
+        self.os_user = server_user()
         self._proc: ManagedProcess | None = None
 
     # -- setup -----------------------------------------------------------------------------
@@ -140,13 +159,12 @@ class Cluster(Service):
         self.datadir.mkdir(parents=True, exist_ok=True)
         if self.os_user:
             pw = pwd.getpwnam(self.os_user)
-            for parent in self.datadir.parents:
-                st = parent.stat()
-                if not st.st_mode & 0o001 and st.st_uid != pw.pw_uid:
-                    raise PostgresError(
-                        f"{parent} is not searchable by the {self.os_user} user; "
-                        "put the data directory under a world-searchable directory (chmod o+x)"
-                    )
+            blocked = unsearchable_parent(self.datadir)
+            if blocked:
+                raise PostgresError(
+                    f"{blocked} is not searchable by the {self.os_user} user; "
+                    "put the data directory under a world-searchable directory (chmod o+x)"
+                )
             os.chown(self.datadir, pw.pw_uid, pw.pw_gid)
         os.chmod(self.datadir, 0o700)
         self._run(

@@ -16,8 +16,10 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -28,7 +30,7 @@ import yaml
 
 from .functions import FunctionProcess
 from .gcs import GcsEmulator
-from .postgres import Cluster
+from .postgres import Cluster, unsearchable_parent
 from .procs import LOCALHOST, ManagedProcess, free_port
 from .pubsub import Emulator, PubSub
 from .status import exit_code, run_status, status_line, summary_fields
@@ -107,6 +109,10 @@ class Pipeline:
         pg_dir = self.run_dir / "pg"
         pg_dir.mkdir(exist_ok=True)
         pg_dir.chmod(0o755)
+        if unsearchable_parent(pg_dir / "data"):   # e.g. a clone under /root, run as root
+            pg_dir = Path(tempfile.mkdtemp(prefix="ess-run-pg-"))
+            pg_dir.chmod(0o755)
+            self.stack.callback(shutil.rmtree, pg_dir, ignore_errors=True)
         self.pg = self.stack.enter_context(Cluster(pg_dir / "data", free_port(), settings={
             "track_commit_timestamp": "on"}))
         self.dsn = {"main": self.pg.create_database("ess_main", timescale=True),

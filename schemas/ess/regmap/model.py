@@ -108,6 +108,47 @@ class Block:
         return (self.count + 15) // 16 if self.is_bits else self.count
 
 
+SEVERITIES = ("fault", "warning")
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """An alarm declared on a column (docs/events.md): a bit (active while the stored value is
+    not 0, or while bit `bit` of it is set), or a threshold (`above` / `below`, with
+    `hysteresis`); raised once its condition has held for `for_s` seconds."""
+
+    name: str
+    severity: str
+    table: str
+    column: str
+    bit: int | None = None
+    above: float | None = None
+    below: float | None = None
+    hysteresis: float = 0.0
+    for_s: float = 0.0
+    note: str = ""
+
+    @property
+    def is_threshold(self) -> bool:
+        return self.above is not None or self.below is not None
+
+    def condition(self) -> str:
+        """The raise and clear rule in words, e.g. `> 45 (clears at <= 42) for 10 s`."""
+        if self.above is not None:
+            text, clear = f"> {_num(self.above)}", f"<= {_num(self.above - self.hysteresis)}"
+        elif self.below is not None:
+            text, clear = f"< {_num(self.below)}", f">= {_num(self.below + self.hysteresis)}"
+        else:
+            text, clear = (f"bit {self.bit} set" if self.bit is not None else "not 0"), ""
+        if self.hysteresis:
+            text += f" (clears at {clear})"
+        return text + (f" for {_num(self.for_s)} s" if self.for_s else "")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
 @dataclass(frozen=True)
 class RegisterMap:
     """A whole device map: blocks in read order, with derived per-table column layouts."""
@@ -119,6 +160,7 @@ class RegisterMap:
     racks: int = 0
     description: str = ""
     sentinels: tuple[tuple[str, int], ...] = ()
+    alarms: tuple[Alarm, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -156,6 +198,10 @@ class RegisterMap:
         """Tables this map fills, in the standard order."""
         present = {f.table for f in self.fields()}
         return tuple(t for t in ROW_TABLES if t in present)
+
+    def table_alarms(self, table: str) -> tuple[Alarm, ...]:
+        """The alarms declared on a table's columns, in declaration order."""
+        return tuple(a for a in self.alarms if a.table == table)
 
 
 @lru_cache(maxsize=256)

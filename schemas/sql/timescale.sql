@@ -259,3 +259,24 @@ CREATE TABLE IF NOT EXISTS "data_status" (
   "computed" timestamptz,
   PRIMARY KEY ("site_id", "bank_id", "day")
 );
+
+CREATE TABLE IF NOT EXISTS "events" (
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "rack_id" smallint,
+  "alarm" text NOT NULL,
+  "severity" text NOT NULL,
+  "since" timestamptz NOT NULL,
+  "raised" timestamptz NOT NULL,
+  "raised_value" double precision,
+  "cleared" timestamptz,
+  "cleared_value" double precision,
+  CHECK (severity IN ('fault', 'warning')),
+  CHECK (since <= raised AND (cleared IS NULL OR cleared > raised))
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS "events_episode" ON "events" (site_id, bank_id, alarm, (coalesce(rack_id, 0)), since);
+
+CREATE INDEX IF NOT EXISTS "events_bank_cleared" ON "events" (site_id, bank_id, cleared);
+
+CREATE INDEX IF NOT EXISTS "events_active" ON "events" (site_id, bank_id) WHERE cleared IS NULL;

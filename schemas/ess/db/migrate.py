@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 
 from ..errors import PermanentError
+from ..events.sql import TABLE as EVENTS_TABLE
+from ..events.sql import ddl as events_ddl
 from ..regmap import RegisterMap
 from .partitions import CURRENT_SQL, DEFAULTS_SQL, LOCK_KEY, ensure_ahead
 from .quote import ident
@@ -106,6 +108,9 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
                 stmts.append(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(name)} "
                              f"TYPE {typ} USING {ident(name)}::{typ}")
                 notes.append(f"widen {spec.name}.{name} to {typ}")
+    if _columns(cur, EVENTS_TABLE) is None:
+        stmts += events_ddl()
+        notes.append(f"create {EVENTS_TABLE}")
     return stmts, notes
 
 

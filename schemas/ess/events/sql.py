@@ -1,0 +1,92 @@
+"""The `events` table: DDL (created by `ess db migrate`) and the statements that maintain it.
+
+One row per episode. A plain table in both storage modes (not a hypertable, not partitioned):
+retention that drops old raw partitions never touches it (docs/events.md).
+"""
+
+from __future__ import annotations
+
+from ..db.quote import ident
+
+TABLE = "events"
+# The columns, in the order of the DDL, the export and `ess events --json`.
+COLUMNS = (
+    ("site_id", "text NOT NULL"),
+    ("bank_id", "smallint NOT NULL"),
+    ("rack_id", "smallint"),                       # NULL: a bank-level alarm (no rack)
+    ("alarm", "text NOT NULL"),
+    ("severity", "text NOT NULL"),
+    ("since", "timestamptz NOT NULL"),              # first poll of the condition
+    ("raised", "timestamptz NOT NULL"),             # the poll that raised it
+    ("raised_value", "double precision"),
+    ("cleared", "timestamptz"),                     # NULL while active
+    ("cleared_value", "double precision"),
+)
+LOCK_NAMESPACE = 0x455354   # pg_advisory_xact_lock(namespace, crc32 of "site/bank")
+
+
+def ddl() -> list[str]:
+    """The table and its indexes (one episode per alarm, rack and start; open episodes)."""
+    t = ident(TABLE)
+    cols = ",\n  ".join(f"{ident(n)} {typ}" for n, typ in COLUMNS)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {t} (\n  {cols},\n"
+        "  CHECK (severity IN ('fault', 'warning')),\n"
+        "  CHECK (since <= raised AND (cleared IS NULL OR cleared > raised))\n)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {ident(TABLE + '_episode')} ON {t} "
+        "(site_id, bank_id, alarm, (coalesce(rack_id, 0)), since)",
+        # the window's lookups: episodes of a bank that end at or after a time, or are open
+        f"CREATE INDEX IF NOT EXISTS {ident(TABLE + '_bank_cleared')} ON {t} "
+        "(site_id, bank_id, cleared)",
+        f"CREATE INDEX IF NOT EXISTS {ident(TABLE + '_active')} ON {t} (site_id, bank_id) "
+        "WHERE cleared IS NULL",
+    ]
+
+
+_US = "(extract(epoch FROM {c}) * 1000000)::bigint"     # a timestamptz as µs since the epoch
+_SELECT = (f"SELECT site_id, bank_id, rack_id, alarm, severity, {_US.format(c='since')}, "
+           f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value "
+           f"FROM {ident(TABLE)}")
+
+# Episodes of one bank overlapping [lo, hi] (hi may be 'infinity').
+OVERLAPPING = (_SELECT + " WHERE site_id = %s AND bank_id = %s AND since <= %s::timestamptz "
+               "AND (cleared IS NULL OR cleared >= %s::timestamptz)")
+# The same for several banks at once: arrays of sites, banks, lows and highs.
+OVERLAPPING_MANY = (_SELECT + " JOIN unnest(%s::text[], %s::int[], %s::timestamptz[], "
+                    "%s::timestamptz[]) AS w(site, bank, lo, hi) ON site_id = w.site "
+                    "AND bank_id = w.bank AND since <= w.hi AND (cleared IS NULL OR "
+                    "cleared >= w.lo)")
+LOCK = ("SELECT set_config('extra_float_digits', '1', true), pg_advisory_xact_lock(%s, k) "
+        "FROM unnest(%s::int[]) AS k")
+DELETE = (f"DELETE FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s AND alarm = %s "
+          "AND coalesce(rack_id, 0) = %s AND since = %s::timestamptz")
+UPDATE = (f"UPDATE {ident(TABLE)} SET since = %s, raised = %s, raised_value = %s, "
+          "cleared = %s, cleared_value = %s WHERE site_id = %s AND bank_id = %s AND alarm = %s "
+          "AND coalesce(rack_id, 0) = %s AND since = %s::timestamptz")
+INSERT = (f"INSERT INTO {ident(TABLE)} (" + ", ".join(n for n, _ in COLUMNS)
+          + ") VALUES (" + ", ".join(["%s"] * len(COLUMNS)) + ")")
+# The last poll of a bank at or after a time (the ledger's key serves it).
+LAST_POLL = "SELECT " + _US.format(c="max(ts)") + " FROM frames WHERE site_id = %s AND " \
+            "bank_id = %s AND ts >= %s::timestamptz"
+
+
+def rows_sql(table: str, columns: tuple[str, ...], racked: bool) -> str:
+    """A table's alarm columns of one bank in [lo, hi], in poll order.
+
+    The rack table names its racks: its key is (site, bank, rack, ts), and a scan per rack stays
+    within the time range.
+    """
+    rack = "rack_id, " if racked else ""
+    where = " AND rack_id = ANY(%s::smallint[])" if racked else ""
+    order = "ts, rack_id" if racked else "ts"
+    return (f"SELECT {_US.format(c='ts')}, {rack}{', '.join(ident(c) for c in columns)} "
+            f"FROM {ident(table)} WHERE site_id = %s AND bank_id = %s{where} "
+            f"AND ts >= %s::timestamptz AND ts <= %s::timestamptz ORDER BY {order}")
+
+
+def last_known_sql(table: str, column: str, racked: bool) -> str:
+    """The last poll before a time at which one column (of one rack) was not NULL."""
+    rack = " AND rack_id = %s" if racked else ""
+    return (f"SELECT {_US.format(c='ts')} FROM {ident(table)} WHERE site_id = %s AND "
+            f"bank_id = %s{rack} AND ts < %s::timestamptz AND {ident(column)} IS NOT NULL "
+            "ORDER BY ts DESC LIMIT 1")

@@ -7,54 +7,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from ess.codec import BlockData, BlockStatus, Frame
 from ess.db.connect import connect_dsn
 from ess.db.migrate import migrate
-from ess.db.writer import write_frames
-from ess.decode import decoder_for
-from ess.events.states import touches
-from ess.events.store import maintain
-from ess.regmap import load_map
-
-M = load_map("default")
-SITE, T0 = "site-e", 1_750_000_000
-INVERTED = [221, 222, 223, 224, 225, 226, 227, 228, 229, 233]   # device polarity: OK = 1
-RACK2_OVER_TEMP = 252 + 29          # rack 2's rack_rack_over_temperature_fault
-MISSING = {16, 17}                  # never polled: a gap
-
-
-def _frame(t: int) -> Frame:
-    regs = {b.name: [0] * b.count for b in M.blocks}
-    for a in INVERTED:
-        regs["BMS2"][a - 200] = 1
-    regs["BMS2"][210 - 200] = int(5 <= t <= 12 or t >= 30)      # bank: rack over-temp fault
-    regs["BMS2"][RACK2_OVER_TEMP - 200] = int(8 <= t <= 20)
-    regs["BMS1"][19] = 400 if t < 3 else 520 if t <= 18 else 430 if t <= 22 else 410  # rack 1
-    blocks = {n: BlockData(registers=Frame.registers_to_bytes(r)) for n, r in regs.items()}
-    if t == 15:
-        blocks["BMS2"] = BlockData(BlockStatus.TIMEOUT)
-    us = (T0 + t) * 1_000_000
-    return Frame(SITE, 1, t, us, us + 30_000, M.map_id, M.version, blocks)
-
-
-FRAMES = [_frame(t) for t in range(40) if t not in MISSING]
-# (alarm, rack, since, raised, raised value, cleared, cleared value), times in s after T0
-EXPECTED = [
-    ("rack_cell_temperature_high", 1, 3, 13, 52.0, 23, 41.0),
-    ("rack_over_temperature_fault", None, 5, 5, 1.0, 13, 0.0),
-    ("rack_over_temperature_fault", None, 30, 30, 1.0, None, None),
-    ("rack_rack_over_temperature_fault", 2, 8, 8, 1.0, 21, 0.0),
-]
-
-
-def _deliver(conn, frames: list[Frame]) -> list:
-    """Write a batch as ingest does, then maintain its events in one transaction."""
-    write_frames(conn, frames, {M.key: M})
-    tables, _ = decoder_for(M).decode_frames(frames)
-    conn.autocommit = False
-    raised = maintain(conn, M, touches(M, frames, tables))
-    conn.commit()
-    return raised
+from events_db import EXPECTED, FRAMES, SITE, T0, M, deliver
 
 
 def _events(conn) -> list[tuple]:
@@ -77,10 +32,10 @@ def test_in_order_shuffled_and_duplicated_deliveries_give_the_same_episodes(db, 
         migrate(conn, [M])
         raised = []
         for f in FRAMES:                          # live: one poll at a time
-            raised += _deliver(conn, [f])
+            raised += deliver(conn, [f])
         assert _events(conn) == EXPECTED
         assert len(raised) == len(EXPECTED), "one raise per episode"
-        assert _deliver(conn, FRAMES) == [], "a redelivery raises nothing"
+        assert deliver(conn, FRAMES) == [], "a redelivery raises nothing"
         assert _events(conn) == EXPECTED
         cur = conn.cursor()
         cur.execute("TRUNCATE events")
@@ -93,7 +48,7 @@ def test_in_order_shuffled_and_duplicated_deliveries_give_the_same_episodes(db, 
         raised = []
         while late:
             n = rng.randint(1, 5)
-            raised += _deliver(conn, late[:n])
+            raised += deliver(conn, late[:n])
             late = late[n:]
         assert _events(conn) == EXPECTED
         assert {(e.alarm, e.rack) for e in raised} >= {(a, r) for a, r, *_ in EXPECTED}

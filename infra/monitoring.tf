@@ -113,6 +113,28 @@ locals {
       value       = null
       unit        = "1"
     }
+
+    # --- safety events (issue 22, docs/events.md): the ingest's stage=event line, one per
+    # raised episode (written by the sink that notifies, ESS_EVENT_LOG) ---------------------
+    ess_events_fault = {
+      description = "Fault episodes raised (stage=event lines with alarm_severity fault: one per episode)."
+      filter      = "jsonPayload.stage=\"event\" AND jsonPayload.alarm_severity=\"fault\""
+      value       = null
+      unit        = "1"
+    }
+    ess_events_warning = {
+      description = "Warning episodes raised (stage=event lines with alarm_severity warning: one per episode)."
+      filter      = "jsonPayload.stage=\"event\" AND jsonPayload.alarm_severity=\"warning\""
+      value       = null
+      unit        = "1"
+    }
+    ess_event_delay = {
+      description = "Seconds from the poll that raised an episode to its event line (jsonPayload.delay_s of stage=event)."
+      filter      = "jsonPayload.stage=\"event\" AND jsonPayload.delay_s:*"
+      value       = "EXTRACT(jsonPayload.delay_s)"
+      unit        = "s"
+    }
+    # --- end of safety events ----------------------------------------------------------------
   }
 }
 
@@ -395,3 +417,67 @@ resource "google_monitoring_alert_policy" "status" {
 
   depends_on = [time_sleep.metric_descriptors]
 }
+
+# --- Safety events (issue 22, docs/events.md) ---------------------------------------------------
+# One policy per severity, per site: an episode was raised (the ingest's stage=event line, counted
+# by ess_events_fault / ess_events_warning). `ess events --site <site> --active` lists what is on.
+locals {
+  event_alerts = {
+    fault = {
+      metric   = "ess_events_fault"
+      name     = "ESS: fault raised"
+      severity = "CRITICAL"
+      doc      = "A fault alarm was raised at site $${metric.label.site} (BMS or PCS fault bit, or a fault threshold; the log line names the bank, rack and alarm). Run `ess events --site $${metric.label.site} --active`, check the device and follow the site's fault procedure; see docs/events.md."
+    }
+    warning = {
+      metric   = "ess_events_warning"
+      name     = "ESS: warning raised"
+      severity = "WARNING"
+      doc      = "A warning alarm was raised at site $${metric.label.site}. Run `ess events --site $${metric.label.site}` to see whether it persists or repeats; see docs/events.md."
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "events" {
+  for_each = local.event_alerts
+
+  project               = var.project_id
+  display_name          = each.value.name
+  combiner              = "OR"
+  severity              = each.value.severity
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "${each.value.metric} > 0 per site"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.ess[each.value.metric].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.site"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    content   = each.value.doc
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [time_sleep.metric_descriptors]
+}
+# --- end of safety events ------------------------------------------------------------------------

@@ -46,10 +46,13 @@ POLLED = datetime.combine(datetime.now(UTC).date() - timedelta(days=2), datetime
 
 # the second site: a full day of ledger rows (loaded with generate_series), bank 1 missing seq
 LEDGER_SITE, LOST_SEQ = "site-b", 4242
+EVENT_SITE = "site-ev"      # the events' frames (ingest_lines' site-a is for the store lines)
 # kind -> pattern of the message text; the first that matches names the line. A status line
 # whose completeness is below 99.9 % (the default of var.completeness_threshold_percent) is
 # `status_incomplete`, one with lost > 0 `status_lost`.
 KINDS = [
+    ("event_fault", r"^\S+/bank\d+(/rack\d+)?: fault \S+ raised at "),
+    ("event_warning", r"^\S+/bank\d+(/rack\d+)?: warning \S+ raised at "),
     ("status_incomplete", r"^data status .*: completeness (?!99\.9|100)\d{1,2}(\.\d+)?%"),
     ("status_lost", r"^data status .*, lost [1-9]"),
     ("status", r"^data status "),
@@ -161,6 +164,29 @@ def ingest_lines(dsn: str, sites_path: Path, tmp: Path) -> tuple[list[dict], dic
         except Exception as exc:  # noqa: BLE001 - any transient error is the point
             assert not isinstance(exc, AssertionError), exc
     return lines, expected_values(frames)
+
+
+def event_lines(dsn: str) -> list[dict]:
+    """The episodes raised by two frames whose status registers are mostly not 0 (faults and
+    warnings), logged the way ingest logs them once their transaction committed."""
+    from ess.db.writer import write_frames
+    from ess.events.notify import log_raised
+    from ess.events.states import touches
+    from ess.events.store import maintain
+
+    regmap, frames = load_map(), _frames(EVENT_SITE, POLLED)
+    conn = connect_dsn(dsn)
+    try:
+        write_frames(conn, frames, {regmap.key: regmap})
+        tables, _ = decoder_for(regmap).decode_frames(frames)
+        conn.autocommit = False
+        raised = maintain(conn, regmap, touches(regmap, frames, tables))
+        conn.commit()
+    finally:
+        conn.close()
+    with captured("ingest") as lines:
+        log_raised(logging.getLogger("ess.ingest"), raised, sink="main")
+    return lines
 
 
 def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:

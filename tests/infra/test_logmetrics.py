@@ -23,7 +23,7 @@ INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
             "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
-            "status", "frozen", "thawed")
+            "status", "frozen", "thawed", "event_fault", "event_warning")
 STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
@@ -46,10 +46,14 @@ EXPECTED = {
     "ess_days_with_loss": {"status_lost": None},
     "ess_days_incomplete": {"status_incomplete": None},
     "ess_frozen_banks": {"frozen": None},
+    "ess_events_fault": {"event_fault": None},
+    "ess_events_warning": {"event_warning": None},
+    "ess_event_delay": {"event_fault": FIELD, "event_warning": FIELD},
 }
 VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows",
                "ess_rows_written": "inserted",
-               "ess_day_completeness": "completeness_pct", "ess_day_lost_frames": "lost"}
+               "ess_day_completeness": "completeness_pct", "ess_day_lost_frames": "lost",
+               "ess_event_delay": "delay_s"}
 
 
 def _norm(v):
@@ -57,7 +61,7 @@ def _norm(v):
         return {str(k).strip('"'): _norm(x) for k, x in v.items() if not str(k).startswith("__")}
     if isinstance(v, list):
         return [_norm(x) for x in v]
-    return v.strip('"') if isinstance(v, str) and v[:1] == '"' == v[-1:] else v
+    return v[1:-1] if isinstance(v, str) and len(v) > 1 and v[:1] == '"' == v[-1:] else v
 
 
 def _defaults() -> dict[str, object]:
@@ -262,3 +266,35 @@ def test_ops_agent_parses_the_collector_unit_only(entries):
     parsed = {"jsonPayload": json.loads(kept["jsonPayload"][parse[0]["field"]])}
     assert parsed["jsonPayload"] == entries["poll_failed_block"]["jsonPayload"]
     assert parsed["jsonPayload"]["stage"] == "poll" and parsed["jsonPayload"]["failed"] >= 1
+
+
+def test_event_lines_name_the_episode(kinds):
+    """Each raised episode's line: site, bank, rack (null at bank level), alarm, its severity
+    (alarm_severity; the entry's severity is ERROR for a fault, WARNING for a warning)."""
+    for kind, level in (("event_fault", "ERROR"), ("event_warning", "WARNING")):
+        for e in kinds[kind]:
+            p = e["jsonPayload"]
+            assert e["severity"] == level and p["stage"] == "event"
+            assert p["alarm_severity"] == kind.removeprefix("event_")
+            assert {"site", "bank", "rack", "alarm", "raised", "since", "value",
+                    "delay_s"} <= set(p), p
+    racks = {e["jsonPayload"]["rack"] for k in ("event_fault", "event_warning") for e in kinds[k]}
+    assert None in racks and racks - {None}, "bank-level and rack alarms"
+
+
+def test_event_alerts_fire_per_site_and_severity(policies, metrics):
+    """One policy per severity on its counter of event lines, grouped by site."""
+    p = policies["events"]
+    assert p["for_each"] == "${local.event_alerts}"
+    with (INFRA / "monitoring.tf").open() as f:
+        d = _norm(hcl2.load(f))
+    alerts = next(b["event_alerts"] for b in d["locals"] if "event_alerts" in b)
+    assert {k: (a["metric"], a["severity"]) for k, a in alerts.items()} == {
+        "fault": ("ess_events_fault", "CRITICAL"), "warning": ("ess_events_warning", "WARNING")}
+    for a in alerts.values():
+        assert metrics[a["metric"]]["value"] is None, "a counter of lines"
+    cond = p["conditions"][0]["condition_threshold"][0]
+    assert "google_logging_metric.ess[each.value.metric].name" in cond["filter"]
+    assert (cond["comparison"], cond["threshold_value"], cond["duration"]) == (
+        "COMPARISON_GT", 0, "0s")
+    assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site"]

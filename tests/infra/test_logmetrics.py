@@ -177,13 +177,18 @@ def test_status_lines_report_the_ledger(kinds, real_lines):
     assert kinds["status_incomplete"][0]["jsonPayload"]["stored"] == real_lines.stored["frames"]
 
 
+def _monitoring_local(name: str) -> dict:
+    """A local value of infra/monitoring.tf."""
+    with (INFRA / "monitoring.tf").open() as f:
+        d = _norm(hcl2.load(f))
+    return next(b[name] for b in d["locals"] if name in b)
+
+
 def test_status_alerts_count_their_metric_per_site(policies, metrics):
     """Lost frames, an incomplete day and a frozen bank each alert on > 0 of its counter."""
     p = policies["status"]
     assert p["for_each"] == "${local.status_alerts}"
-    with (INFRA / "monitoring.tf").open() as f:
-        d = _norm(hcl2.load(f))
-    alerts = next(b["status_alerts"] for b in d["locals"] if "status_alerts" in b)
+    alerts = _monitoring_local("status_alerts")
     assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
                                                       "ess_days_incomplete", "ess_frozen_banks"}
     for a in alerts.values():
@@ -286,9 +291,7 @@ def test_event_alerts_fire_per_site_and_severity(policies, metrics):
     """One policy per severity on its counter of event lines, grouped by site."""
     p = policies["events"]
     assert p["for_each"] == "${local.event_alerts}"
-    with (INFRA / "monitoring.tf").open() as f:
-        d = _norm(hcl2.load(f))
-    alerts = next(b["event_alerts"] for b in d["locals"] if "event_alerts" in b)
+    alerts = _monitoring_local("event_alerts")
     assert {k: (a["metric"], a["severity"]) for k, a in alerts.items()} == {
         "fault": ("ess_events_fault", "CRITICAL"), "warning": ("ess_events_warning", "WARNING")}
     for a in alerts.values():

@@ -10,9 +10,10 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from ..errors import PermanentError
+from ..status.cli import add_site_day_options, connect_or_say
 from . import report
 
 _READ_TIMEOUT_S = 120.0
@@ -47,16 +48,12 @@ def _duration(s: float) -> str:
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
-    from ..db.connect import connect
-
     now = datetime.now(UTC)
     if args.date and (args.from_ or args.to):
         print("ess events: --date goes without --from and --to", file=sys.stderr)
         return 2
-    try:
-        conn = connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - reported, exit 1 (the database is down)
-        print(f"ess events: cannot connect: {exc}", file=sys.stderr)
+    conn = connect_or_say(args.dsn, "events", _READ_TIMEOUT_S)
+    if conn is None:
         return 1
     try:
         sites = report.targets(conn, args.sites or os.environ.get("ESS_SITES_CONFIG"), args.site)
@@ -75,13 +72,6 @@ def _cmd_events(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add `ess events` to the CLI."""
     p = sub.add_parser("events", help="alarm episodes (raised, cleared, active) per site")
-    p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
-    p.add_argument("--sites", help="sites config (default: ESS_SITES_CONFIG; without one, the "
-                   "sites in the events table, UTC days)")
-    p.add_argument("--site", action="append", help="only this site (repeatable)")
-    p.add_argument("--date", type=date.fromisoformat, help="one local day (default: today)")
-    p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first local day")
-    p.add_argument("--to", type=date.fromisoformat, help="last local day (default: --from)")
+    add_site_day_options(p, "sites in the events table")
     p.add_argument("--active", action="store_true", help="only the episodes active now")
-    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_events)

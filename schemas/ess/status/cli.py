@@ -89,14 +89,22 @@ def _text(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def connect_or_say(dsn: str | None, command: str, read_timeout: float = _READ_TIMEOUT_S):
+    """A connection, or None after saying why on stderr (the command then exits 1: the
+    database is down)."""
     from ..db.connect import connect
 
-    now = datetime.now(UTC)
     try:
-        conn = connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
+        return connect(dsn, read_timeout=read_timeout)
     except Exception as exc:  # noqa: BLE001 - reported, exit 1 (the database is down)
-        print(f"ess status: cannot connect: {exc}", file=sys.stderr)
+        print(f"ess {command}: cannot connect: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    conn = connect_or_say(args.dsn, "status")
+    if conn is None:
         return 1
     try:
         doc = collect(conn, args, now)
@@ -109,17 +117,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0 if doc["ok"] else 1
 
 
-def register(sub) -> None:
-    """Add `ess status` to the CLI."""
-    p = sub.add_parser("status", help="data status per site and bank from the frame ledger")
+def add_site_day_options(p, seen: str) -> None:
+    """The options `ess status` and `ess events` share: --dsn, --sites, --site, --date, --from,
+    --to, --json; `seen` says where the sites come from without a sites config."""
     p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
     p.add_argument("--sites", help="sites config (default: ESS_SITES_CONFIG; without one, the "
-                   "sites and banks seen in the ledger, UTC days)")
+                   f"{seen}, UTC days)")
     p.add_argument("--site", action="append", help="only this site (repeatable)")
     p.add_argument("--date", type=date.fromisoformat, help="one local day (default: today)")
     p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first local day")
     p.add_argument("--to", type=date.fromisoformat, help="last local day (default: --from)")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub) -> None:
+    """Add `ess status` to the CLI."""
+    p = sub.add_parser("status", help="data status per site and bank from the frame ledger")
+    add_site_day_options(p, "sites and banks seen in the ledger")
     p.add_argument("--silent-after", type=float, default=300.0,
                    help="seconds without a frame after which a bank counts as silent (exit 1)")
     p.add_argument("--frozen-after", type=float, help="seconds of identical registers that "

@@ -8,6 +8,7 @@ UNKNOWN (NULL: a failed block or a missing value, which changes nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -38,18 +39,38 @@ def classify(alarm: Alarm, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def classify_table(alarms: tuple[Alarm, ...], columns: tuple[str, ...],
-                   values: np.ndarray) -> np.ndarray:
-    """States of every alarm of a table (rows x alarms): the plain `not 0` alarms in one pass."""
-    out = np.empty((values.shape[0], len(alarms)), dtype=np.int8)
+@dataclass(frozen=True)
+class _TablePlan:
+    """Per map and table: its alarms, the plain `not 0` ones' columns (one numpy pass), the
+    others with their column."""
+
+    alarms: tuple[Alarm, ...]
+    plain: np.ndarray                 # positions in `alarms`
+    plain_cols: np.ndarray            # their columns in the table's values
+    others: tuple[tuple[int, Alarm, int], ...]   # (position, alarm, column)
+
+
+@lru_cache(maxsize=256)
+def _table_plan(regmap: RegisterMap, table: str, columns: tuple[str, ...]) -> _TablePlan:
+    alarms = regmap.table_alarms(table)
     plain = [j for j, a in enumerate(alarms) if not a.is_threshold and a.bit is None]
-    if plain:
-        v = values[:, [columns.index(alarms[j].column) for j in plain]]
-        out[:, plain] = np.where(np.isnan(v), UNKNOWN, (v != 0).astype(np.int8))
-    for j, a in enumerate(alarms):
-        if a.is_threshold or a.bit is not None:
-            out[:, j] = classify(a, values[:, columns.index(a.column)])
-    return out
+    return _TablePlan(alarms, np.array(plain, dtype=np.intp),
+                      np.array([columns.index(alarms[j].column) for j in plain], dtype=np.intp),
+                      tuple((j, a, columns.index(a.column)) for j, a in enumerate(alarms)
+                            if j not in plain))
+
+
+def classify_table(regmap: RegisterMap, table: str, columns: tuple[str, ...],
+                   values: np.ndarray) -> tuple[tuple[Alarm, ...], np.ndarray]:
+    """The table's alarms and their states (rows x alarms)."""
+    plan = _table_plan(regmap, table, columns)
+    out = np.empty((values.shape[0], len(plan.alarms)), dtype=np.int8)
+    if plan.plain.size:
+        v = values[:, plan.plain_cols]
+        out[:, plan.plain] = np.where(np.isnan(v), UNKNOWN, (v != 0).astype(np.int8))
+    for j, alarm, col in plan.others:
+        out[:, j] = classify(alarm, values[:, col])
+    return plan.alarms, out
 
 
 @dataclass
@@ -96,31 +117,26 @@ class BankTouch:
 def touches(regmap: RegisterMap, frames, tables) -> dict[tuple[str, int], BankTouch]:
     """Summarise a batch per bank: `tables` is the decoder's TableBatch list for `frames`.
 
-    Empty when the map declares no alarms. A bank whose rows hold no alarm value still gets its
-    poll range (docs/events.md: the range alone can matter).
+    Empty when the map declares no alarms. A bank is there even when its rows hold no alarm
+    value (its frames all failed, say): the window then finds nothing to change.
     """
     if not regmap.alarms:
         return {}
-    banks: dict[tuple[str, int], BankTouch] = {}
     code: dict[tuple[str, int], int] = {}
-    owner = np.empty(len(frames), dtype=np.int64)
-    for i, f in enumerate(frames):
-        key = (f.site_id, f.bank_id)
-        t = banks.get(key)
-        if t is None:
-            t = banks[key] = BankTouch(f.site_id, f.bank_id, f.poll_start_us, f.poll_start_us)
-            code[key] = len(code)
-        t.first, t.last = min(t.first, f.poll_start_us), max(t.last, f.poll_start_us)
-        owner[i] = code[key]
-    order = list(banks.values())
+    owner = np.fromiter((code.setdefault((f.site_id, f.bank_id), len(code)) for f in frames),
+                        dtype=np.int64, count=len(frames))
+    polls = np.fromiter((f.poll_start_us for f in frames), dtype=np.int64, count=len(frames))
+    order = []
+    for (site, bank), c in code.items():
+        mine = polls if len(code) == 1 else polls[owner == c]
+        order.append(BankTouch(site, bank, int(mine.min()), int(mine.max())))
     for tb in tables:
-        alarms = regmap.table_alarms(tb.table)
-        if not alarms or not len(tb):
+        if not len(tb) or not regmap.table_alarms(tb.table):
             continue
-        states = classify_table(alarms, tb.columns, tb.values)
+        alarms, states = classify_table(regmap, tb.table, tb.columns, tb.values)
         row_bank = owner[tb.frame]
         for b, t in enumerate(order):
             rows = np.flatnonzero(row_bank == b) if len(order) > 1 else slice(None)
             t.parts.append(_Part(alarms, states[rows],
                                  tb.rack[rows] if tb.rack is not None else None))
-    return banks
+    return {(t.site, t.bank): t for t in order}

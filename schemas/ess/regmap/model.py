@@ -201,7 +201,12 @@ class RegisterMap:
 
     def table_alarms(self, table: str) -> tuple[Alarm, ...]:
         """The alarms declared on a table's columns, in declaration order."""
-        return tuple(a for a in self.alarms if a.table == table)
+        return _table_alarms(self, table)
+
+
+@lru_cache(maxsize=256)
+def _table_alarms(regmap: RegisterMap, table: str) -> tuple[Alarm, ...]:
+    return tuple(a for a in regmap.alarms if a.table == table)
 
 
 @lru_cache(maxsize=256)

@@ -43,10 +43,7 @@ EXPECTED = [
 
 
 def deliver(conn, frames: list[Frame]) -> list:
-    """Write a batch as ingest does, then maintain its events in one transaction."""
+    """Write a batch as ingest does, then maintain its events."""
     write_frames(conn, frames, {M.key: M})
     tables, _ = decoder_for(M).decode_frames(frames)
-    conn.autocommit = False
-    raised = maintain(conn, M, touches(M, frames, tables))
-    conn.commit()
-    return raised
+    return maintain(conn, M, touches(M, frames, tables))

@@ -179,9 +179,7 @@ def event_lines(dsn: str) -> list[dict]:
     try:
         write_frames(conn, frames, {regmap.key: regmap})
         tables, _ = decoder_for(regmap).decode_frames(frames)
-        conn.autocommit = False
         raised = maintain(conn, regmap, touches(regmap, frames, tables))
-        conn.commit()
     finally:
         conn.close()
     with captured("ingest") as lines:

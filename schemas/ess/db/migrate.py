@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 
 from ..errors import PermanentError
+from ..events.sql import LOCK_FUNCTION as EVENTS_LOCK_FUNCTION
+from ..events.sql import LOCK_FUNCTION_SQL as EVENTS_LOCK_SQL
 from ..events.sql import TABLE as EVENTS_TABLE
 from ..events.sql import ddl as events_ddl
 from ..regmap import RegisterMap
@@ -111,6 +113,11 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
     if _columns(cur, EVENTS_TABLE) is None:
         stmts += events_ddl()
         notes.append(f"create {EVENTS_TABLE}")
+    else:
+        cur.execute("SELECT to_regprocedure(%s) IS NULL", (EVENTS_LOCK_FUNCTION,))
+        if cur.fetchone()[0]:
+            stmts.append(EVENTS_LOCK_SQL)
+            notes.append("install the events lock function")
     return stmts, notes
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..db.quote import ident
 
 TABLE = "events"
+LOCK_NAMESPACE = 0x455354   # pg_advisory_xact_lock(namespace, crc32 of "site/bank")
 # The columns, in the order of the DDL, the export and `ess events --json`.
 COLUMNS = (
     ("site_id", "text NOT NULL"),
@@ -22,11 +23,29 @@ COLUMNS = (
     ("cleared", "timestamptz"),                     # NULL while active
     ("cleared_value", "double precision"),
 )
-LOCK_NAMESPACE = 0x455354   # pg_advisory_xact_lock(namespace, crc32 of "site/bank")
+
+# A batch's first step, in one round trip: take the banks' locks (keys in the order given),
+# then read, in a snapshot taken after the locks were granted (each query of a VOLATILE
+# function takes a fresh one), the episodes overlapping each bank's [a, b]. Floats read back as
+# their shortest decimal (what the decoder computed), whatever the server's default.
+LOCK_FUNCTION = "ess_events_lock(integer[],text[],integer[],timestamp with time zone[]," \
+                "timestamp with time zone[])"
+LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
+    banks int[], lo timestamptz[], hi timestamptz[])
+RETURNS SETOF {ident(TABLE)} LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM set_config('extra_float_digits', '1', true);
+  PERFORM pg_advisory_xact_lock({LOCK_NAMESPACE}, k) FROM unnest(keys) AS k;
+  RETURN QUERY SELECT e.* FROM {ident(TABLE)} e
+    JOIN unnest(sites, banks, lo, hi) AS w(site, bank, a, b)
+      ON e.site_id = w.site AND e.bank_id = w.bank AND e.since <= w.b
+     AND (e.cleared IS NULL OR e.cleared >= w.a);
+END $$"""
 
 
 def ddl() -> list[str]:
-    """The table and its indexes (one episode per alarm, rack and start; open episodes)."""
+    """The table, its indexes (one episode per alarm, rack and start; by bank and end; the
+    active ones) and the lock function."""
     t = ident(TABLE)
     cols = ",\n  ".join(f"{ident(n)} {typ}" for n, typ in COLUMNS)
     return [
@@ -35,29 +54,23 @@ def ddl() -> list[str]:
         "  CHECK (since <= raised AND (cleared IS NULL OR cleared > raised))\n)",
         f"CREATE UNIQUE INDEX IF NOT EXISTS {ident(TABLE + '_episode')} ON {t} "
         "(site_id, bank_id, alarm, (coalesce(rack_id, 0)), since)",
-        # the window's lookups: episodes of a bank that end at or after a time, or are open
         f"CREATE INDEX IF NOT EXISTS {ident(TABLE + '_bank_cleared')} ON {t} "
         "(site_id, bank_id, cleared)",
         f"CREATE INDEX IF NOT EXISTS {ident(TABLE + '_active')} ON {t} (site_id, bank_id) "
         "WHERE cleared IS NULL",
+        LOCK_FUNCTION_SQL,
     ]
 
 
 _US = "(extract(epoch FROM {c}) * 1000000)::bigint"     # a timestamptz as µs since the epoch
-_SELECT = (f"SELECT site_id, bank_id, rack_id, alarm, severity, {_US.format(c='since')}, "
-           f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value "
-           f"FROM {ident(TABLE)}")
+_EPISODE = (f"site_id, bank_id, rack_id, alarm, severity, {_US.format(c='since')}, "
+            f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value")
 
+LOCK = (f"SELECT {_EPISODE} FROM ess_events_lock(%s::int[], %s::text[], %s::int[], "
+        "%s::timestamptz[], %s::timestamptz[])")
 # Episodes of one bank overlapping [lo, hi] (hi may be 'infinity').
-OVERLAPPING = (_SELECT + " WHERE site_id = %s AND bank_id = %s AND since <= %s::timestamptz "
-               "AND (cleared IS NULL OR cleared >= %s::timestamptz)")
-# The same for several banks at once: arrays of sites, banks, lows and highs.
-OVERLAPPING_MANY = (_SELECT + " JOIN unnest(%s::text[], %s::int[], %s::timestamptz[], "
-                    "%s::timestamptz[]) AS w(site, bank, lo, hi) ON site_id = w.site "
-                    "AND bank_id = w.bank AND since <= w.hi AND (cleared IS NULL OR "
-                    "cleared >= w.lo)")
-LOCK = ("SELECT set_config('extra_float_digits', '1', true), pg_advisory_xact_lock(%s, k) "
-        "FROM unnest(%s::int[]) AS k")
+OVERLAPPING = (f"SELECT {_EPISODE} FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s "
+               "AND since <= %s::timestamptz AND (cleared IS NULL OR cleared >= %s::timestamptz)")
 DELETE = (f"DELETE FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s AND alarm = %s "
           "AND coalesce(rack_id, 0) = %s AND since = %s::timestamptz")
 UPDATE = (f"UPDATE {ident(TABLE)} SET since = %s, raised = %s, raised_value = %s, "
@@ -66,8 +79,8 @@ UPDATE = (f"UPDATE {ident(TABLE)} SET since = %s, raised = %s, raised_value = %s
 INSERT = (f"INSERT INTO {ident(TABLE)} (" + ", ".join(n for n, _ in COLUMNS)
           + ") VALUES (" + ", ".join(["%s"] * len(COLUMNS)) + ")")
 # The last poll of a bank at or after a time (the ledger's key serves it).
-LAST_POLL = "SELECT " + _US.format(c="max(ts)") + " FROM frames WHERE site_id = %s AND " \
-            "bank_id = %s AND ts >= %s::timestamptz"
+LAST_POLL = (f"SELECT {_US.format(c='max(ts)')} FROM frames WHERE site_id = %s AND "
+             "bank_id = %s AND ts >= %s::timestamptz")
 
 
 def rows_sql(table: str, columns: tuple[str, ...], racked: bool) -> str:

@@ -91,6 +91,7 @@ class BankTouch:
     first: int                        # first poll start in the batch (µs since the epoch)
     last: int                         # last poll start
     parts: list[_Part] = field(default_factory=list)
+    _counts: dict[Key, tuple[int, int, int]] | None = field(default=None, repr=False)
 
     def raising(self) -> set[Key]:
         """The alarm keys with a RAISE value in the batch (usually none)."""
@@ -103,15 +104,23 @@ class BankTouch:
 
     def counts(self, key: Key) -> tuple[int, int, int]:
         """How many of the batch's values of `key` raise, clear and hold."""
-        name, rack = key
-        for p in self.parts:
-            for j, a in enumerate(p.alarms):
-                if a.name != name:
-                    continue
-                s = p.states[:, j] if p.rack is None else p.states[p.rack == rack, j]
-                return (int((s == RAISE).sum()), int((s == CLEAR).sum()),
-                        int((s == HOLD).sum()))
-        return 0, 0, 0
+        if self._counts is None:
+            self._counts = {}
+            for p in self.parts:
+                self._counts.update(_part_counts(p))
+        return self._counts.get(key, (0, 0, 0))
+
+
+def _part_counts(p: _Part) -> dict[Key, tuple[int, int, int]]:
+    """Raise, clear and hold counts per alarm (and rack) of one part, in a few numpy passes."""
+    groups = [(None, p.states)] if p.rack is None else [
+        (int(r), p.states[p.rack == r]) for r in np.unique(p.rack).tolist()]
+    out = {}
+    for rack, states in groups:
+        sums = [(states == s).sum(axis=0).tolist() for s in (RAISE, CLEAR, HOLD)]
+        for a, n in zip(p.alarms, zip(*sums)):
+            out[(a.name, rack)] = n
+    return out
 
 
 def touches(regmap: RegisterMap, frames, tables) -> dict[tuple[str, int], BankTouch]:

@@ -16,7 +16,7 @@ from ..regmap.model import RegisterMap
 from . import sql
 from .episodes import Episode
 from .states import BankTouch
-from .window import Rows, maintain_bank
+from .window import Rows, changed_keys, maintain_bank
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -62,11 +62,13 @@ class PgStore:
         self.cur.execute(sql.OVERLAPPING, (site, bank, as_time(hi), as_time(lo)))
         return [_episode(r) for r in self.cur.fetchall()]
 
-    def overlapping(self, touches: list[BankTouch]) -> dict[tuple[str, int], list[Episode]]:
-        """Episodes overlapping each touched bank's batch range, in one statement."""
-        self.cur.execute(sql.OVERLAPPING_MANY, (
-            [t.site for t in touches], [t.bank for t in touches],
-            [as_time(t.first) for t in touches], [as_time(t.last) for t in touches]))
+    def lock(self, touches: list[BankTouch]) -> dict[tuple[str, int], list[Episode]]:
+        """Take the touched banks' locks (in key order), then read the episodes overlapping
+        each one's batch range: one statement (sql.LOCK)."""
+        keys = sorted({lock_key(t.site, t.bank) for t in touches})
+        self.cur.execute(sql.LOCK, (keys, [t.site for t in touches], [t.bank for t in touches],
+                                    [as_time(t.first) for t in touches],
+                                    [as_time(t.last) for t in touches]))
         out: dict[tuple[str, int], list[Episode]] = {}
         for r in self.cur.fetchall():
             e = _episode(r)
@@ -115,18 +117,37 @@ def _where(e: Episode) -> tuple:
     return (e.site, e.bank, e.alarm, e.rack or 0, as_time(e.since))
 
 
+def quiet(regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch],
+          stored: dict[tuple[str, int], list[Episode]]) -> bool:
+    """True when the batch can change no episode: `stored` are the episodes overlapping each
+    bank's batch range, read under the banks' locks after the batch's rows were written."""
+    return not any(changed_keys(regmap, t, stored.get(key, [])) for key, t in touches.items())
+
+
 def maintain(conn, regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch]
              ) -> list[Episode]:
-    """Bring the episodes of the touched banks up to date with their stored rows, in the
-    caller's transaction (which holds the rows just written); return the episodes raised."""
+    """Bring the episodes of the touched banks up to date with their stored rows, once the
+    batch's rows are committed, in a transaction of its own; return the episodes raised.
+
+    The banks' locks come first (in key order): batches of a bank are derived one after
+    another, each reading what the ones before committed. Nothing is written when the batch can
+    change nothing (`quiet`); running it again changes nothing.
+    """
     if not touches:
         return []
-    store = PgStore(conn, regmap.racks)
-    keys = sorted({lock_key(site, bank) for site, bank in touches})
-    store.cur.execute(sql.LOCK, (sql.LOCK_NAMESPACE, keys))
-    batch = list(touches.values())
-    stored = store.overlapping(batch)
-    raised: list[Episode] = []
-    for t in batch:
-        raised += maintain_bank(store, regmap, t, stored.get((t.site, t.bank), []))
+    was = conn.autocommit
+    conn.autocommit = False
+    try:
+        store = PgStore(conn, regmap.racks)
+        batch = list(touches.values())
+        stored = store.lock(batch)
+        raised: list[Episode] = []
+        for t in batch:
+            raised += maintain_bank(store, regmap, t, stored.get((t.site, t.bank), []))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.autocommit = was
     return raised

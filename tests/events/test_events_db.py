@@ -54,3 +54,45 @@ def test_in_order_shuffled_and_duplicated_deliveries_give_the_same_episodes(db, 
         assert {(e.alarm, e.rack) for e in raised} >= {(a, r) for a, r, *_ in EXPECTED}
     finally:
         conn.close()
+
+
+def test_concurrent_deliveries_give_the_same_episodes_and_raise_each_once(timescale_db):
+    """Four connections deliver shuffled, overlapping batches at once (as concurrent ingest
+    requests and both writers do): the same episodes, and one raise of each bit alarm's
+    episode in all."""
+    import threading
+
+    conn = connect_dsn(timescale_db)
+    migrate(conn, [M])
+    conn.close()
+    rng = random.Random(7)
+    plans = []
+    for _ in range(4):
+        frames = rng.sample(FRAMES, 28)
+        plans.append([frames[k:k + rng.randint(1, 4)] for k in range(0, 28, 4)])
+    plans[0] += [[f] for f in FRAMES]              # every frame at least once
+    raised, errors = [], []
+
+    def run(batches):
+        c = connect_dsn(timescale_db)
+        try:
+            for b in batches:
+                raised.extend(deliver(c, b))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    conn = connect_dsn(timescale_db)
+    try:
+        assert _events(conn) == EXPECTED
+    finally:
+        conn.close()
+    bits = sorted((e.alarm, e.rack) for e in raised if e.alarm != "rack_cell_temperature_high")
+    assert bits == sorted((a, r) for a, r, *_ in EXPECTED if a != "rack_cell_temperature_high")

@@ -1,7 +1,8 @@
 """The structured line of a raised episode (`stage=event`): logged once, by the transaction
 that inserted the episode, after it committed. Log-based metrics and alerts read it
-(infra/monitoring.tf). A fault is an ERROR line, a warning a WARNING line; the alarm's own
-severity is `alarm_severity` (Cloud Logging takes a line's `severity` as the entry's level)."""
+(infra/monitoring.tf). The line is a WARNING (equipment that needs attention, not a failure of
+the pipeline: error counts stay the pipeline's); the alarm's own severity is `alarm_severity`
+(Cloud Logging takes a line's `severity` as the entry's level)."""
 
 from __future__ import annotations
 
@@ -33,5 +34,4 @@ def log_raised(logger: logging.Logger, episodes: list[Episode], **ids) -> None:
                   "value": e.raised_value, "delay_s": round((now_us - e.raised) / 1e6, 3)}
         fields.update((k, v) for k, v in ids.items() if k not in fields)
         event(logger, f"{where(e)}: {e.severity} {e.alarm} raised at {_iso(e.raised)} "
-              f"(value {value})", stage="event",
-              level=logging.ERROR if e.severity == "fault" else logging.WARNING, **fields)
+              f"(value {value})", stage="event", level=logging.WARNING, **fields)

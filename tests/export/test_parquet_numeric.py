@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from ess.db.bigquery import bigquery_schema
 from ess.db.connect import connect_dsn
 from ess.db.schema import KEYS, TableSpec, create_table_sql, wider
-from ess_functions.export_sql import begin_snapshot, copy_sql
-from ess_functions.export_stream import FORMATS, arrow_schema, copy
+from ess_functions.export.encode import FORMATS, arrow_schema, copy
+from ess_functions.export.sql import begin_snapshot, copy_sql
 
 SPEC = TableSpec("wide", KEYS["bank"], (("v", "numeric"), ("f", "real"),
                                         ("out_of_range", "text[]")))

@@ -17,13 +17,13 @@ from ess import codec
 from ess.db.writer import write_frames
 from ess.decode import DecodeError
 from ess.errors import PermanentError
+from ess.frame_checks import FrameChecks
 from ess.logs import event
 from ess.regmap import RegisterMap
 from ess.sites import SitesConfig
 
-from .avro import decode_records, object_day
-from .ingest.checks import FrameChecks
-from .objstore import ObjectStore, open_store
+from ..objstore import ObjectStore, open_store
+from .layout import decode_records, object_day
 
 log = logging.getLogger("ess.redecode")
 DEFAULT_MAX_LAG = timedelta(days=7)

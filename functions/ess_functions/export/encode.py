@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ess.db.bigquery import export_columns
 from ess.db.schema import TableSpec
 
-from .export_sql import OOR_SEPARATOR
+from .sql import OOR_SEPARATOR
 
 BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
 ROW_GROUP_BYTES = 2 << 20  # CSV text per Parquet row group (memory grows with it: see docs)

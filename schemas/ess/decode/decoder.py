@@ -11,9 +11,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import PermanentError
-from .regmap import Field, RegisterMap
-from .regmap.checks import SCALE_FACTOR_RANGE
+from ..errors import PermanentError
+from ..regmap import Field, RegisterMap
+from ..regmap.checks import SCALE_FACTOR_RANGE
 from .words import assemble, compile_group
 
 

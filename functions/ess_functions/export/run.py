@@ -24,10 +24,10 @@ from ess.logs import event
 from ess.sites import Site, SitesConfig
 from ess.status.report import export_day, settings
 
-from .export_sql import begin_snapshot, copy_sql, day_window
-from .export_stream import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
+from ..objstore import Conflict, ObjectStore, Stored
+from .encode import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
 from .manifest import file_key, from_metadata, manifest_key, to_metadata, update_manifest
-from .objstore import Conflict, ObjectStore, Stored
+from .sql import begin_snapshot, copy_sql, day_window
 
 log = logging.getLogger("ess.export")
 QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its first row)

@@ -19,7 +19,7 @@ def _plan(args: argparse.Namespace):
     from ess.sites import load_sites
 
     from ..objstore import open_store
-    from .run import BadRequest, date_range, parse_date, parse_format, plan_jobs
+    from .request import BadRequest, date_range, parse_date, parse_format, plan_jobs
 
     # e.g. ESS_SITES_CONFIG=infra/examples/dev/sites.yaml
     config_path = args.config or os.environ.get("ESS_SITES_CONFIG")
@@ -75,7 +75,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from ..objstore import DestinationError
     from .dates import check_first_days
-    from .run import QUERY_TIMEOUT, BadRequest
+    from .request import BadRequest
+    from .run import QUERY_TIMEOUT
 
     setup_logging("export", level=args.log_level)
     try:

@@ -13,7 +13,7 @@ from ess.db.quote import ident
 from ess.db.schema import LEDGER, table_specs
 from ess.sites import ConfigError, Site, SitesConfig
 
-from .run import BadRequest
+from .request import BadRequest
 
 
 def configured_first_date(config: SitesConfig) -> date | None:

@@ -13,7 +13,8 @@ from ess.sites import ConfigError, SitesConfig, load_sites
 
 from ..objstore import DestinationError, GcsStore
 from .dates import check_first_days
-from .run import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, parse_format, plan_jobs
+from .request import BadRequest, parse_date, parse_format, plan_jobs
+from .run import QUERY_TIMEOUT, export_jobs
 
 log = logging.getLogger("ess.export")
 _lock = threading.Lock()

@@ -8,18 +8,14 @@ PermanentError, whose `reason` code logs and quarantine use.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from . import codec
 from .errors import PermanentError
 from .regmap import RegisterMap
 from .sites import SitesConfig
+from .wire.times import US_MAX, US_MIN
 
 BANK_MAX = 32767   # bank_id is a smallint column
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-POLL_MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
-POLL_MAX_US = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH)
-                  .total_seconds()) * 1_000_000 + 999_999
+POLL_MIN_US, POLL_MAX_US = US_MIN, US_MAX   # a timestamptz holds the years 1..9999
 POLL_US_MAX = 2 ** 31 - 1   # the ledger's poll duration is an int4 of microseconds
 SEQ_MAX = 2 ** 63 - 1      # the ledger's seq is a bigint
 DEFAULT_MAX_FRAMES = 2000   # well above the collector's largest max_frames (1000)

@@ -21,11 +21,12 @@ from ess.db.schema import TableSpec, table_specs
 from ess.logs import event
 from ess.sites import Site, SitesConfig
 from ess.status.report import export_day, settings
+from ess.wire.transaction import transaction
 
 from ..objstore import Conflict, ObjectStore, Stored
 from .encode import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
 from .manifest import file_key, from_metadata, manifest_key, to_metadata, update_manifest
-from .sql import begin_snapshot, copy_sql, day_window
+from .sql import SNAPSHOT, copy_sql, day_window, scope_snapshot
 
 log = logging.getLogger("ess.export")
 QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its first row)
@@ -90,11 +91,9 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
             "time_zone": site.timezone, "maps": ",".join(f"{m.map_id}@{m.version}" for m in maps),
             "format": form.name, "compression": form.compression}
     results, entries = [], {}
-    conn.autocommit = True
-    cur = conn.cursor()
-    run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base)
-    try:
-        begin_snapshot(cur, site.site_id, site.timezone, start, end)
+    with transaction(conn, begin=SNAPSHOT) as cur:
+        scope_snapshot(cur, site.site_id, site.timezone, start, end)
+        run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base)
         for table, spec in table_specs(maps).items():
             key = file_key(table, day.isoformat(), site.site_id, form.suffix)
             result, entry = _export_file(run, spec, key, (manifest_files or {}).get(key))
@@ -103,15 +102,6 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
             results.append(result)
             if on_file:
                 on_file(result)
-        cur.execute("COMMIT")
-    except BaseException:
-        try:
-            cur.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - the original error matters
-            pass
-        raise
-    finally:
-        cur.close()
     return results, entries
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from weakref import WeakKeyDictionary
 
@@ -17,13 +16,11 @@ import numpy as np
 
 from ..decode import TableBatch, decoder_for
 from ..regmap import RegisterMap
+from ..wire.times import iso
 from .ledger import ledger_cte, ledger_lines, oor_counts
 from .partitions import with_partitions
 from .quote import ident
 from .schema import KEYS, sql_type
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 FrameKey = tuple[str, int, int]   # (site_id, bank_id, poll start in microseconds)
 
@@ -201,10 +198,6 @@ class _Statement:
                 "GROUP BY 1")
 
 
-def _ts(us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=us)).isoformat()
-
-
 @dataclass
 class Decoded:
     """Frames decoded and ready to write: per map, its frames and one TableBatch per table."""
@@ -249,7 +242,7 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
     stmt = _Statement()
     lines: list[str] = []
     for regmap, group, tables in decoded.groups:
-        heads = [f"{_ts(f.poll_start_us)},{f.site_id},{f.bank_id}," for f in group]
+        heads = [f"{iso(f.poll_start_us)},{f.site_id},{f.bank_id}," for f in group]
         for f in group:
             if not _SAFE_TEXT.fullmatch(f.site_id):
                 raise ValueError(f"site id {f.site_id!r} cannot be written (comma or newline)")

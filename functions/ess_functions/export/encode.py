@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 
 from ess.db.bigquery import export_columns
+from ess.db.pg import copy_out
 from ess.db.schema import TableSpec
 
 from .sql import OOR_SEPARATOR
@@ -206,8 +207,8 @@ def copy(cur, sql: str, out=None, fmt: Format | None = None,
     enc = encoder(fmt or FORMATS[DEFAULT_FORMAT], out, spec) if out is not None else None
     stream = CsvStream(enc)
     buffered = io.BufferedWriter(stream, buffer_size=BLOCK)
-    cur.execute(sql, stream=buffered)
+    rows = copy_out(cur, sql, buffered)
     buffered.flush()
     if enc is not None:
         enc.close()
-    return stream, cur.rowcount
+    return stream, rows

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..wire.crc import as_int4, registers_crc
-from ..wire.times import iso
 from .quote import ident
+from .rowtext import key_heads
 from .schema import LEDGER
 
 _COLUMNS = ("ts", "site_id", "bank_id", "seq", "map_id", "map_version", "poll_us", "published",
@@ -53,7 +53,7 @@ def ledger_lines(group: list, oor: list[int], published: dict | None,
 
     `heads[i]` is frame i's "ts,site,bank," as the data tables' rows already have it."""
     if heads is None:
-        heads = [f"{iso(f.poll_start_us)},{f.site_id},{f.bank_id}," for f in group]
+        heads = key_heads(group)
     pub = published or {}
     return [f"{head}{f.seq},{f.map_id},{f.map_version},"
             f"{max(0, f.poll_end_us - f.poll_start_us)},"

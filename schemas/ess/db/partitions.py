@@ -17,10 +17,9 @@ from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import TypeVar
 
-import pg8000.dbapi
-
 from ..wire.times import to_datetime
 from ..wire.transaction import reading, transaction
+from . import pg
 
 T = TypeVar("T")
 LOCK_KEY = 0x455353   # "ESS": the advisory lock `ess db migrate` holds too
@@ -146,11 +145,7 @@ DEFAULTS_SQL = ("SELECT i.inhparent::regclass::text FROM pg_inherits i "
 
 def is_missing_partition(exc: BaseException) -> bool:
     """True for PostgreSQL's 'no partition of relation ... found for row' (SQLSTATE 23514)."""
-    if not isinstance(exc, pg8000.dbapi.DatabaseError) or not exc.args:
-        return False
-    info = exc.args[0]
-    return (isinstance(info, dict) and info.get("C") == "23514"
-            and "no partition of relation" in str(info.get("M", "")))
+    return pg.sqlstate(exc) == "23514" and "no partition of relation" in pg.server_message(exc)
 
 
 def days_of(poll_us: Iterable[int]) -> list[date]:
@@ -189,7 +184,7 @@ def with_partitions(conn, write: Callable[[], T], poll_us: Iterable[int]) -> T:
     `poll_us` (every partitioned table) and run `write()` once more."""
     try:
         return write()
-    except pg8000.dbapi.DatabaseError as exc:
+    except pg.DatabaseError as exc:
         if not is_missing_partition(exc):
             raise
     ensure_days(conn, days_of(poll_us))

@@ -21,6 +21,7 @@ from ess.frame_checks import FrameChecks
 from ess.logs import event
 from ess.regmap import RegisterMap
 from ess.sites import SitesConfig
+from ess.wire.times import to_us
 
 from ..objstore import ObjectStore, open_store
 from .layout import decode_records, object_day
@@ -60,7 +61,7 @@ def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until
                     sites: SitesConfig | None, maps: dict, result: RedecodeResult,
                     progress=None) -> Iterator[codec.Frame]:
     """Frames polled in [since, until) from valid archived messages."""
-    lo, hi = int(since.timestamp() * 1e6), int(until.timestamp() * 1e6)
+    lo, hi = to_us(since), to_us(until)
     checks = FrameChecks(sites, maps)   # without sites: the database's ranges and the maps
     for name in names:
         result.objects += 1

@@ -57,7 +57,7 @@ def check_requirements(path: Path) -> list[str]:
     return reqs
 
 
-def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+def module_imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     """Dotted names a module imports (relative imports resolved), with `from X import name`
     also giving `X.name` (it may be a submodule)."""
     parts = module.split(".") if is_package else module.split(".")[:-1]
@@ -90,7 +90,8 @@ def imported_modules(main: Path, pkg_dir: Path, pkg: str = FUNCTIONS_PKG) -> dic
     todo = [(main, "__main__", False)]
     while todo:
         path, module, is_package = todo.pop()
-        for name in sorted(_imports(ast.parse(path.read_text()), module, is_package)):
+        for name in sorted(module_imports(ast.parse(path.read_text()), module,
+                                          is_package)):
             if name.split(".")[0] != pkg:
                 continue
             parts = name.split(".")

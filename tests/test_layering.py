@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import tomllib
 from pathlib import Path
 
@@ -142,21 +143,14 @@ def module_name(path: Path) -> tuple[str, bool]:
 
 
 def absolute_imports(source: str, module: str, is_package: bool) -> set[str]:
-    """Every module a module imports, relative imports resolved (`from . import x` gives the
-    package and `package.x`)."""
-    here = module.split(".") if is_package else module.split(".")[:-1]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = here[:len(here) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            names.add(base)
-            names |= {f"{base}.{a.name}" for a in node.names}
-    return names
+    """Every module a module imports, relative imports resolved, as infra/package.py resolves
+    them when it decides what a function archive holds."""
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        import package  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return package.module_imports(ast.parse(source), module, is_package)
 
 
 def _within(name: str, prefix: str) -> bool:

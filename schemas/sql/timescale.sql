@@ -281,14 +281,15 @@ CREATE INDEX IF NOT EXISTS "events_bank_cleared" ON "events" (site_id, bank_id, 
 
 CREATE INDEX IF NOT EXISTS "events_active" ON "events" (site_id, bank_id) WHERE cleared IS NULL;
 
-CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
-    banks int[], lo timestamptz[], hi timestamptz[])
+CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], windows text)
 RETURNS SETOF "events" LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
   PERFORM set_config('extra_float_digits', '1', true);
   PERFORM pg_advisory_xact_lock(4543316, k) FROM unnest(keys) AS k;
   RETURN QUERY SELECT e.* FROM "events" e
-    JOIN unnest(sites, banks, lo, hi) AS w(site, bank, a, b)
+    JOIN (SELECT split_part(l, ',', 1) AS site, split_part(l, ',', 2)::smallint AS bank,
+                 split_part(l, ',', 3)::timestamptz AS a, split_part(l, ',', 4)::timestamptz AS b
+            FROM regexp_split_to_table(windows, E'\n') AS l) w
       ON e.site_id = w.site AND e.bank_id = w.bank AND e.since <= w.b
      AND (e.cleared IS NULL OR e.cleared >= w.a);
 END $$;

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
 from ..logs import event
+from ..wire.times import iso_z as _iso
 from .episodes import Episode
-
-
-def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
 
 
 def where(e: Episode) -> str:

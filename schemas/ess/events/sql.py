@@ -26,18 +26,20 @@ COLUMNS = (
 
 # A batch's first step, in one round trip: take the banks' locks (keys in the order given),
 # then read, in a snapshot taken after the locks were granted (each query of a VOLATILE
-# function takes a fresh one), the episodes overlapping each bank's [a, b]. Floats read back as
-# their shortest decimal (what the decoder computed), whatever the server's default.
-LOCK_FUNCTION = "ess_events_lock(integer[],text[],integer[],timestamp with time zone[]," \
-                "timestamp with time zone[])"
-LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
-    banks int[], lo timestamptz[], hi timestamptz[])
+# function takes a fresh one), the episodes overlapping each bank's [a, b]: `windows` holds one
+# line `site,bank,a,b` per bank (a site id holds no comma or newline: the writer refuses one).
+# Floats read back as their shortest decimal (what the decoder computed), whatever the server's
+# default.
+LOCK_FUNCTION = "ess_events_lock(integer[],text)"
+LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], windows text)
 RETURNS SETOF {ident(TABLE)} LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
   PERFORM set_config('extra_float_digits', '1', true);
   PERFORM pg_advisory_xact_lock({LOCK_NAMESPACE}, k) FROM unnest(keys) AS k;
   RETURN QUERY SELECT e.* FROM {ident(TABLE)} e
-    JOIN unnest(sites, banks, lo, hi) AS w(site, bank, a, b)
+    JOIN (SELECT split_part(l, ',', 1) AS site, split_part(l, ',', 2)::smallint AS bank,
+                 split_part(l, ',', 3)::timestamptz AS a, split_part(l, ',', 4)::timestamptz AS b
+            FROM regexp_split_to_table(windows, E'\\n') AS l) w
       ON e.site_id = w.site AND e.bank_id = w.bank AND e.since <= w.b
      AND (e.cleared IS NULL OR e.cleared >= w.a);
 END $$"""
@@ -66,8 +68,7 @@ _US = "(extract(epoch FROM {c}) * 1000000)::bigint"     # a timestamptz as µs s
 _EPISODE = (f"site_id, bank_id, rack_id, alarm, severity, {_US.format(c='since')}, "
             f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value")
 
-LOCK = (f"SELECT {_EPISODE} FROM ess_events_lock(%s::int[], %s::text[], %s::int[], "
-        "%s::timestamptz[], %s::timestamptz[])")
+LOCK = f"SELECT {_EPISODE} FROM ess_events_lock($1::int[], $2::text)"   # run_prepared
 # Episodes of one bank overlapping [lo, hi] (hi may be 'infinity').
 OVERLAPPING = (f"SELECT {_EPISODE} FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s "
                "AND since <= %s::timestamptz AND (cleared IS NULL OR cleared >= %s::timestamptz)")
@@ -78,9 +79,9 @@ UPDATE = (f"UPDATE {ident(TABLE)} SET since = %s, raised = %s, raised_value = %s
           "AND coalesce(rack_id, 0) = %s AND since = %s::timestamptz")
 INSERT = (f"INSERT INTO {ident(TABLE)} (" + ", ".join(n for n, _ in COLUMNS)
           + ") VALUES (" + ", ".join(["%s"] * len(COLUMNS)) + ")")
-# The last poll of a bank at or after a time (the ledger's key serves it).
-LAST_POLL = (f"SELECT {_US.format(c='max(ts)')} FROM frames WHERE site_id = %s AND "
-             "bank_id = %s AND ts >= %s::timestamptz")
+# The first poll of a bank after a time (the ledger's key serves it).
+NEXT_POLL = (f"SELECT {_US.format(c='min(ts)')} FROM frames WHERE site_id = %s AND "
+             "bank_id = %s AND ts > %s::timestamptz")
 
 
 def rows_sql(table: str, columns: tuple[str, ...], racked: bool) -> str:

@@ -62,9 +62,9 @@ class MemoryStore:
     def episodes(self, site, bank, lo, hi):
         return sorted((e for e in self.events if e.overlaps(lo, hi)), key=lambda e: e.since)
 
-    def last_ts(self, site, bank, table, after):
-        ts = [k[1] for k in self.rows_ if k[1] >= after]
-        return max(ts) if ts else None
+    def next_ts(self, site, bank, after):
+        ts = [k[1] for k in self.rows_ if k[1] > after]
+        return min(ts) if ts else None
 
     def rows(self, site, bank, table, columns, lo, hi):
         keys = sorted((k for k in self.rows_ if k[0] == table and lo <= k[1] <= hi),

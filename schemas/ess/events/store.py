@@ -1,24 +1,28 @@
 """The events table in PostgreSQL: the window's reads and writes, and `maintain`, the entry.
 
-`maintain(conn, regmap, touches)` runs in the caller's transaction, after the batch's rows are
-written in it: it takes each touched bank's advisory lock (in a fixed order), so concurrent
-batches of a bank derive one after the other, each seeing the rows the ones before committed.
+`maintain(conn, regmap, touches)` runs once the batch's rows are committed. One prepared
+statement takes the touched banks' advisory locks (in a fixed order) and reads the episodes
+overlapping each bank's batch: when they show the batch can change nothing (`quiet`, nearly
+always), that is all. Otherwise one transaction takes the locks again, so batches of a bank are
+derived one after another, each reading what the ones before committed, and updates the window.
 """
 
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
+from ..db.pg import run_prepared
 from ..regmap.model import RegisterMap
+from ..wire.crc import as_int4
+from ..wire.times import iso, to_datetime
+from ..wire.transaction import transaction
 from . import sql
 from .episodes import Episode
-from .states import BankTouch
+from .states import BankTouch, touches
 from .window import Rows, changed_keys, maintain_bank
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def as_time(us: float | None) -> datetime | str | None:
@@ -27,13 +31,12 @@ def as_time(us: float | None) -> datetime | str | None:
         return None
     if us in (float("inf"), float("-inf")):
         return "infinity" if us > 0 else "-infinity"
-    return _EPOCH + timedelta(microseconds=int(us))
+    return to_datetime(int(us))
 
 
 def lock_key(site: str, bank: int) -> int:
-    """A bank's advisory lock key (a signed 32-bit CRC of `site/bank`)."""
-    k = zlib.crc32(f"{site}/{bank}".encode())
-    return k - (1 << 32) if k >= 1 << 31 else k
+    """A bank's advisory lock key (the signed 32-bit CRC of `site/bank`)."""
+    return as_int4(zlib.crc32(f"{site}/{bank}".encode()))
 
 
 def _episode(r) -> Episode:
@@ -43,40 +46,37 @@ def _episode(r) -> Episode:
                    None if cv is None else float(cv))
 
 
-def _floats(rows: list, first: int) -> np.ndarray:
-    """Columns from `first` on as float64, NaN for NULL."""
-    if not rows:
-        return np.empty((0, 0))
+def lock_read(conn, touches: list[BankTouch]) -> dict[tuple[str, int], list[Episode]]:
+    """Take the banks' locks, then read the episodes overlapping each one's batch range: one
+    prepared statement (in autocommit mode the locks go with it; in a transaction they stay)."""
+    keys = "{" + ",".join(map(str, sorted({lock_key(t.site, t.bank) for t in touches}))) + "}"
+    windows = "\n".join(f"{t.site},{t.bank},{iso(t.first)},{iso(t.last)}" for t in touches)
+    out: dict[tuple[str, int], list[Episode]] = {}
+    for r in run_prepared(conn, sql.LOCK, [keys, windows]):
+        e = _episode(r)
+        out.setdefault((e.site, e.bank), []).append(e)
+    return out
+
+
+def _floats(rows: list, first: int, width: int) -> np.ndarray:
+    """Columns from `first` on as float64 (rows x width), NaN for NULL."""
     return np.array([[np.nan if v is None else float(v) for v in r[first:]] for r in rows],
-                    dtype=np.float64)
+                    dtype=np.float64).reshape(len(rows), width)
 
 
 class PgStore:
-    """The window's Store over one connection (in its transaction)."""
+    """The window's Store over one cursor (in its transaction)."""
 
-    def __init__(self, conn, racks: int):
-        self.cur = conn.cursor()
+    def __init__(self, cur, racks: int):
+        self.cur = cur
         self.racks = list(range(1, racks + 1))
 
     def episodes(self, site: str, bank: int, lo: float, hi: float) -> list[Episode]:
         self.cur.execute(sql.OVERLAPPING, (site, bank, as_time(hi), as_time(lo)))
         return [_episode(r) for r in self.cur.fetchall()]
 
-    def lock(self, touches: list[BankTouch]) -> dict[tuple[str, int], list[Episode]]:
-        """Take the touched banks' locks (in key order), then read the episodes overlapping
-        each one's batch range: one statement (sql.LOCK)."""
-        keys = sorted({lock_key(t.site, t.bank) for t in touches})
-        self.cur.execute(sql.LOCK, (keys, [t.site for t in touches], [t.bank for t in touches],
-                                    [as_time(t.first) for t in touches],
-                                    [as_time(t.last) for t in touches]))
-        out: dict[tuple[str, int], list[Episode]] = {}
-        for r in self.cur.fetchall():
-            e = _episode(r)
-            out.setdefault((e.site, e.bank), []).append(e)
-        return out
-
-    def last_ts(self, site: str, bank: int, table: str, after: int) -> int | None:
-        self.cur.execute(sql.LAST_POLL, (site, bank, as_time(after)))
+    def next_ts(self, site: str, bank: int, after: int) -> int | None:
+        self.cur.execute(sql.NEXT_POLL, (site, bank, as_time(after)))
         return self.cur.fetchone()[0]
 
     def rows(self, site: str, bank: int, table: str, columns: tuple[str, ...], lo: int,
@@ -85,11 +85,9 @@ class PgStore:
         params = [site, bank] + ([self.racks] if racked else []) + [as_time(lo), as_time(hi)]
         self.cur.execute(sql.rows_sql(table, columns, racked), params)
         got = self.cur.fetchall()
-        first = 2 if racked else 1
-        values = _floats(got, first).reshape(len(got), len(columns))
         return Rows(np.array([r[0] for r in got], dtype=np.int64),
                     np.array([r[1] for r in got], dtype=np.int64) if racked else None,
-                    values, columns)
+                    _floats(got, 2 if racked else 1, len(columns)), columns)
 
     def last_known(self, site: str, bank: int, table: str, column: str, rack: int | None,
                    before: int) -> int | None:
@@ -120,34 +118,33 @@ def _where(e: Episode) -> tuple:
 def quiet(regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch],
           stored: dict[tuple[str, int], list[Episode]]) -> bool:
     """True when the batch can change no episode: `stored` are the episodes overlapping each
-    bank's batch range, read under the banks' locks after the batch's rows were written."""
+    bank's batch range, read under the banks' locks after the batch's rows were committed."""
     return not any(changed_keys(regmap, t, stored.get(key, [])) for key, t in touches.items())
 
 
 def maintain(conn, regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch]
              ) -> list[Episode]:
-    """Bring the episodes of the touched banks up to date with their stored rows, once the
-    batch's rows are committed, in a transaction of its own; return the episodes raised.
-
-    The banks' locks come first (in key order): batches of a bank are derived one after
-    another, each reading what the ones before committed. Nothing is written when the batch can
-    change nothing (`quiet`); running it again changes nothing.
-    """
+    """Bring the touched banks' episodes up to date with their stored rows, once the batch's
+    rows are committed; return the episodes raised (inserted). Idempotent: running it again
+    changes nothing."""
     if not touches:
         return []
-    was = conn.autocommit
-    conn.autocommit = False
-    try:
-        store = PgStore(conn, regmap.racks)
-        batch = list(touches.values())
-        stored = store.lock(batch)
-        raised: list[Episode] = []
+    batch = list(touches.values())
+    if quiet(regmap, touches, lock_read(conn, batch)):
+        return []
+    raised: list[Episode] = []
+    with transaction(conn, begin="BEGIN") as cur:
+        stored = lock_read(conn, batch)
+        store = PgStore(cur, regmap.racks)
         for t in batch:
             raised += maintain_bank(store, regmap, t, stored.get((t.site, t.bank), []))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.autocommit = was
+    return raised
+
+
+def after_write(conn, decoded) -> list[Episode]:
+    """Maintain the episodes of a written batch (the writer's Decoded: per map, its frames and
+    decoded rows), map by map; return the episodes raised."""
+    raised: list[Episode] = []
+    for regmap, frames, tables in decoded.groups:
+        raised += maintain(conn, regmap, touches(regmap, frames, tables))
     return raised

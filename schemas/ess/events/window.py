@@ -7,12 +7,13 @@ change, reading stored rows and episodes back through a `Store`:
 - nothing, when no value of the batch raises and no stored episode overlaps [a, b];
 - per alarm key, from a start with a known state: `a` with the episode active across `a` (when
   it was raised before `a`), else that episode's `since`, else the start of a pending condition
-  ending just before `a` (`for` alarms), else `a` with nothing active;
-- up to a stop after which nothing can change: the first stored CLEAR frame at or after `b`
-  (the cleared frame of the episode across `b`, else searched forward), or the end of the data.
+  ending just before `a` (`for` alarms: `onset`), else `a` with nothing active;
+- forward, past `b`, until the derivation meets the stored one (`converge`): at a poll where
+  both have the alarm active (the derived episode ends as the stored one does) or both have it
+  inactive with nothing pending; or to the end of the data.
 
-Stored episodes of the key within [start, stop] are matched to the derived ones (episodes.diff):
-an episode is updated in place, never raised twice. The caller holds the bank's lock.
+Stored episodes of the key in the window are matched to the derived ones (episodes.diff): an
+episode is updated in place, never raised twice. The caller holds the bank's lock.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Protocol
 import numpy as np
 
 from ..regmap.model import Alarm, RegisterMap
-from .episodes import Episode, derive, diff
-from .states import CLEAR, RAISE, UNKNOWN, BankTouch, Key, classify
+from .converge import Plan, converge, onsets
+from .episodes import Episode, diff
+from .states import BankTouch, Key
 
-FORWARD_SPAN_US = 60_000_000     # first forward read when searching a stop; doubles each time
+FORWARD_SPAN_US = 60_000_000     # first read past the batch; each next one doubles
 _INF = float("inf")
 
 
@@ -60,7 +62,7 @@ class Store(Protocol):
 
     def episodes(self, site: str, bank: int, lo: float, hi: float) -> list[Episode]: ...
 
-    def last_ts(self, site: str, bank: int, table: str, after: int) -> int | None: ...
+    def next_ts(self, site: str, bank: int, after: int) -> int | None: ...
 
     def rows(self, site: str, bank: int, table: str, columns: tuple[str, ...], lo: int,
              hi: int) -> Rows: ...
@@ -70,15 +72,6 @@ class Store(Protocol):
 
     def apply(self, delete: list[Episode], update: list[tuple[Episode, Episode]],
               insert: list[Episode]) -> None: ...
-
-
-@dataclass
-class _Plan:
-    alarm: Alarm
-    rack: int | None
-    start: int
-    state: Episode | None        # the episode active at `start`, continued
-    stop: float | None           # first CLEAR frame at or after b; inf: the end; None: search
 
 
 def changed_keys(regmap: RegisterMap, touch: BankTouch, stored: list[Episode]) -> list[Key]:
@@ -109,93 +102,57 @@ def maintain_bank(store: Store, regmap: RegisterMap, touch: BankTouch,
     if not keys:
         return []
     alarms = {a.name: a for a in regmap.alarms}
-    plans = [_plan(store, touch, alarms[name], rack, [e for e in stored if e.key == (name, rack)])
+    plans = [_plan(touch, alarms[name], rack, [e for e in stored if e.key == (name, rack)])
              for name, rack in keys]
-    rows = {t: _read(store, touch, t, [p for p in plans if p.alarm.table == t])
-            for t in {p.alarm.table for p in plans}}
-    lo, hi = min(p.start for p in plans), max(p.stop or _INF for p in plans)
-    old = store.episodes(touch.site, touch.bank, lo, hi)
     delete, update, insert = [], [], []
-    for p in plans:
-        stop = _INF if p.stop is None else p.stop
-        ts, values = rows[p.alarm.table].series(p.alarm.column, p.rack, p.start, stop)
-        new = derive(p.alarm, (touch.site, touch.bank, p.rack), ts, values, p.state)
-        mine = sorted((e for e in old if e.key == (p.alarm.name, p.rack)
-                       and e.overlaps(p.start, stop)), key=lambda e: e.since)
-        d, u, i = diff(mine, new)
-        delete += d
-        update += u
-        insert += i
+    for table in sorted({p.alarm.table for p in plans}):
+        mine = [p for p in plans if p.alarm.table == table]
+        onsets(store, touch, table, mine)
+        old = _forward(store, touch, table, mine)
+        for p in mine:
+            d, u, i = diff(sorted((e for e in old if e.key == (p.alarm.name, p.rack)
+                                   and e.overlaps(p.start, p.stop)), key=lambda e: e.since),
+                           p.episodes)
+            delete += d
+            update += u
+            insert += i
     store.apply(delete, update, insert)
     return insert
 
 
-def _plan(store: Store, touch: BankTouch, alarm: Alarm, rack: int | None,
-          old: list[Episode]) -> _Plan:
-    a, b = touch.first, touch.last
+def _plan(touch: BankTouch, alarm: Alarm, rack: int | None, old: list[Episode]) -> Plan:
+    """Where a key's window starts, and the episode active there (continued as is)."""
+    a = touch.first
     at_a = next((e for e in old if e.since <= a <= e.end), None)
-    at_b = next((e for e in old if e.since <= b <= e.end), None)
-    stop = None if at_b is None else at_b.end
     if at_a is not None and at_a.raised < a:
-        return _Plan(alarm, rack, a, at_a, stop)
+        return Plan(alarm, rack, a, at_a)
     if at_a is not None:
-        return _Plan(alarm, rack, at_a.since, None, stop)
-    start = a
-    if alarm.for_s and touch.counts((alarm.name, rack))[0]:
-        start = _onset(store, touch, alarm, rack)
-    return _Plan(alarm, rack, start, None, stop)
+        return Plan(alarm, rack, at_a.since, None)
+    pending = bool(alarm.for_s and touch.counts((alarm.name, rack))[0])
+    return Plan(alarm, rack, a, None, lookback=pending)
 
 
-def _onset(store: Store, touch: BankTouch, alarm: Alarm, rack: int | None) -> int:
-    """Start of a pending condition (consecutive RAISE frames) ending just before the batch;
-    the batch's first poll when there is none. Such a condition is shorter than `for` (or it
-    would have been raised, and an episode would cover the batch's start)."""
-    p = store.last_known(touch.site, touch.bank, alarm.table, alarm.column, rack, touch.first)
-    if p is None:
-        return touch.first
-    span = round(alarm.for_s * 1e6)
-    rows = store.rows(touch.site, touch.bank, alarm.table, (alarm.column,), p - span, p)
-    ts, values = rows.series(alarm.column, rack, p - span, p)
-    states = classify(alarm, values)
-    ts, states = ts[states != UNKNOWN], states[states != UNKNOWN]
-    if not states.size or states[-1] != RAISE:
-        return touch.first
-    other = np.flatnonzero(states != RAISE)
-    return int(ts[other[-1] + 1]) if other.size else int(ts[0])
-
-
-def _read(store: Store, touch: BankTouch, table: str, plans: list[_Plan]) -> Rows:
-    """The table's rows from the earliest start to the latest stop, searching the stops that
-    are not known: the first CLEAR frame at or after the batch's last poll."""
+def _forward(store: Store, touch: BankTouch, table: str, plans: list[Plan]) -> list[Episode]:
+    """Read the table's rows from the earliest start on, chunk by chunk past the batch, until
+    every plan's derivation meets the stored episodes (or the data ends); returns the stored
+    episodes of the window, for the diff."""
     site, bank, b = touch.site, touch.bank, touch.last
     columns = tuple(sorted({p.alarm.column for p in plans}))
-    parts = [store.rows(site, bank, table, columns, min(p.start for p in plans), b)]
-    _found(plans, parts[-1], b)
-    end: int | None = None
-    pos, span = b, FORWARD_SPAN_US
+    lo = min(p.start for p in plans)
+    parts = [store.rows(site, bank, table, columns, lo, b)]
+    end, span = b, FORWARD_SPAN_US
     while True:
-        known = [p.stop for p in plans if p.stop is not None and p.stop != _INF]
-        if len(known) < len(plans) and end is None:
-            end = store.last_ts(site, bank, table, b) or b     # the data's last poll
-        target = max(known + ([end] if len(known) < len(plans) else []), default=b)
-        if pos >= target:
-            break
-        hi = int(min(pos + span, target))
-        parts.append(store.rows(site, bank, table, columns, pos + 1, hi))
-        _found(plans, parts[-1], b)
-        pos, span = hi, span * 2
-    for p in plans:
-        if p.stop is None:
-            p.stop = _INF                # no CLEAR frame after the batch: up to the end
-    return Rows.concat(parts)
-
-
-def _found(plans: list[_Plan], rows: Rows, b: int) -> None:
-    """Set the stop of each plan still searching whose first CLEAR at or after b is in rows."""
-    for p in plans:
-        if p.stop is not None:
-            continue
-        ts, values = rows.series(p.alarm.column, p.rack, b, _INF)
-        clear = np.flatnonzero(classify(p.alarm, values) == CLEAR)
-        if clear.size:
-            p.stop = int(ts[clear[0]])
+        rows = Rows.concat(parts)
+        old = store.episodes(site, bank, lo, end)
+        waiting = [p for p in plans if p.stop is None]
+        for p in waiting:
+            converge(p, touch, rows, [e for e in old if e.key == (p.alarm.name, p.rack)], end)
+        waiting = [p for p in waiting if p.stop is None]
+        nxt = store.next_ts(site, bank, end) if waiting else None
+        if nxt is None:
+            for p in waiting:
+                converge(p, touch, rows, [e for e in old if e.key == (p.alarm.name, p.rack)],
+                         end, last=True)
+            return old
+        end, span = max(nxt, end + span), span * 2
+        parts.append(store.rows(site, bank, table, columns, nxt, end))

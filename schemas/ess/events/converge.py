@@ -1,0 +1,108 @@
+"""The two ends of a key's window (window.py): where a pending condition began before the
+batch (`onsets`), and the poll past the batch where the derivation meets the stored episodes
+(`converge`), after which nothing the batch brought can change anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..regmap.model import Alarm
+from .episodes import Episode, derive
+from .states import RAISE, UNKNOWN, BankTouch, classify
+
+LOOKBACK_SLACK_US = 60_000_000
+_INF = float("inf")
+
+
+@dataclass
+class Plan:
+    """One alarm key's window: its start, the episode active there, and once derived, where it
+    met the stored episodes (`stop`; inf: the end of the data) and the episodes up to there."""
+
+    alarm: Alarm
+    rack: int | None
+    start: int
+    state: Episode | None          # the episode active at `start`, continued
+    lookback: bool = False         # a `for` alarm raising in the batch: find a pending start
+    stop: float | None = None
+    episodes: list[Episode] = field(default_factory=list)
+
+
+def _active(episodes: list[Episode], t: np.ndarray) -> np.ndarray:
+    """Per poll time in t: is one of the (sorted, disjoint) episodes active there (raised at or
+    before it, cleared after it)?"""
+    out = np.zeros(t.size, dtype=bool)
+    if not episodes or not t.size:
+        return out
+    raised = np.array([e.raised for e in episodes], dtype=np.int64)
+    end = np.array([e.end for e in episodes], dtype=np.float64)
+    i = np.searchsorted(raised, t, side="right") - 1
+    ok = i >= 0
+    out[ok] = t[ok] < end[i[ok]]
+    return out
+
+
+def converge(p: Plan, touch: BankTouch, rows, old: list[Episode], end: int,
+             last: bool = False) -> None:
+    """Derive p's episodes over the rows read (up to `end`) and find the first known poll at or
+    after the batch's last where the derived and the stored states agree: both active (the
+    derived episode then ends as the stored one does) or both inactive on a poll that does not
+    raise (nothing pending in either). Sets p.stop and p.episodes when found; `last` (no rows
+    after `end`): the derivation runs to the end."""
+    ts, values = rows.series(p.alarm.column, p.rack, p.start, end)
+    new = derive(p.alarm, (touch.site, touch.bank, p.rack), ts, values, p.state)
+    if last:
+        p.stop, p.episodes = _INF, new
+        return
+    states = classify(p.alarm, values)
+    mask = (states != UNKNOWN) & (ts >= touch.last)
+    t, st = ts[mask], states[mask]
+    old = sorted(old, key=lambda e: e.since)
+    new_on, old_on = _active(new, t), _active(old, t)
+    hit = np.flatnonzero((new_on & old_on) | (~new_on & ~old_on & (st != RAISE)))
+    if not hit.size:
+        return
+    at = int(t[hit[0]])
+    kept = [e for e in new if e.since <= at]
+    if new_on[hit[0]]:
+        same = next(e for e in old if e.raised <= at < e.end)
+        kept[-1] = replace(kept[-1], cleared=same.cleared, cleared_value=same.cleared_value)
+    p.stop, p.episodes = at, kept
+
+
+def onsets(store, touch: BankTouch, table: str, plans: list[Plan]) -> None:
+    """Move the start of each plan that looks back to the start of the pending condition (a
+    run of raising polls) that ends just before the batch, if there is one. Such a run is
+    shorter than `for` (longer, it would have raised an episode across the batch's start), so
+    one read of the time before the batch finds nearly all of them."""
+    need = [p for p in plans if p.lookback]
+    if not need:
+        return
+    a = touch.first
+    span = max(round(p.alarm.for_s * 1e6) for p in need)
+    lo = a - 2 * span - LOOKBACK_SLACK_US
+    columns = tuple(sorted({p.alarm.column for p in need}))
+    rows = store.rows(touch.site, touch.bank, table, columns, lo, a - 1)
+    for p in need:
+        ts, st = _known(p, rows, lo, a - 1)
+        for_us = round(p.alarm.for_s * 1e6)
+        if not ts.size or ts[-1] - for_us < lo:      # the last known poll is further back
+            last = store.last_known(touch.site, touch.bank, table, p.alarm.column, p.rack, a)
+            if last is None:
+                continue
+            more = store.rows(touch.site, touch.bank, table, (p.alarm.column,),
+                              last - for_us, last)
+            ts, st = _known(p, more, last - for_us, last)
+        if ts.size and st[-1] == RAISE:
+            other = np.flatnonzero(st != RAISE)
+            p.start = int(ts[other[-1] + 1]) if other.size else int(ts[0])
+
+
+def _known(p: Plan, rows, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """A key's known (not NULL) poll times and states in [lo, hi]."""
+    ts, values = rows.series(p.alarm.column, p.rack, lo, hi)
+    states = classify(p.alarm, values)
+    keep = states != UNKNOWN
+    return ts[keep], states[keep]

@@ -16,7 +16,8 @@ def _names(names: list[str]) -> str:
 def _database(label: str, writers: list[str], readers: list[str]) -> list[str]:
     w = _names(writers)
     lines = [f"-- {label}", f"GRANT USAGE ON SCHEMA public TO {_names(writers + readers)};",
-             f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {w};"]
+             f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {w};",
+             f"GRANT UPDATE, DELETE ON TABLE events TO {w};"]
     if readers:
         lines += [f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {_names(readers)};",
                   f"GRANT INSERT, UPDATE ON TABLE data_status TO {_names(readers)};"]

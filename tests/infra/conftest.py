@@ -10,7 +10,6 @@ from ess_local.procs import free_port
 from real_lines import (
     as_entry,
     collector_lines,
-    event_lines,
     export_lines,
     ingest_lines,
     kind_of,
@@ -54,7 +53,6 @@ def real_lines(tmp_path_factory, pg_cluster, gcs_emulator) -> RealLines:
     out = RealLines()
     lines, out.stored = ingest_lines(dsn, sites, tmp)
     out.add(lines, RUN)
-    out.add(event_lines(dsn), RUN)
     ledger_day(dsn)
     gcs_emulator.create_bucket("ess-real-lines")
     out.add(export_lines(dsn, sites, gcs_emulator.env(), "ess-real-lines"), RUN)

@@ -287,6 +287,15 @@ def test_event_lines_name_the_episode(kinds):
     assert None in racks and racks - {None}, "bank-level and rack alarms"
 
 
+def test_one_event_line_per_episode(kinds, real_lines):
+    """The ingested message raised episodes: one line each (its redelivery logged none)."""
+    lines = kinds["event_fault"] + kinds["event_warning"]
+    assert len(lines) == real_lines.stored["episodes"] > 0
+    assert {e["jsonPayload"]["message_id"] for e in lines} == {"m-good"}
+    assert len({(e["jsonPayload"]["alarm"], e["jsonPayload"]["rack"]) for e in lines}) \
+        == len(lines)
+
+
 def test_event_alerts_fire_per_site_and_severity(policies, metrics):
     """One policy per severity on its counter of event lines, grouped by site."""
     p = policies["events"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..decode.grouped import Decoded, decode_for_write
+from ..events.store import after_write
 from ..regmap import RegisterMap
 from . import pg
 from .credit import Carriers, FrameKey, WriteResult, frame_key
@@ -26,7 +27,12 @@ __all__ = ["FrameKey", "WriteResult", "frame_key", "write_decoded", "write_frame
 def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
                   published: dict[FrameKey, str] | None = None) -> WriteResult:
     """Store every row of `decoded` and each frame's ledger row in one atomic statement: all of
-    them or none. `published` gives a frame's message publish time (ISO 8601)."""
+    them or none. `published` gives a frame's message publish time (ISO 8601).
+
+    Then, once they are committed, the alarm episodes they can change (ess.events, after the
+    statement so that concurrent writes stay concurrent): `raised` lists the episodes inserted.
+    A failure there fails the write; the retry finds the rows stored and maintains again.
+    """
     result = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
     stmt = Statement()
     lines: list[str] = []
@@ -52,6 +58,7 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
             for key, count in Counter(keys.split("\n")).items():
                 site, bank, us = key.rsplit(",", 2)
                 result.stored[(table, (site, int(bank), int(us)))] += count
+    result.raised = after_write(conn, decoded)
     return result
 
 

@@ -377,15 +377,42 @@ CREATE INDEX IF NOT EXISTS "events_bank_cleared" ON "events" (site_id, bank_id, 
 
 CREATE INDEX IF NOT EXISTS "events_active" ON "events" (site_id, bank_id) WHERE cleared IS NULL;
 
-CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], windows text)
-RETURNS SETOF "events" LANGUAGE plpgsql VOLATILE AS $$
+DROP FUNCTION IF EXISTS ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]);
+
+CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
+    banks int[], lo timestamptz[], hi timestamptz[], steady text[])
+RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
+               since timestamptz, raised timestamptz, raised_value double precision,
+               cleared timestamptz, cleared_value double precision, uncovered text)
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+  i int;
+  st text[];
 BEGIN
   PERFORM set_config('extra_float_digits', '1', true);
   PERFORM pg_advisory_xact_lock(4543316, k) FROM unnest(keys) AS k;
-  RETURN QUERY SELECT e.* FROM "events" e
-    JOIN (SELECT split_part(l, ',', 1) AS site, split_part(l, ',', 2)::smallint AS bank,
-                 split_part(l, ',', 3)::timestamptz AS a, split_part(l, ',', 4)::timestamptz AS b
-            FROM regexp_split_to_table(windows, E'\n') AS l) w
-      ON e.site_id = w.site AND e.bank_id = w.bank AND e.since <= w.b
-     AND (e.cleared IS NULL OR e.cleared >= w.a);
+  FOR i IN 1 .. coalesce(array_length(sites, 1), 0) LOOP
+    st := string_to_array(steady[i], ' ');
+    RETURN QUERY
+      SELECT e.site_id, e.bank_id, e.rack_id, e.alarm, e.severity, e.since, e.raised,
+             e.raised_value, e.cleared, e.cleared_value, NULL::text
+        FROM "events" e LEFT JOIN unnest(st) AS s(k)
+          ON s.k = e.alarm || '/' || coalesce(e.rack_id, 0)
+       WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
+         AND (e.cleared IS NULL OR e.cleared >= lo[i])
+         AND NOT (s.k IS NOT NULL AND e.raised < lo[i]
+                  AND (e.cleared IS NULL OR e.cleared > hi[i]));
+    RETURN QUERY
+      SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
+             NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
+             NULL::float8, coalesce(string_agg(s.k, ' '), '')
+        FROM unnest(st) AS s(k) LEFT JOIN "events" e
+          ON e.site_id = sites[i] AND e.bank_id = banks[i]
+         AND e.alarm || '/' || coalesce(e.rack_id, 0) = s.k AND e.raised < lo[i]
+         AND (e.cleared IS NULL OR e.cleared > hi[i])
+       WHERE e.alarm IS NULL;
+  END LOOP;
 END $$;
+
+COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 8';

@@ -74,6 +74,7 @@ BENCHMARKS = [
     ("tests.bench.status", "bench_ledger_overhead", ("pg",)),
     ("tests.bench.status", "bench_ledger_bytes", ("pg",)),
     ("tests.bench.status", "bench_status_query", ("pg",)),
+    ("tests.bench.events", "bench_events_overhead", ("pg",)),
 ]
 
 

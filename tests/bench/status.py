@@ -64,9 +64,11 @@ def _database(cluster, name: str):
     return dsn, conn
 
 
-def _round(conn, frames: dict[str, list], maps, per_statement: int) -> dict[str, float]:
-    """Frames/s of each side, its statements interleaved with the other side's (the first
-    side alternating), so a change of machine load weighs on both alike."""
+def side_by_side(conn, frames: dict[str, list], maps, per_statement: int,
+                 without=_no_ledger) -> dict[str, float]:
+    """Frames/s of each side ("with", and "without" inside the `without` context), its
+    statements interleaved with the other side's (the first side alternating), so a change of
+    machine load weighs on both alike."""
     from ess.db.writer import write_frames
 
     took = {side: 0.0 for side in frames}
@@ -74,7 +76,7 @@ def _round(conn, frames: dict[str, list], maps, per_statement: int) -> dict[str,
     for k in range(0, n, per_statement):
         order = ("with", "without") if k // per_statement % 2 == 0 else ("without", "with")
         for side in order:
-            with _no_ledger() if side == "without" else contextlib.nullcontext():
+            with without() if side == "without" else contextlib.nullcontext():
                 t0 = time.perf_counter()
                 write_frames(conn, frames[side][k:k + per_statement], maps)
                 took[side] += time.perf_counter() - t0
@@ -97,7 +99,7 @@ def bench_ledger_overhead(cluster, rounds: int = 5) -> list[dict]:
                 bank += 2
                 frames = {side: [dataclasses.replace(f, bank_id=bank - i) for f in base]
                           for i, side in enumerate(("with", "without"))}
-                for side, rate in _round(conn, frames, maps, per).items():
+                for side, rate in side_by_side(conn, frames, maps, per).items():
                     rates[side].append(rate)
             rates = {side: r[1:] for side, r in rates.items()}
             ours, without = (statistics.median(rates[s]) for s in ("with", "without"))

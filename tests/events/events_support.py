@@ -56,11 +56,17 @@ class MemoryStore:
                 self.rows_.setdefault(key, dict(zip(tb.columns, values.tolist())))
         raised = []
         for t in touches(MAP, frames, tables).values():
-            raised += maintain_bank(self, MAP, t, self.episodes(SITE, BANK, t.first, t.last))
+            stored = self.episodes(SITE, BANK, [a.name for a in MAP.alarms], t.first, t.last)
+            steady = t.steady()     # as the lock function does: such episodes left out
+            covered = {e.key for e in stored if e.key in steady and e.raised < t.first
+                       and e.end > t.last}
+            raised += maintain_bank(self, MAP, t, [e for e in stored if e.key not in covered],
+                                    covered)
         return raised
 
-    def episodes(self, site, bank, lo, hi):
-        return sorted((e for e in self.events if e.overlaps(lo, hi)), key=lambda e: e.since)
+    def episodes(self, site, bank, alarms, lo, hi):
+        return sorted((e for e in self.events if e.overlaps(lo, hi) and e.alarm in alarms),
+                      key=lambda e: e.since)
 
     def next_ts(self, site, bank, after):
         ts = [k[1] for k in self.rows_ if k[1] > after]

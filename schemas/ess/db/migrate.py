@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from ..errors import PermanentError
 from ..events.sql import LOCK_FUNCTION as EVENTS_LOCK_FUNCTION
-from ..events.sql import LOCK_FUNCTION_SQL as EVENTS_LOCK_SQL
+from ..events.sql import LOCK_VERSION as EVENTS_LOCK_VERSION
 from ..events.sql import TABLE as EVENTS_TABLE
 from ..events.sql import ddl as events_ddl
+from ..events.sql import lock_function_ddl as events_lock_ddl
 from ..regmap import RegisterMap
 from ..wire.transaction import reading, transaction
 from .partitions import CURRENT_SQL, DEFAULTS_SQL, LOCK_KEY, ensure_ahead
@@ -115,9 +116,10 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
         stmts += events_ddl()
         notes.append(f"create {EVENTS_TABLE}")
     else:
-        cur.execute("SELECT to_regprocedure(%s) IS NULL", (EVENTS_LOCK_FUNCTION,))
-        if cur.fetchone()[0]:
-            stmts.append(EVENTS_LOCK_SQL)
+        cur.execute("SELECT obj_description(to_regprocedure(%s), 'pg_proc')",
+                    (EVENTS_LOCK_FUNCTION,))
+        if cur.fetchone()[0] != EVENTS_LOCK_VERSION:
+            stmts += events_lock_ddl()
             notes.append("install the events lock function")
     return stmts, notes
 

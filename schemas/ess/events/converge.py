@@ -12,7 +12,7 @@ from ..regmap.model import Alarm
 from .episodes import Episode, derive
 from .states import RAISE, UNKNOWN, BankTouch, classify
 
-LOOKBACK_SLACK_US = 60_000_000
+LOOKBACK_SLACK_US = 5_000_000    # the lookback read: `for` plus this before the batch
 _INF = float("inf")
 
 
@@ -76,13 +76,14 @@ def onsets(store, touch: BankTouch, table: str, plans: list[Plan]) -> None:
     """Move the start of each plan that looks back to the start of the pending condition (a
     run of raising polls) that ends just before the batch, if there is one. Such a run is
     shorter than `for` (longer, it would have raised an episode across the batch's start), so
-    one read of the time before the batch finds nearly all of them."""
+    one read of `for` and a few seconds before the batch finds it unless a gap precedes the
+    batch (then the last known poll is looked up, and `for` before it read)."""
     need = [p for p in plans if p.lookback]
     if not need:
         return
     a = touch.first
     span = max(round(p.alarm.for_s * 1e6) for p in need)
-    lo = a - 2 * span - LOOKBACK_SLACK_US
+    lo = a - span - LOOKBACK_SLACK_US
     columns = tuple(sorted({p.alarm.column for p in need}))
     rows = store.rows(touch.site, touch.bank, table, columns, lo, a - 1)
     for p in need:

@@ -24,24 +24,53 @@ COLUMNS = (
     ("cleared_value", "double precision"),
 )
 
-# A batch's first step, in one round trip: take the banks' locks (keys in the order given),
-# then read, in a snapshot taken after the locks were granted (each query of a VOLATILE
-# function takes a fresh one), the episodes overlapping each bank's [a, b]: `windows` holds one
-# line `site,bank,a,b` per bank (a site id holds no comma or newline: the writer refuses one).
-# Floats read back as their shortest decimal (what the decoder computed), whatever the server's
-# default.
-LOCK_FUNCTION = "ess_events_lock(integer[],text)"
-LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], windows text)
-RETURNS SETOF {ident(TABLE)} LANGUAGE plpgsql VOLATILE AS $$
+# A batch's first step, in the writer's statement (or, in the slow path, one of its own): take
+# the banks' locks (keys in the order given), then read, in a snapshot taken after the locks
+# were granted (each query of a VOLATILE function takes a fresh one), the episodes overlapping
+# each bank's [lo, hi]. `steady` holds per bank the keys `alarm/rack` (rack 0: none) the batch
+# raises or holds and never clears, space-separated. An episode of a steady key active across
+# the whole batch cannot change, and is left out; the bank's own row (alarm NULL) lists the
+# steady keys without such an episode (`uncovered`, usually none), so a bank with many
+# standing alarms costs one short row. Floats read back as their shortest decimal (what the
+# decoder computed), whatever the server's default. No JIT: row estimates are guesses, and
+# compiling costs ~100 ms a call.
+LOCK_FUNCTION = ("ess_events_lock(integer[],text[],integer[],timestamp with time zone[],"
+                 "timestamp with time zone[],text[])")
+LOCK_VERSION = "ess events lock 8"    # its comment: `ess db migrate` replaces an older one
+LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
+    banks int[], lo timestamptz[], hi timestamptz[], steady text[])
+RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
+               since timestamptz, raised timestamptz, raised_value double precision,
+               cleared timestamptz, cleared_value double precision, uncovered text)
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+  i int;
+  st text[];
 BEGIN
   PERFORM set_config('extra_float_digits', '1', true);
   PERFORM pg_advisory_xact_lock({LOCK_NAMESPACE}, k) FROM unnest(keys) AS k;
-  RETURN QUERY SELECT e.* FROM {ident(TABLE)} e
-    JOIN (SELECT split_part(l, ',', 1) AS site, split_part(l, ',', 2)::smallint AS bank,
-                 split_part(l, ',', 3)::timestamptz AS a, split_part(l, ',', 4)::timestamptz AS b
-            FROM regexp_split_to_table(windows, E'\\n') AS l) w
-      ON e.site_id = w.site AND e.bank_id = w.bank AND e.since <= w.b
-     AND (e.cleared IS NULL OR e.cleared >= w.a);
+  FOR i IN 1 .. coalesce(array_length(sites, 1), 0) LOOP
+    st := string_to_array(steady[i], ' ');
+    RETURN QUERY
+      SELECT e.site_id, e.bank_id, e.rack_id, e.alarm, e.severity, e.since, e.raised,
+             e.raised_value, e.cleared, e.cleared_value, NULL::text
+        FROM {ident(TABLE)} e LEFT JOIN unnest(st) AS s(k)
+          ON s.k = e.alarm || '/' || coalesce(e.rack_id, 0)
+       WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
+         AND (e.cleared IS NULL OR e.cleared >= lo[i])
+         AND NOT (s.k IS NOT NULL AND e.raised < lo[i]
+                  AND (e.cleared IS NULL OR e.cleared > hi[i]));
+    RETURN QUERY
+      SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
+             NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
+             NULL::float8, coalesce(string_agg(s.k, ' '), '')
+        FROM unnest(st) AS s(k) LEFT JOIN {ident(TABLE)} e
+          ON e.site_id = sites[i] AND e.bank_id = banks[i]
+         AND e.alarm || '/' || coalesce(e.rack_id, 0) = s.k AND e.raised < lo[i]
+         AND (e.cleared IS NULL OR e.cleared > hi[i])
+       WHERE e.alarm IS NULL;
+  END LOOP;
 END $$"""
 
 
@@ -60,18 +89,44 @@ def ddl() -> list[str]:
         "(site_id, bank_id, cleared)",
         f"CREATE INDEX IF NOT EXISTS {ident(TABLE + '_active')} ON {t} (site_id, bank_id) "
         "WHERE cleared IS NULL",
-        LOCK_FUNCTION_SQL,
+        *lock_function_ddl(),
     ]
+
+
+def lock_function_ddl() -> list[str]:
+    """(Re)install the lock function: dropped first (its result type may have changed)."""
+    return [f"DROP FUNCTION IF EXISTS {LOCK_FUNCTION}", LOCK_FUNCTION_SQL,
+            f"COMMENT ON FUNCTION {LOCK_FUNCTION} IS '{LOCK_VERSION}'"]
 
 
 _US = "(extract(epoch FROM {c}) * 1000000)::bigint"     # a timestamptz as µs since the epoch
 _EPISODE = (f"site_id, bank_id, rack_id, alarm, severity, {_US.format(c='since')}, "
             f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value")
 
-LOCK = f"SELECT {_EPISODE} FROM ess_events_lock($1::int[], $2::text)"   # run_prepared
-# Episodes of one bank overlapping [lo, hi] (hi may be 'infinity').
-OVERLAPPING = (f"SELECT {_EPISODE} FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s "
-               "AND since <= %s::timestamptz AND (cleared IS NULL OR cleared >= %s::timestamptz)")
+
+
+def lock_text(first: int) -> str:
+    """The lock function's rows as one text value (its parameters $first.., e.g. 1..6): a line
+    per row, `site,bank,rack,alarm,severity,since,raised,raised_value,cleared,cleared_value,
+    uncovered` (times in µs, empty for NULL)."""
+    fields = ["l.site_id", "l.bank_id::text", "l.rack_id::text", "l.alarm", "l.severity",
+              _US.format(c="l.since") + "::text", _US.format(c="l.raised") + "::text",
+              "l.raised_value::text", _US.format(c="l.cleared") + "::text",
+              "l.cleared_value::text", "l.uncovered"]
+    line = " || ',' || ".join(f"coalesce({f}, '')" for f in fields)
+    args = ", ".join(f"${first + i}::{t}" for i, t in enumerate(
+        ("int[]", "text[]", "int[]", "timestamptz[]", "timestamptz[]", "text[]")))
+    return (f"SELECT coalesce(string_agg({line}, E'\\n'), '') "
+            f"FROM ess_events_lock({args}) AS l")
+
+
+LOCK = lock_text(1)          # the slow path's own (ess.db.pg.run_prepared)
+LOCK_PARAMS = 6
+# Episodes of some alarms of one bank overlapping [lo, hi] (hi may be 'infinity'): the active
+# ones (a partial index) and those cleared at or after lo (a range of the bank's index).
+_OF = (f"SELECT {_EPISODE} FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s "
+       "AND alarm = ANY(%s) AND since <= %s::timestamptz AND ")
+OVERLAPPING = (_OF + "cleared IS NULL UNION ALL " + _OF + "cleared >= %s::timestamptz")
 DELETE = (f"DELETE FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s AND alarm = %s "
           "AND coalesce(rack_id, 0) = %s AND since = %s::timestamptz")
 UPDATE = (f"UPDATE {ident(TABLE)} SET since = %s, raised = %s, raised_value = %s, "

@@ -92,12 +92,37 @@ class BankTouch:
     last: int                         # last poll start
     parts: list[_Part] = field(default_factory=list)
     _counts: dict[Key, tuple[int, int, int]] | None = field(default=None, repr=False)
+    _steady: set[Key] | None = field(default=None, repr=False)
+    _raising: set[Key] | None = field(default=None, repr=False)
 
     def raising(self) -> set[Key]:
         """The alarm keys with a RAISE value in the batch (usually none)."""
+        if self._raising is None:
+            self._raising = self._keys(lambda s: s == RAISE)
+        return self._raising
+
+    def steady(self) -> set[Key]:
+        """The keys whose values raise or hold and never clear in the batch: an episode active
+        across the whole batch stays as it is (the lock function leaves such episodes out)."""
+        if self._steady is None:
+            self._steady = set()
+            for p in self.parts:
+                if not (p.states >= RAISE).any():      # RAISE and HOLD are the two above 0
+                    continue
+                for rack, states in _groups(p):
+                    on = ((states == RAISE) | (states == HOLD)).any(axis=0)
+                    off = (states == CLEAR).any(axis=0)
+                    self._steady.update((p.alarms[j].name, rack)
+                                        for j in np.flatnonzero(on & ~off).tolist())
+        return self._steady
+
+    def _keys(self, test) -> set[Key]:
         out: set[Key] = set()
         for p in self.parts:
-            rows, cols = np.nonzero(p.states == RAISE)
+            hit = test(p.states)
+            if not hit.any():
+                continue
+            rows, cols = np.nonzero(hit)
             for r, c in zip(rows.tolist(), cols.tolist()):
                 out.add((p.alarms[c].name, int(p.rack[r]) if p.rack is not None else None))
         return out
@@ -111,12 +136,16 @@ class BankTouch:
         return self._counts.get(key, (0, 0, 0))
 
 
+def _groups(p: _Part) -> list[tuple[int | None, np.ndarray]]:
+    """A part's states per rack (one group without racks)."""
+    return [(None, p.states)] if p.rack is None else [
+        (int(r), p.states[p.rack == r]) for r in np.unique(p.rack).tolist()]
+
+
 def _part_counts(p: _Part) -> dict[Key, tuple[int, int, int]]:
     """Raise, clear and hold counts per alarm (and rack) of one part, in a few numpy passes."""
-    groups = [(None, p.states)] if p.rack is None else [
-        (int(r), p.states[p.rack == r]) for r in np.unique(p.rack).tolist()]
     out = {}
-    for rack, states in groups:
+    for rack, states in _groups(p):
         sums = [(states == s).sum(axis=0).tolist() for s in (RAISE, CLEAR, HOLD)]
         for a, n in zip(p.alarms, zip(*sums)):
             out[(a.name, rack)] = n

@@ -10,6 +10,7 @@ derived one after another, each reading what the ones before committed, and upda
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from ..db.pg import run_prepared
 from ..regmap.model import RegisterMap
 from ..wire.crc import as_int4
-from ..wire.times import iso, to_datetime
+from ..wire.times import US_MAX, US_MIN, iso, to_datetime
 from ..wire.transaction import transaction
 from . import sql
 from .episodes import Episode
@@ -26,11 +27,14 @@ from .window import Rows, changed_keys, maintain_bank
 
 
 def as_time(us: float | None) -> datetime | str | None:
-    """µs since the epoch as a timestamptz parameter (infinities as PostgreSQL spells them)."""
+    """µs since the epoch as a timestamptz parameter; a bound past the years 1..9999 (a window
+    reaching beyond them) as PostgreSQL's infinities."""
     if us is None:
         return None
-    if us in (float("inf"), float("-inf")):
-        return "infinity" if us > 0 else "-infinity"
+    if us > US_MAX:
+        return "infinity"
+    if us < US_MIN:
+        return "-infinity"
     return to_datetime(int(us))
 
 
@@ -46,16 +50,59 @@ def _episode(r) -> Episode:
                    None if cv is None else float(cv))
 
 
-def lock_read(conn, touches: list[BankTouch]) -> dict[tuple[str, int], list[Episode]]:
-    """Take the banks' locks, then read the episodes overlapping each one's batch range: one
-    prepared statement (in autocommit mode the locks go with it; in a transaction they stay)."""
+@dataclass
+class Locked:
+    """What the lock step read, per bank: the episodes that may change, and the keys whose
+    episode cannot (active across the whole batch, which only raises or holds them)."""
+
+    episodes: dict[tuple[str, int], list[Episode]] = field(default_factory=dict)
+    covered: dict[tuple[str, int], set] = field(default_factory=dict)
+
+
+def _key(text: str) -> tuple[str, int | None]:
+    alarm, rack = text.rsplit("/", 1)
+    return alarm, int(rack) or None
+
+
+def _array(values) -> str:
+    """A PostgreSQL array literal of text values (each quoted)."""
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for v in values) + "}"
+
+
+def lock_params(touches: list[BankTouch]) -> list[str]:
+    """The lock step's parameters: the banks' lock keys, then per bank its site, bank, first
+    and last poll, and steady keys (see sql.LOCK_FUNCTION_SQL)."""
     keys = "{" + ",".join(map(str, sorted({lock_key(t.site, t.bank) for t in touches}))) + "}"
-    windows = "\n".join(f"{t.site},{t.bank},{iso(t.first)},{iso(t.last)}" for t in touches)
-    out: dict[tuple[str, int], list[Episode]] = {}
-    for r in run_prepared(conn, sql.LOCK, [keys, windows]):
-        e = _episode(r)
-        out.setdefault((e.site, e.bank), []).append(e)
+    steady = [" ".join(f"{a}/{r or 0}" for a, r in t.steady()) for t in touches]
+    return [keys, _array(t.site for t in touches),
+            "{" + ",".join(str(t.bank) for t in touches) + "}",
+            _array(iso(t.first) for t in touches), _array(iso(t.last) for t in touches),
+            _array(steady)]
+
+
+def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
+    """The lock step's text (sql.lock_text) as episodes and covered keys per bank."""
+    out = Locked()
+    uncovered: dict[tuple[str, int], set] = {}
+    for line in text.split("\n") if text else ():
+        f = line.split(",")
+        site, bank = f[0], int(f[1])
+        if not f[3]:                       # the bank's own row
+            uncovered[(site, bank)] = {_key(k) for k in f[10].split()}
+            continue
+        out.episodes.setdefault((site, bank), []).append(Episode(
+            site, bank, int(f[2]) if f[2] else None, f[3], f[4], int(f[5]), int(f[6]),
+            float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None))
+    for t in touches:
+        key = (t.site, t.bank)
+        out.covered[key] = t.steady() - uncovered.get(key, set())
     return out
+
+
+def lock_read(conn, touches: list[BankTouch]) -> Locked:
+    """The lock step as a statement of its own (in a transaction the locks stay taken)."""
+    return parse_locked(run_prepared(conn, sql.LOCK, lock_params(touches))[0][0], touches)
 
 
 def _floats(rows: list, first: int, width: int) -> np.ndarray:
@@ -71,8 +118,10 @@ class PgStore:
         self.cur = cur
         self.racks = list(range(1, racks + 1))
 
-    def episodes(self, site: str, bank: int, lo: float, hi: float) -> list[Episode]:
-        self.cur.execute(sql.OVERLAPPING, (site, bank, as_time(hi), as_time(lo)))
+    def episodes(self, site: str, bank: int, alarms: list[str], lo: float,
+                 hi: float) -> list[Episode]:
+        self.cur.execute(sql.OVERLAPPING, (site, bank, alarms, as_time(hi),
+                                           site, bank, alarms, as_time(hi), as_time(lo)))
         return [_episode(r) for r in self.cur.fetchall()]
 
     def next_ts(self, site: str, bank: int, after: int) -> int | None:
@@ -116,35 +165,50 @@ def _where(e: Episode) -> tuple:
 
 
 def quiet(regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch],
-          stored: dict[tuple[str, int], list[Episode]]) -> bool:
-    """True when the batch can change no episode: `stored` are the episodes overlapping each
-    bank's batch range, read under the banks' locks after the batch's rows were committed."""
-    return not any(changed_keys(regmap, t, stored.get(key, [])) for key, t in touches.items())
+          locked: Locked) -> bool:
+    """True when the batch can change no episode (`locked`: read under the banks' locks after
+    the batch's rows were written)."""
+    return not any(changed_keys(regmap, t, locked.episodes.get(key, []),
+                                locked.covered.get(key, set()))
+                   for key, t in touches.items())
 
 
-def maintain(conn, regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch]
-             ) -> list[Episode]:
+def maintain(conn, regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch],
+             locked: Locked | None = None) -> list[Episode]:
     """Bring the touched banks' episodes up to date with their stored rows, once the batch's
-    rows are committed; return the episodes raised (inserted). Idempotent: running it again
-    changes nothing."""
+    rows are committed; return the episodes raised (inserted). `locked`: the lock step's read,
+    when the writer's statement did it (else it is done here first). Idempotent: running it
+    again changes nothing."""
     if not touches:
         return []
     batch = list(touches.values())
-    if quiet(regmap, touches, lock_read(conn, batch)):
+    if quiet(regmap, touches, locked if locked is not None else lock_read(conn, batch)):
         return []
     raised: list[Episode] = []
     with transaction(conn, begin="BEGIN") as cur:
-        stored = lock_read(conn, batch)
+        locked = lock_read(conn, batch)
         store = PgStore(cur, regmap.racks)
         for t in batch:
-            raised += maintain_bank(store, regmap, t, stored.get((t.site, t.bank), []))
+            key = (t.site, t.bank)
+            raised += maintain_bank(store, regmap, t, locked.episodes.get(key, []),
+                                    locked.covered.get(key, set()))
     return raised
 
 
-def after_write(conn, decoded) -> list[Episode]:
-    """Maintain the episodes of a written batch (the writer's Decoded: per map, its frames and
-    decoded rows), map by map; return the episodes raised."""
+def batch_touches(decoded) -> list[tuple[RegisterMap, dict[tuple[str, int], BankTouch]]]:
+    """What a batch brings to each bank, per map with alarms (the writer's Decoded: per map,
+    its frames and decoded rows)."""
+    return [(regmap, touches(regmap, frames, tables))
+            for regmap, frames, tables in decoded.groups if regmap.alarms]
+
+
+def after_write(conn, touched: list, locked_text: str | None) -> list[Episode]:
+    """Maintain the episodes of a batch written (`touched`: batch_touches), map by map, with
+    what the statement's lock step read (`locked_text`; None: it did not run); return the
+    episodes raised."""
+    banks = [t for _, by_bank in touched for t in by_bank.values()]
+    locked = parse_locked(locked_text, banks) if locked_text is not None else None
     raised: list[Episode] = []
-    for regmap, frames, tables in decoded.groups:
-        raised += maintain(conn, regmap, touches(regmap, frames, tables))
+    for regmap, by_bank in touched:
+        raised += maintain(conn, regmap, by_bank, locked)
     return raised

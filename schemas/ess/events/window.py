@@ -19,6 +19,7 @@ episode is updated in place, never raised twice. The caller holds the bank's loc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -60,7 +61,8 @@ class Rows:
 class Store(Protocol):
     """What the window needs of the database (ess.events.store.PgStore; tests: memory)."""
 
-    def episodes(self, site: str, bank: int, lo: float, hi: float) -> list[Episode]: ...
+    def episodes(self, site: str, bank: int, alarms: list[str], lo: float,
+                 hi: float) -> list[Episode]: ...
 
     def next_ts(self, site: str, bank: int, after: int) -> int | None: ...
 
@@ -74,14 +76,23 @@ class Store(Protocol):
               insert: list[Episode]) -> None: ...
 
 
-def changed_keys(regmap: RegisterMap, touch: BankTouch, stored: list[Episode]) -> list[Key]:
-    """The alarm keys whose episodes the batch can change (empty: the cheap path)."""
-    names = {a.name for a in regmap.alarms}
+@lru_cache(maxsize=64)
+def _names(regmap: RegisterMap) -> frozenset[str]:
+    return frozenset(a.name for a in regmap.alarms)
+
+
+def changed_keys(regmap: RegisterMap, touch: BankTouch, stored: list[Episode],
+                 covered: set[Key] = frozenset()) -> list[Key]:
+    """The alarm keys whose episodes the batch can change (empty: the cheap path). `stored`:
+    episodes overlapping the batch; `covered`: keys whose episode is active across the whole
+    batch, which only raises or holds them (left out of `stored`)."""
+    names = _names(regmap)
     by_key: dict[Key, list[Episode]] = {}
     for e in stored:
         by_key.setdefault(e.key, []).append(e)
     out = []
-    for key in sorted(touch.raising() | set(by_key), key=lambda k: (k[0], k[1] or 0)):
+    for key in sorted((touch.raising() | set(by_key)) - covered,
+                      key=lambda k: (k[0], k[1] or 0)):
         if key[0] not in names:
             continue
         n_raise, n_clear, n_hold = touch.counts(key)
@@ -95,10 +106,10 @@ def changed_keys(regmap: RegisterMap, touch: BankTouch, stored: list[Episode]) -
 
 
 def maintain_bank(store: Store, regmap: RegisterMap, touch: BankTouch,
-                  stored: list[Episode]) -> list[Episode]:
-    """Update one bank's episodes for a batch; `stored` are those overlapping [first, last].
-    Returns the episodes inserted (newly raised)."""
-    keys = changed_keys(regmap, touch, stored)
+                  stored: list[Episode], covered: set[Key] = frozenset()) -> list[Episode]:
+    """Update one bank's episodes for a batch; `stored` are those overlapping [first, last]
+    (`covered`: see changed_keys). Returns the episodes inserted (newly raised)."""
+    keys = changed_keys(regmap, touch, stored, covered)
     if not keys:
         return []
     alarms = {a.name: a for a in regmap.alarms}
@@ -108,7 +119,7 @@ def maintain_bank(store: Store, regmap: RegisterMap, touch: BankTouch,
     for table in sorted({p.alarm.table for p in plans}):
         mine = [p for p in plans if p.alarm.table == table]
         onsets(store, touch, table, mine)
-        old = _forward(store, touch, table, mine)
+        old = _forward(store, touch, table, mine, stored)
         for p in mine:
             d, u, i = diff(sorted((e for e in old if e.key == (p.alarm.name, p.rack)
                                    and e.overlaps(p.start, p.stop)), key=lambda e: e.since),
@@ -132,24 +143,30 @@ def _plan(touch: BankTouch, alarm: Alarm, rack: int | None, old: list[Episode]) 
     return Plan(alarm, rack, a, None, lookback=pending)
 
 
-def _forward(store: Store, touch: BankTouch, table: str, plans: list[Plan]) -> list[Episode]:
+def _forward(store: Store, touch: BankTouch, table: str, plans: list[Plan],
+             stored: list[Episode]) -> list[Episode]:
     """Read the table's rows from the earliest start on, chunk by chunk past the batch, until
     every plan's derivation meets the stored episodes (or the data ends); returns the stored
-    episodes of the window, for the diff."""
+    episodes of the window, for the diff (`stored`, those overlapping the batch, when the window
+    is the batch's range)."""
     site, bank, b = touch.site, touch.bank, touch.last
     columns = tuple(sorted({p.alarm.column for p in plans}))
+    alarms = sorted({p.alarm.name for p in plans})
     lo = min(p.start for p in plans)
     parts = [store.rows(site, bank, table, columns, lo, b)]
     end, span = b, FORWARD_SPAN_US
     while True:
         rows = Rows.concat(parts)
-        old = store.episodes(site, bank, lo, end)
+        old = (stored if lo >= touch.first and end == b
+               else store.episodes(site, bank, alarms, lo, end))
         waiting = [p for p in plans if p.stop is None]
         for p in waiting:
             converge(p, touch, rows, [e for e in old if e.key == (p.alarm.name, p.rack)], end)
         waiting = [p for p in waiting if p.stop is None]
-        nxt = store.next_ts(site, bank, end) if waiting else None
-        if nxt is None:
+        if not waiting:
+            return old
+        nxt = store.next_ts(site, bank, end)
+        if nxt is None:                  # the data ends here
             for p in waiting:
                 converge(p, touch, rows, [e for e in old if e.key == (p.alarm.name, p.rack)],
                          end, last=True)

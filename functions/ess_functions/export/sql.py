@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ess.db.bigquery import export_columns
+from ess.db.bigquery import EVENTS_EXPORT, export_columns
 from ess.db.quote import ident
 from ess.db.schema import TableSpec
 
@@ -52,6 +52,25 @@ def copy_sql(spec: TableSpec) -> str:
             f"AND {t}.{ident('ts')} >= current_setting('{_START}')::timestamptz "
             f"AND {t}.{ident('ts')} < current_setting('{_END}')::timestamptz "
             f"ORDER BY {', '.join(order)}) TO STDOUT WITH (FORMAT csv, HEADER)")
+
+
+def events_copy_sql() -> str:
+    """COPY of the alarm episodes that overlap one site-day (docs/events.md), by start."""
+    t = ident("t")
+    cols = [f"to_char({t}.{ident(n)}, '{TS_FORMAT}') AS {ident(n)}" if typ == "timestamptz"
+            else f"{t}.{ident(n)}" for n, typ in EVENTS_EXPORT.keys + EVENTS_EXPORT.values]
+    order = ", ".join(f"{t}.{ident(k)}" for k in ("since", "bank_id", "rack_id", "alarm"))
+    return (f"COPY (SELECT {', '.join(cols)} FROM {ident(EVENTS_EXPORT.name)} AS {t} "
+            f"WHERE {t}.{ident('site_id')} = current_setting('{_SITE}') "
+            f"AND {t}.{ident('since')} < current_setting('{_END}')::timestamptz "
+            f"AND ({t}.{ident('cleared')} IS NULL "
+            f"OR {t}.{ident('cleared')} >= current_setting('{_START}')::timestamptz) "
+            f"ORDER BY {order}) TO STDOUT WITH (FORMAT csv, HEADER)")
+
+
+def type_copy_sql(spec: TableSpec) -> str:
+    """The COPY of one export type (a table of rows, or the events)."""
+    return events_copy_sql() if spec is EVENTS_EXPORT else copy_sql(spec)
 
 
 def scope_snapshot(cur, site_id: str, tz: str, start: datetime, end: datetime) -> None:

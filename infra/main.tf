@@ -1,5 +1,6 @@
 # Shared locals. Resources are split by concern: apis.tf, network.tf, iam.tf, pubsub.tf,
-# functions.tf, sql.tf, storage.tf, scheduler.tf, collector_vm.tf, monitoring.tf, secrets.tf.
+# replay.tf (dead-letter replay), functions.tf, sql.tf, storage.tf, scheduler.tf, collector_vm.tf,
+# monitoring.tf, secrets.tf.
 
 locals {
   bucket_location = coalesce(var.bucket_location, var.region)

@@ -2,7 +2,7 @@
 #
 # The metrics are defined on the structured JSON logs written by `ess.logs` (collector on the VM,
 # ingest/export on Cloud Run). Fields of jsonPayload:
-#   stage         poll | publish | preprocess | store | accumulate (export)
+#   stage         poll | publish | spool | preprocess | store | accumulate (export)
 #   site          site id                       frames        frames in the message / poll
 #   rows          rows written (store) or exported (accumulate)
 #   duplicates    rows skipped by ON CONFLICT DO NOTHING
@@ -104,6 +104,14 @@ locals {
     ess_days_incomplete = {
       description = "Bank-days whose completeness is below var.completeness_threshold_percent (data status lines stage=status)."
       filter      = "jsonPayload.stage=\"status\" AND jsonPayload.completeness_pct<${var.completeness_threshold_percent}"
+      value       = null
+      unit        = "1"
+    }
+    # Issue 21: the collector's spool lost frames (a bound dropped them, a write failed) or set a
+    # corrupt row aside; each ERROR line of stage=spool counts once (`frames` says how many).
+    ess_spool_errors = {
+      description = "Collector spool errors: frames dropped by the spool's size or age bound, lost to a failed write (full disk), or set aside as corrupt (stage=spool, severity ERROR)."
+      filter      = "jsonPayload.stage=\"spool\" AND severity>=ERROR"
       value       = null
       unit        = "1"
     }

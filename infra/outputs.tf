@@ -8,6 +8,14 @@ output "dead_letter_subscription" {
   value       = google_pubsub_subscription.dead_letter.id
 }
 
+output "dead_letter_replay_command" {
+  description = "Run after a sink's outage outlasted its retry budget (docs/deploy.md): sends each dead-lettered message to the replay topic of the sink that failed it."
+  value = join(" ", concat(
+    ["ess replay-dead-letters --subscription", google_pubsub_subscription.dead_letter.id],
+    [for src, topic in local.dead_letter_routes : "--route ${src}=${topic}"],
+  ))
+}
+
 output "ingest_function_urls" {
   description = "HTTPS endpoints of the ingest functions by sink (push subscription targets)."
   value       = { for k, f in google_cloudfunctions2_function.ingest : k => f.service_config[0].uri }

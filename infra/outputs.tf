@@ -74,6 +74,16 @@ output "db_grants_sql" {
   })
 }
 
+output "db_setup_commands" {
+  description = "First deploy (docs/deploy.md): per Cloud SQL instance, give the migration user cloudsqlsuperuser once, then run the database job (ess db setup); both idempotent."
+  value = {
+    for k, inst in google_sql_database_instance.this : k => [
+      "gcloud sql users assign-roles ${google_sql_user.migrate[k].name} --instance=${inst.name} --type=CLOUD_IAM_SERVICE_ACCOUNT --database-roles=cloudsqlsuperuser --project=${var.project_id}",
+      "gcloud run jobs execute ${google_cloud_run_v2_job.db[k].name} --region=${var.region} --project=${var.project_id} --wait",
+    ]
+  }
+}
+
 output "collector_instance" {
   description = "Name and zone of the collector VM (ssh: gcloud compute ssh NAME --zone ZONE --tunnel-through-iap)."
   value       = { name = google_compute_instance.collector.name, zone = google_compute_instance.collector.zone }

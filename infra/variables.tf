@@ -538,3 +538,20 @@ variable "backlog_alert_age_seconds" {
     error_message = "backlog_alert_age_seconds values must be from 60 s up to (not including) 7 days, the messages' retention."
   }
 }
+
+# --- database job (issue 21) --------------------------------------------------
+
+variable "db_job" {
+  type = object({
+    image           = optional(string, "mirror.gcr.io/library/python:3.11-slim-bookworm")
+    timeout_seconds = optional(number, 3600)
+  })
+  description = "The database job (migrate.tf): a Python 3.11 image it installs the wheel into (the collector VM's Python; Google's Docker Hub mirror by default), and how long one run may take."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = length(var.db_job.image) > 0 && var.db_job.timeout_seconds >= 60 && var.db_job.timeout_seconds <= 86400
+    error_message = "db_job.image must be set and db_job.timeout_seconds from 60 to 86400."
+  }
+}

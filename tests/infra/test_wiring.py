@@ -164,9 +164,14 @@ def _actual_roles(root: dict) -> dict[str, set[str]]:
     target_attrs = ("topic", "bucket", "secret_id", "subscription", "repository", "name",
                     "service_account_id")
     for rtype, named in root["resource"].items():
-        if not rtype.endswith("_iam_member") or rtype == "google_project_iam_member":
+        if not rtype.endswith("_iam_member"):
             continue
         for rname, body in named.items():
+            if rtype == "google_project_iam_member":
+                if rname != "component":     # a single (conditioned) project binding
+                    for w in sa_keys(body["member"], root):
+                        actual.setdefault(w, set()).add(f"{body['role']} on project")
+                continue
             member, role = body["member"], body["role"]
             attr = next(a for a in target_attrs if a in body)
             target = TARGET_REF.search(body[attr]).group(0)
@@ -186,7 +191,8 @@ def _actual_roles(root: dict) -> dict[str, set[str]]:
 
 def test_service_accounts_hold_only_their_roles(root):
     assert set(root["locals"]["service_accounts"]) == {
-        "collector", "ingest-main", "ingest-replica", "export", "invoker", "scheduler", "builder"}
+        "collector", "ingest-main", "ingest-replica", "export", "invoker", "scheduler", "builder",
+        "migrate"}
     sa = root["resource"]["google_service_account"]["component"]
     assert sa["for_each"] == "${local.service_accounts}"
     assert _actual_roles(root) == _iam_table()
@@ -272,7 +278,9 @@ def test_cloud_sql_settings(root):
     assert optional_default(root, "database", "deletion_protection") == "true"
     assert root["resource"]["google_sql_database"]["this"]["for_each"] == "${local.sql_instances}"
     users = root["resource"]["google_sql_user"]
-    assert set(users) == {"iam"} and users["iam"]["for_each"] == "${local.sql_iam_users}"
+    assert set(users) == {"iam", "migrate"}
+    assert users["iam"]["for_each"] == "${local.sql_iam_users}"
+    assert users["migrate"]["for_each"] == "${local.sql_instances}"
     iam_users = root["locals"]["sql_iam_users"]
     for sa, instance in (("ingest-main", "main"), ("export", "main"),
                          ("ingest-replica", "replica")):

@@ -1,6 +1,7 @@
 # Alerts on what can otherwise be lost silently (issue 21): a subscription whose oldest message
-# waits too long (a sink, the raw archive or the dead letters nobody replays), and the collector's
-# spool losing frames. Thresholds: var.backlog_alert_age_seconds. docs/deploy.md, "Alerts".
+# waits too long (a sink, the raw archive or the dead letters nobody replays). Thresholds:
+# var.backlog_alert_age_seconds; docs/deploy.md. The collector spool's losses alert through
+# monitoring.tf (status_alerts.spool_lost, metric ess_spool_errors).
 
 locals {
   backlog_doc = {
@@ -12,9 +13,6 @@ locals {
   # alert key => subscription, age threshold and what to do
   backlog_alerts = merge(
     { for k, s in google_pubsub_subscription.ingest : "ingest-${k}" => {
-      subscription = s.name, max_age_s = var.backlog_alert_age_seconds.ingest, doc = local.backlog_doc.ingest
-    } },
-    { for k, s in google_pubsub_subscription.replay : "replay-${k}" => {
       subscription = s.name, max_age_s = var.backlog_alert_age_seconds.ingest, doc = local.backlog_doc.ingest
     } },
     {
@@ -66,43 +64,4 @@ resource "google_monitoring_alert_policy" "backlog_age" {
   }
 
   depends_on = [google_project_service.apis]
-}
-
-resource "google_monitoring_alert_policy" "spool_errors" {
-  project               = var.project_id
-  display_name          = "ESS: collector spool lost frames"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-  user_labels           = local.labels
-
-  conditions {
-    display_name = "ess_spool_errors > 0"
-    condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.ess["ess_spool_errors"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "86400s"
-  }
-
-  documentation {
-    content   = "The collector's spool dropped frames (its size or age bound, during a long Pub/Sub outage), lost them to a failed write (a full disk) or set a corrupt row aside. `journalctl -u ess-collector | grep '\"stage\": \"spool\"'` names the frames' seq ranges; they count as lost in `ess status`. Fix the disk or the link, or raise collector.spool.max_mb / max_age_hours."
-    mime_type = "text/markdown"
-  }
-
-  depends_on = [time_sleep.metric_descriptors]
 }

@@ -340,8 +340,8 @@ resource "google_monitoring_alert_policy" "export_job_failed" {
 }
 
 # Data status (issue 14): the daily export logs one stage=status line per bank and local day
-# (functions/ess_functions/export.py), the collector one line when a bank freezes. Each policy
-# fires on a log-based counter of those lines, per site.
+# (functions/ess_functions/export.py), the collector one line when a bank freezes and one when
+# its spool loses frames. Each policy fires on a log-based counter of those lines, per site.
 locals {
   status_alerts = {
     frames_lost = {
@@ -358,6 +358,12 @@ locals {
       metric = "ess_frozen_banks"
       name   = "ESS: frozen device"
       doc    = "A bank of site $${metric.label.site} has returned byte-identical registers in every block for collector.frozen_after seconds (a BMS that hangs but answers). Check the device; the collector logs when it thaws."
+    }
+    # Issue 21: the collector's spool lost frames (its lines carry no site: a drop spans sites).
+    spool_lost = {
+      metric = "ess_spool_errors"
+      name   = "ESS: collector spool lost frames"
+      doc    = "The collector's spool dropped frames (its size or age bound, during a long Pub/Sub outage), lost them to a failed write (a full disk) or set a corrupt row aside. `journalctl -u ess-collector | grep '\"stage\": \"spool\"'` names the frames' seq ranges; they count as lost in `ess status`. Fix the disk or the link, or raise collector.spool.max_mb / max_age_hours."
     }
   }
 }

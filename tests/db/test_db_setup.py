@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from ess.cli import main as ess_main
@@ -18,27 +18,12 @@ from ess.db.connect import connect_dsn
 from ess.db.quote import ident
 from ess.regmap import load_map
 from ess.sites import load_sites
+from grants import as_user as _as
+from grants import run_sql as _run
 
 M = load_map("default")
 SITES = "sites:\n  - site_id: own-b\n    timezone: UTC\n    devices:\n" \
         "      - {host: 127.0.0.1, port: 1502, bank_id: 1}\n"
-
-
-def _as(dsn: str, user: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port}"))
-
-
-def _run(dsn: str, *sql: str) -> list:
-    conn = connect_dsn(dsn)
-    cur = conn.cursor()
-    out = []
-    for s in sql:
-        cur.execute(s)
-        out = [list(r) for r in cur.fetchall()] if cur.description else out
-    conn.commit()
-    conn.close()
-    return out
 
 
 @pytest.fixture

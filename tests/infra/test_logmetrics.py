@@ -182,7 +182,8 @@ def test_status_alerts_count_their_metric_per_site(policies, metrics):
         d = _norm(hcl2.load(f))
     alerts = next(b["status_alerts"] for b in d["locals"] if "status_alerts" in b)
     assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
-                                                      "ess_days_incomplete", "ess_frozen_banks"}
+                                                      "ess_days_incomplete", "ess_frozen_banks",
+                                                      "ess_spool_errors"}
     for a in alerts.values():
         assert metrics[a["metric"]]["value"] is None, "a counter of lines"
     cond = p["conditions"][0]["condition_threshold"][0]

@@ -78,10 +78,17 @@ def test_push_subscriptions_target_functions_with_oidc(root):
         assert block(sub, "dead_letter_policy")["dead_letter_topic"]
         assert block(sub, "retry_policy")["maximum_backoff"]
         assert sub["ack_deadline_seconds"] and sub["message_retention_duration"]
-    # one push subscription per sink, each to the matching ingest function
-    assert "for_each" in pushes["ingest"] and "local.sinks" in pushes["ingest"]["for_each"]
-    assert "[each.key]" in block(pushes["ingest"], "push_config")["push_endpoint"]
+    # per sink a push subscription on the frames topic and one on its replay topic (replay.tf),
+    # each to the matching ingest function
+    assert pushes["ingest"]["for_each"] == "${local.push_subscriptions}"
+    assert "[each.value.sink]" in block(pushes["ingest"], "push_config")["push_endpoint"]
     assert set(root["locals"]["sinks"]) == {"main", "replica"}
+    pairs = text(root["locals"]["push_subscriptions"])
+    assert 'for k, _ in local.sinks : k => {sink = k, name = "${var.prefix}-frames-ingest-${k}", ' \
+        "topic = google_pubsub_topic.frames.id}" in pairs, pairs
+    assert 'for k, _ in local.sinks : "replay-${k}" => {sink = k, ' \
+        'name = "${var.prefix}-frames-replay-${k}", topic = google_pubsub_topic.replay[k].id}' \
+        in pairs, pairs
     gcs = [s for s in subs.values() if "cloud_storage_config" in s]
     assert gcs and 'google_storage_bucket.this["raw"]' in text(gcs[0])
 

@@ -543,10 +543,10 @@ variable "backlog_alert_age_seconds" {
 
 variable "db_job" {
   type = object({
-    image           = optional(string, "mirror.gcr.io/library/python:3.11-slim-bookworm")
+    image           = optional(string, "docker.io/library/python:3.11-slim-bookworm")
     timeout_seconds = optional(number, 3600)
   })
-  description = "The database job (migrate.tf): a Python 3.11 image it installs the wheel into (the collector VM's Python; Google's Docker Hub mirror by default), and how long one run may take."
+  description = "The database job (migrate.tf): a Python 3.11 image it installs the wheel into (the collector VM's Python; Docker Hub's official image by default: Cloud Run deploys Docker Hub and Artifact Registry images), and how long one run may take."
   default     = {}
   nullable    = false
 

@@ -16,7 +16,7 @@ def _pull_all(admin, sub: str) -> list:
     out = []
     while True:
         try:
-            got = admin.pull(sub, max_messages=50, timeout=3)
+            got = admin.pull(sub, max_messages=50, timeout=1.5)
         except gexc.DeadlineExceeded:
             got = []
         if not got:
@@ -39,12 +39,12 @@ def test_routes_hold_and_dry_run(pubsub_emulator):
     a.publish(dead, b"frames-2", site_id="s", **{SOURCE: "someone-else"})
     routes = {"frames-ingest-main": a.topic_path(main)}
 
-    dry = replay(a.subscriber, a.publisher, dead_sub, routes, dry_run=True, pull_timeout=2)
+    dry = replay(a.subscriber, a.publisher, dead_sub, routes, dry_run=True, pull_timeout=1)
     assert dict(dry.replayed) == {a.topic_path(main): 1}
     assert dict(dry.unrouted) == {"someone-else": 1}
     assert _pull_all(a, main) == []
 
-    out = replay(a.subscriber, a.publisher, dead_sub, routes, pull_timeout=2)
+    out = replay(a.subscriber, a.publisher, dead_sub, routes, pull_timeout=1)
     assert dict(out.replayed) == {a.topic_path(main): 1} and not out.ok
     assert dict(out.unrouted) == {"someone-else": 1}
     (got,) = _pull_all(a, main)

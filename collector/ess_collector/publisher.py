@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from datetime import UTC, datetime
 
 from ess.codec import VERSION, pack_bodies
+from ess.wire.times import iso_z
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 
@@ -23,17 +23,12 @@ _RETRYABLE = if_exception_type(gexc.Aborted, gexc.Cancelled, gexc.DeadlineExceed
                                gexc.ServiceUnavailable, gexc.Unknown)
 
 
-def iso(us: int) -> str:
-    """ISO 8601 UTC with microseconds and a Z."""
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
-
-
 def message_for(site: str, bodies: list[bytes],
                 polls_us: list[int]) -> tuple[bytes, dict[str, str]]:
     """Body and attributes of one message: frame bodies of `site` and their poll starts."""
     return pack_bodies(bodies), {
         "site_id": site, "schema_version": str(VERSION), "frame_count": str(len(bodies)),
-        "first_poll": iso(min(polls_us)), "last_poll": iso(max(polls_us))}
+        "first_poll": iso_z(min(polls_us)), "last_poll": iso_z(max(polls_us))}
 
 
 # Reconnect quickly after an outage (gRPC's default back-off grows to 120 s).

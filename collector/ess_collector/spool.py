@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from ess.codec import Frame, encode_frame
 from ess.logs import event
+from ess.wire.times import iso_z
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,6 @@ CREATE TABLE IF NOT EXISTS corrupt (
     at REAL NOT NULL
 );
 """
-
-
-def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -271,9 +267,9 @@ def log_dropped(d: Dropped) -> None:
     """The ERROR line of frames the spool lost: how many, why, which seqs, when polled. Their
     seqs are never given again, so the ledger counts them as lost (stage=spool, `frames`)."""
     event(log, f"spool dropped {d.count} frames ({d.reason}): {d.seqs}; polled "
-          f"{_iso(d.first_poll_us)} .. {_iso(d.last_poll_us)}", stage="spool",
+          f"{iso_z(d.first_poll_us)} .. {iso_z(d.last_poll_us)}", stage="spool",
           level=logging.ERROR, frames=d.count, reason=d.code, error=d.reason, seqs=d.seqs,
-          first_poll=_iso(d.first_poll_us), last_poll=_iso(d.last_poll_us))
+          first_poll=iso_z(d.first_poll_us), last_poll=iso_z(d.last_poll_us))
 
 
 class AsyncSpool:

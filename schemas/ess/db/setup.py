@@ -16,6 +16,7 @@ the first run it owns the schema and everything in it.
 from __future__ import annotations
 
 from ..errors import PermanentError
+from . import pg
 from .grants import grant_statements
 from .migrate import Migration, ensure_partitions, migrate
 
@@ -31,15 +32,8 @@ class SetupError(PermanentError):
     reason = "migration_failed"
 
 
-def _sqlstate(exc: Exception) -> str | None:
-    arg = exc.args[0] if exc.args else None
-    return arg.get("C") if isinstance(arg, dict) else None
-
-
 def own_public_schema(conn) -> bool:
     """Make the connecting user the owner of schema public; True if it changed hands."""
-    import pg8000.dbapi
-
     cur = conn.cursor()
     cur.execute("SELECT pg_get_userbyid(nspowner) = current_user FROM pg_namespace "
                 "WHERE nspname = 'public'")
@@ -47,10 +41,10 @@ def own_public_schema(conn) -> bool:
         return False
     try:
         cur.execute("ALTER SCHEMA public OWNER TO CURRENT_USER")
-    except pg8000.dbapi.DatabaseError as exc:
+    except Exception as exc:
         conn.rollback()
-        if _sqlstate(exc) == NOT_ALLOWED:
-            raise SetupError(f"{HINT}: {exc.args[0].get('M', exc)}") from exc
+        if pg.sqlstate(exc) == NOT_ALLOWED:
+            raise SetupError(f"{HINT}: {pg.server_message(exc)}") from exc
         raise
     conn.commit()
     return True

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import PermanentError
 from .regmap import Field, RegisterMap
 from .regmap.checks import SCALE_FACTOR_RANGE
+from .wire.bits import bit_position
 from .words import assemble, compile_group
 
 
@@ -21,6 +22,13 @@ class DecodeError(PermanentError):
     """Raw registers do not fit the map (missing block, wrong length, value out of 0..65535)."""
 
     reason = "registers_do_not_fit_map"
+
+
+# Largest magnitude of a raw value per type, and where every double is an integer (2^52).
+_MAX_RAW = {"int16": 2.0 ** 15, "uint16": 2.0 ** 16, "int32": 2.0 ** 31, "uint32": 2.0 ** 32,
+            "int64": 2.0 ** 63, "uint64": 2.0 ** 64, "float32": 2.0 ** 128, "float64": np.inf,
+            "bits": 1.0, "bit": 1.0}
+_INTEGRAL = 2.0 ** 52
 
 
 def _is_register(v) -> bool:
@@ -167,6 +175,10 @@ class Decoder:
         self._compile_scale_factors(layout)
         self.scale = np.array([f.scale for f in layout], dtype=np.float64)
         self.scaled = np.flatnonzero(self.scale != 1.0)
+        # scaled cells that can reach 2^52, where rounding (x * 1000) could overflow: kept as is
+        # there (every double that large is an integer already)
+        self.scaled_big = np.flatnonzero([_MAX_RAW[layout[i].type] * self.scale[i] >= _INTEGRAL
+                                          for i in self.scaled])
         self.lo = np.array([f.min if f.has_range else -np.inf for f in layout], dtype=np.float64)
         self.hi = np.array([f.max if f.has_range else np.inf for f in layout], dtype=np.float64)
         self.ranged = bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
@@ -179,8 +191,9 @@ class Decoder:
             b = self.map.block(f.block)
             k = f.address - b.start
             if b.is_bits:      # packed 16 to a word, least significant bit first
-                src.append(self.block_offset[b.name] + k // 16)
-                bit.append(k % 16)
+                word, pos = bit_position(k)
+                src.append(self.block_offset[b.name] + word)
+                bit.append(pos)
             else:
                 src.append(self.block_offset[b.name] + k)
                 bit.append(f.bit or 0)
@@ -255,7 +268,9 @@ class Decoder:
         if len(self.gbits):
             values[:, self.gbits] = (raw[:, self.srcbits] >> self.bitpos) & 1
         if len(self.scaled):
-            values[:, self.scaled] = np.round(values[:, self.scaled] * self.scale[self.scaled], 3)
+            x = values[:, self.scaled] * self.scale[self.scaled]
+            values[:, self.scaled] = _round3(x, self.scaled_big) if len(self.scaled_big) else \
+                np.round(x, 3)
         if len(self.gsf):
             self._apply_scale_factors(raw, values, ok)
         if self.ranged:
@@ -390,6 +405,16 @@ def _table_exact(exact: dict, cells: slice, n: int, nrows: int,
         if parts[0] is not None:
             out[j] = np.stack(parts, axis=1).reshape(n * nrows)
     return out or None
+
+
+def _round3(x: np.ndarray, big: np.ndarray) -> np.ndarray:
+    """np.round(x, 3), except that columns `big` keep values of 2^52 and more as they are
+    (integers already; 1000 x could overflow to infinity)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.round(x, 3)
+    keep = np.abs(x[:, big]) >= _INTEGRAL
+    r[:, big] = np.where(keep, x[:, big], r[:, big])
+    return r
 
 
 @lru_cache(maxsize=64)

@@ -22,7 +22,8 @@ from ess.sites import SitesConfig
 
 from .config import CollectorSettings
 from .frozen import FrozenWatch
-from .modbus import DevicePoller
+from .modbus import DevicePoller, Gateway, Pacing
+from .polling import DevicePolling, polling_defaults
 from .sender import RateLimiter, SiteSender
 from .spool import AsyncSpool, Spool
 from .stats import percentile
@@ -93,6 +94,29 @@ async def _stop_publisher(publisher, timeout: float) -> None:
     end = time.monotonic() + timeout
     while not done.is_set() and time.monotonic() < end:
         await asyncio.sleep(0.05)
+
+
+def make_pollers(sites: SitesConfig, s: CollectorSettings) -> list[DevicePoller]:
+    """One poller per device; devices with `shared_connection` share their host and port's
+    Gateway (one connection), the others get one each."""
+    shared: dict[tuple[str, int], Gateway] = {}
+    pollers = []
+    for d in sites.devices():
+        p = s.polling.get(d.name) or DevicePolling(**polling_defaults())
+        pacing = Pacing(p.framing, p.pause_between_requests, p.pause_after_connect)
+        gateway = None
+        if p.shared_connection:
+            gateway = shared.get((d.host, d.port))
+            if gateway is None:
+                gateway = shared[(d.host, d.port)] = Gateway(
+                    d.host, d.port, timeout=s.timeout, pacing=pacing,
+                    reconnect_initial=s.reconnect_initial, reconnect_max=s.reconnect_max,
+                    late_window=s.interval, shared=True, site=d.site_id)
+        pollers.append(DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max,
+                                    gateway=gateway, pacing=pacing,
+                                    max_registers=p.max_registers_per_read,
+                                    late_window=s.interval))
+    return pollers
 
 
 class Collector:
@@ -224,8 +248,7 @@ class Collector:
         for site in sorted(site_ids):
             self.senders[site] = SiteSender(site, publisher, self.spool, s.publish, limiter,
                                             s.reconnect_max)
-        pollers = [DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max)
-                   for d in self.sites.devices()]
+        pollers = make_pollers(self.sites, s)
         for p in pollers:
             self.stats[p.device.name] = DeviceStats()
             self.frozen[p.device.name] = FrozenWatch(s.frozen_after)

@@ -19,7 +19,8 @@ outstanding (one at a time), frames are taken in order:
 
 Before a request, complete frames still in the buffer are unsolicited: discarded and logged.
 A timeout leaves the connection open (a late reply is recognised as above), except when part of
-a frame is left in the buffer or nothing at all arrived for SILENT_RESET requests in a row.
+a frame is left in the buffer or nothing at all arrived for SILENT_RESET requests in a row (to
+two units or more on a shared connection).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from .errors import (
 from .framing import FRAMINGS, Adu
 from .pdu import Answer, Request, check_reply
 
-SILENT_RESET = 3      # timeouts in a row with not one byte received: the link is dead
+# timeouts in a row with not one byte received (from two units or more, when the connection
+# serves several: one hung unit behind a gateway is not a dead link): the link is dead
+SILENT_RESET = 3
 
 
 class _Protocol(asyncio.Protocol):
@@ -68,6 +71,8 @@ class Connection:
         self.received = 0            # bytes received
         self.discarded = 0
         self._silent = 0
+        self._silent_units: set[int] = set()    # units whose requests timed out since a byte
+        self._units: set[int] = set()           # units asked on this connection
         self._took_own_key = False
         self._wake: asyncio.Future | None = None
         self._late: dict[tuple[int, int, int], list[float]] = {}     # RTU: key -> expiries
@@ -92,6 +97,7 @@ class Connection:
         self.buf += data
         self.received += len(data)
         self._silent = 0
+        self._silent_units.clear()
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(True)
 
@@ -128,6 +134,7 @@ class Connection:
         if self.closed is not None:
             raise LinkDown(self.closed)
         end = time.monotonic() + budget
+        self._units.add(req.unit)
         self.transport.write(self.framing.request(tid, req))
         discarded, received = self.discarded, self.received
         self._took_own_key = False
@@ -155,7 +162,8 @@ class Connection:
             return UnansweredAfterDiscard("only replies that answer nothing of ours came")
         if not received:
             self._silent += 1
-            if self._silent >= SILENT_RESET:
+            self._silent_units.add(req.unit)
+            if self._silent >= SILENT_RESET and len(self._silent_units) >= min(2, len(self._units)):
                 exc = NoReply(f"nothing received for {self._silent} requests in a row")
                 exc.reset = True
                 return exc
@@ -163,7 +171,12 @@ class Connection:
 
     def _match(self, req: Request, tid: int) -> Answer | None:
         """The answer among the frames received so far (discarding others), None: wait."""
-        while (adu := self.framing.cut(self.buf)) is not None:
+        while True:
+            if not self.framing.has_tid:
+                self._early_rtu_check(req)
+            adu = self.framing.cut(self.buf)
+            if adu is None:
+                return None
             if self.framing.has_tid:
                 if adu.tid != tid:
                     self._discard(adu, f"transaction id {adu.tid}, not the outstanding {tid}")
@@ -180,12 +193,10 @@ class Connection:
             if adu.unit != req.unit:
                 raise MismatchedReply(f"unit id {adu.unit}, expected {req.unit}")
             return check_reply(req, adu.pdu)
-        if not self.framing.has_tid:
-            self._early_rtu_check(req)
-        return None
 
     def _early_rtu_check(self, req: Request) -> None:
-        """An RTU reply of ours whose byte count is wrong fails now (its length is unknown)."""
+        """An RTU reply of ours whose byte count is wrong fails before it is cut (its length
+        comes from that byte count, so its CRC would be checked over the wrong bytes)."""
         b = self.buf
         if (len(b) >= 3 and b[0] == req.unit and b[1] == req.function
                 and b[2] != req.byte_count and not self._late_key((b[0], b[1], b[2]))):

@@ -71,8 +71,9 @@ class DevicePoller:
         start = None
         regs = {name: bytearray(2 * b.words) for name, b in self.blocks.items()}
         status: dict[str, BlockData] = {}
-        i, low = 0, False
-        while i < len(self.plan) and await self.gateway.turns.acquire(deadline, low):
+        i, low, self._waited = 0, False, 0
+        while (i < len(self.plan) and self._waited < 2
+               and await self.gateway.turns.acquire(deadline, low)):
             start = start or now_us()
             try:
                 i = await self._reads(i, deadline, regs, status)
@@ -87,8 +88,9 @@ class DevicePoller:
 
     async def _reads(self, i: int, deadline: float, regs: dict[str, bytearray],
                      status: dict[str, BlockData]) -> int:
-        """Requests from plan index `i` on; the index to resume at (len: done). Stops early,
-        on a shared connection, after a request that waited out its timeout."""
+        """Requests from plan index `i` on; the index to resume at (len: done). On a shared
+        connection a request that waited out its timeout ends the turn (the unit goes behind
+        the others), and a second one ends the unit's poll (the rest: skipped)."""
         while i < len(self.plan):
             req, i = self.plan[i], i + 1
             if req.block in status:         # an earlier read of this block failed
@@ -98,6 +100,7 @@ class DevicePoller:
             except RequestFailed as exc:
                 status[req.block] = BlockData(exc.status)
                 if self.gateway.shared and isinstance(exc, NoReply | UnansweredAfterDiscard):
+                    self._waited += 1
                     return i
                 continue
             if answer.exception is not None:

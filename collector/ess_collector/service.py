@@ -129,6 +129,7 @@ class Collector:
         self.frozen: dict[str, FrozenWatch] = {}
         self.summary = RunSummary()
         self.senders: dict[str, SiteSender] = {}
+        self.pollers: list[DevicePoller] = []
 
     def _committed(self, stored: list[tuple[int, Frame]]) -> None:
         by_site: dict[str, list[tuple[int, Frame]]] = {}
@@ -235,6 +236,11 @@ class Collector:
         for site, sender in self.senders.items():
             event(log, f"{site}: publish summary", stage="publish", site=site,
                   **sender.take_stats())
+        for gw in {id(p.gateway): p.gateway for p in self.pollers}.values():
+            counts = gw.take_counts()
+            if any(counts.values()):
+                event(log, f"{gw.name}: connection summary (replies discarded, resets)",
+                      stage="poll", site=gw.site, gateway=gw.name, **counts)
 
     async def _open(self, publisher) -> list[DevicePoller]:
         """Open the spool, one sender per site (configured or with frames in the spool) and one
@@ -248,7 +254,7 @@ class Collector:
         for site in sorted(site_ids):
             self.senders[site] = SiteSender(site, publisher, self.spool, s.publish, limiter,
                                             s.reconnect_max)
-        pollers = make_pollers(self.sites, s)
+        pollers = self.pollers = make_pollers(self.sites, s)
         for p in pollers:
             self.stats[p.device.name] = DeviceStats()
             self.frozen[p.device.name] = FrozenWatch(s.frozen_after)

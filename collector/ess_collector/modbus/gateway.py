@@ -45,10 +45,13 @@ class Pacing:
     pause_after_connect: float = 0.0
 
 
+DEFAULT_PACING = Pacing()
+
+
 class Gateway:
     """One endpoint's connection; `read(req, deadline, who)` runs one request on it."""
 
-    def __init__(self, host: str, port: int, *, timeout: float, pacing: Pacing = Pacing(),
+    def __init__(self, host: str, port: int, *, timeout: float, pacing: Pacing = DEFAULT_PACING,
                  reconnect_initial: float = 0.5, reconnect_max: float = 30.0,
                  late_window: float = 1.0, shared: bool = False, site: str = "",
                  name: str | None = None):
@@ -66,6 +69,11 @@ class Gateway:
         self._tid = 0
         self._said: dict[tuple[str, str], list[float]] = {}
         self._who = ""
+
+    def take_counts(self) -> dict[str, int]:
+        """Replies discarded and connection resets since the last call."""
+        out, self.counts = self.counts, {"discarded": 0, "resets": 0}
+        return out
 
     # ---- connection -------------------------------------------------------------------------
     def close(self, why: str = "closed") -> None:

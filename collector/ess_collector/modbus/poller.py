@@ -18,7 +18,7 @@ from ess.sites import Device
 from ess.wire import bits
 
 from .errors import NoReply, RequestFailed, UnansweredAfterDiscard
-from .gateway import Gateway, Pacing
+from .gateway import DEFAULT_PACING, Gateway, Pacing
 from .pdu import Request
 
 
@@ -36,7 +36,7 @@ class DevicePoller:
 
     def __init__(self, device: Device, timeout: float, reconnect_initial: float = 0.5,
                  reconnect_max: float = 30.0, *, gateway: Gateway | None = None,
-                 pacing: Pacing = Pacing(), max_registers: int = MAX_REGISTERS_PER_READ,
+                 pacing: Pacing = DEFAULT_PACING, max_registers: int = MAX_REGISTERS_PER_READ,
                  late_window: float = 1.0):
         self.device = device
         self.gateway = gateway or Gateway(

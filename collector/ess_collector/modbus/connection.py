@@ -15,7 +15,10 @@ outstanding (one at a time), frames are taken in order:
   also answer the request outstanding (when in doubt the block fails; it never takes a stale
   value). A request that failed after such a discard is not waited for again (its reply was
   most likely the one discarded), so a unit that recovers loses one poll, not every poll.
-  Any other frame must answer the request exactly, else MismatchedReply.
+  A frame from another unit, or with another function, cannot be the answer: it is discarded
+  (a late reply, another master's) and the wait goes on. A frame of the request's unit and
+  function must answer it exactly (byte count, count, padding bits), else MismatchedReply; its
+  byte count is checked before the frame is cut, since the frame's length follows from it.
 
 Before a request, complete frames still in the buffer are unsolicited: discarded and logged.
 A timeout leaves the connection open (a late reply is recognised as above), except when part of
@@ -190,8 +193,10 @@ class Connection:
                 self._took_own_key |= _shaped_like(adu, req)
                 self._discard(adu, "taken for the late reply to a request that timed out")
                 continue
-            if adu.unit != req.unit:
-                raise MismatchedReply(f"unit id {adu.unit}, expected {req.unit}")
+            if adu.unit != req.unit or adu.function & 0x7F != req.function:
+                self._discard(adu, f"unit {adu.unit} function {adu.function}: not the request "
+                              "outstanding")
+                continue
             return check_reply(req, adu.pdu)
 
     def _early_rtu_check(self, req: Request) -> None:

@@ -17,6 +17,9 @@ was stored. Kinds:
   byte_count    byte count field one register short of the data that follows
   count         a well-formed reply with one register fewer than requested
   late          no reply in time; it comes (poisoned) just before the reply to the next request
+  restamp       no reply in time; it comes (poisoned) just before the reply to the next request
+                on the same connection, stamped with that request's transaction id, unit id and
+                shape (as pymodbus' server does with a slow reply): only a reset can keep it out
   extra_first   a stale frame (poisoned; old tid) and then the correct reply, in one write
   extra_after   the correct reply and then a stale frame (poisoned; old tid), in one write
   bad_crc       the correct reply with its CRC broken (RTU)
@@ -112,7 +115,7 @@ class Misbehaving:
             return [good[:-2] + bytes([good[-2] ^ 0xFF, good[-1]])], kind
         if kind == "late":      # held back until the next request
             return [self._frame(tid, unit, bytes([fc, len(poison)]) + poison)], kind
-        if kind == "hang":
+        if kind in ("hang", "restamp"):
             return [], kind
         return [good], None
 
@@ -141,12 +144,18 @@ class Misbehaving:
                     self.requests.append((unit, fc, address, count))
                     writes, kind = self.replies(*req)
                     if held is not None:        # the late reply comes first
+                        if held == b"restamp":
+                            good = self._data(unit, fc, address, count)
+                            held = self._frame(tid, unit, bytes([fc, len(good)]) + (
+                                POISON.to_bytes(2, "big") * len(good))[:len(good)])
                         writer.write(held)
                         await writer.drain()
                         await asyncio.sleep(0.005)
                         held = None
                     if kind == "late":
                         held, writes = writes[0], []
+                    elif kind == "restamp":
+                        held = b"restamp"
                     for w in writes:
                         writer.write(w)
                     await writer.drain()

@@ -41,10 +41,11 @@ class CapturePublisher:
 
 
 def _config(tmp_path, devices: list[dict], gateways: list[dict] = (),
-            timeout: float = TIMEOUT) -> tuple:
+            timeout: float = TIMEOUT, reconnect: tuple = (0.05, 0.2)) -> tuple:
     doc = {"sites": [{"site_id": "site-m", "devices": devices}],
            "collector": {"topic": "projects/p/topics/t", "interval": INTERVAL,
-                         "timeout": timeout, "reconnect": {"initial": 0.05, "max": 0.2},
+                         "timeout": timeout,
+                         "reconnect": {"initial": reconnect[0], "max": reconnect[1]},
                          "spool": {"path": str(tmp_path / "spool.sqlite")},
                          "gateways": list(gateways), "stats_interval": 60}}
     sites = parse_sites(doc)
@@ -112,9 +113,10 @@ def test_a_hung_unit_behind_a_shared_paced_gateway_costs_the_others_nothing(tmp_
                    "framing": framing, "pause_between_requests": 0.002,
                    "pause_after_connect": 0.02}
         try:
-            # per tick: unit 2's two timeouts and unit 3's one, well within the interval
+            # unit 2 demoted 0.5 s after its timeout, then 1 s: probed at ticks 1 and 3 only
             frames, summary = await _collect(
-                *_config(tmp_path / framing, devices, [gateway], timeout=0.08), ticks=TICKS)
+                *_config(tmp_path / framing, devices, [gateway], reconnect=(0.5, 2.0)),
+                ticks=TICKS)
             return frames, summary, dev
         finally:
             dev.close()
@@ -123,7 +125,8 @@ def test_a_hung_unit_behind_a_shared_paced_gateway_costs_the_others_nothing(tmp_
         (tmp_path / framing).mkdir()
         frames, summary, dev = asyncio.run(go(framing))
         banks = _by_bank(frames)
-        assert dev.connections == 1, framing                # no reconnect, let alone a storm
+        # a reconnect per probe of a misbehaving unit (ticks 1 and 3), not one per tick
+        assert dev.connections <= 1 + 2 * 2, framing
         assert summary.missed_ticks == 0
         for u in (1, 3, 4):
             assert len(banks[u]) == TICKS
@@ -132,9 +135,6 @@ def test_a_hung_unit_behind_a_shared_paced_gateway_costs_the_others_nothing(tmp_
                 assert {n for n, b in f.blocks.items() if not b.ok} == late, (framing, u, f.seq)
                 assert all(f.blocks[n].status == BlockStatus.TIMEOUT for n in late)
                 served_ok(sim, u, f.blocks, f.poll_start_us, f.poll_end_us)
-        for f in banks[2]:                                  # at most one timeout a tick
-            statuses = [b.status for b in f.blocks.values()]
-            assert statuses.count(BlockStatus.TIMEOUT) <= 2, (framing, statuses)
-            assert BlockStatus.OK not in statuses
-        hung = [r for r in dev.requests if r[0] == 2]
-        assert len(hung) <= 2 * TICKS, framing                  # not every block every tick
+        for f in banks[2]:                  # never an ok block; asked on probes only
+            assert all(b.status == BlockStatus.TIMEOUT for b in f.blocks.values()), framing
+        assert len([r for r in dev.requests if r[0] == 2]) == 2, framing

@@ -18,11 +18,11 @@ class RequestFailed(TransientError):
 
 
 class NoReply(RequestFailed):
-    """Nothing answered the request within its budget (late replies are recognised later)."""
+    """Nothing answered the request within its budget; the connection is reset, so its late
+    reply cannot come (some devices stamp it with a newer request's transaction id)."""
 
     reason = "timeout"
     status = BlockStatus.TIMEOUT
-    reset = False
 
 
 class LinkDown(RequestFailed):
@@ -50,8 +50,6 @@ class BadCrc(RequestFailed):
 class UnansweredAfterDiscard(MismatchedReply):
     """The budget ended after replies that answer nothing of ours were discarded (a foreign or
     stale transaction id, a presumed late RTU reply): no reply could be shown to be ours."""
-
-    reset = False
 
 
 class Skipped(RequestFailed):

@@ -8,13 +8,17 @@ the unit ids behind a gateway: transaction ids, pacing, turns, resets and reconn
   that would end after the poll's deadline skips the request instead.
 * Turns: a unit polls all its blocks in one turn (so its registers are read close together);
   after a timeout on a shared connection the unit waits behind every other unit for the rest
-  (`turns.Turns`), so a hung unit costs the others at most one timeout per tick.
-* Resets: the connection is closed after a transport error, a reply that breaks the protocol,
-  a bad CRC, bytes left mid-frame at a timeout, or SILENT_RESET timeouts without a byte. A
-  timeout alone never closes it (late replies are recognised instead), so a hung unit causes no
-  reconnects. It is reopened at the next request: at once if the closed connection had carried
-  an accepted reply, else after a back-off doubling from `reconnect.initial` to `reconnect.max`
-  (also after a failed connect); an accepted reply clears the back-off.
+  (`turns.Turns`), and is demoted (`demotion.Demotions`), so a hung unit costs the others at
+  most one timeout per tick and one reconnect per probe.
+* Resets: the connection is closed after any failed request but a clean "not ours" discard:
+  a transport error, a reply that breaks the protocol, a bad CRC, and a timeout (some devices and
+  gateways stamp a late reply with the transaction and unit id of whatever request is
+  outstanding when it comes; a closed connection cannot carry it). It is reopened at the next
+  request: at once if the closed connection had carried an accepted reply (or, shared, closed
+  for one unit's timeout: that unit is demoted instead), else after a back-off doubling from
+  `reconnect.initial` to `reconnect.max` (also after a failed connect); an accepted reply clears
+  the back-off.
+* RTU late replies (`late.LateReplies`) are kept per gateway, across reconnects.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from dataclasses import dataclass
 from ess.logs import event
 
 from .connection import Connection
-from .errors import LinkDown, RequestFailed, Skipped
+from .errors import LinkDown, NoReply, RequestFailed, Skipped, UnansweredAfterDiscard
 from .framing import Adu
+from .late import LateReplies
 from .pdu import Answer, Request
 from .turns import Turns
 
@@ -57,7 +62,7 @@ class Gateway:
                  name: str | None = None):
         self.host, self.port, self.timeout, self.pacing = host, port, timeout, pacing
         self.backoff_initial, self.backoff_max = reconnect_initial, reconnect_max
-        self.late_window, self.shared, self.site = late_window, shared, site
+        self.late, self.shared, self.site = LateReplies(late_window), shared, site
         self.name = name or f"{host}:{port}"
         self.turns = Turns()
         self.conn: Connection | None = None
@@ -92,9 +97,11 @@ class Gateway:
               level=logging.WARNING, site=self.site, device=who, gateway=self.name, error=why,
               backoff_s=self.backoff)
 
-    def reset(self, why: str, who: str = "") -> None:
-        """Close the connection; reopen at once if it was healthy, else after the back-off."""
-        healthy = self.conn is not None and self.conn.accepted > 0
+    def reset(self, why: str, who: str = "", unit_fault: bool = False) -> None:
+        """Close the connection; reopen at once if it was healthy (or, shared, the fault was
+        one unit's: a timeout, which demotes that unit), else after the back-off."""
+        healthy = (self.conn is not None and self.conn.accepted > 0) or (
+            unit_fault and self.shared)
         self.close(why)
         self.counts["resets"] += 1
         if healthy:
@@ -120,7 +127,7 @@ class Gateway:
             raise Skipped("no time left to connect")
         try:
             self.conn = await Connection.open(self.host, self.port, self.pacing.framing, budget,
-                                              self.late_window, self._discarded)
+                                              self.late, self._discarded)
         except (OSError, TimeoutError) as exc:       # refused, unreachable, timed out
             why = str(exc) or "connection timed out"
             self._back_off(f"cannot connect ({why})", who)
@@ -164,7 +171,8 @@ class Gateway:
             self._say(who, exc.reason, f"{who}: {exc.reason} to {req.describe()}: {exc}",
                       request=req.describe())
         if exc.reset:
-            self.reset(f"{exc.reason}: {exc}", who)
+            self.reset(f"{exc.reason}: {exc}", who,
+                       unit_fault=isinstance(exc, NoReply | UnansweredAfterDiscard))
 
     def _discarded(self, adu: Adu, why: str) -> None:
         self.counts["discarded"] += 1

@@ -19,9 +19,10 @@ outstanding (one at a time), frames are taken in order:
   byte count is checked before the frame is cut, since the frame's length follows from it.
 
 Before a request, complete frames still in the buffer are unsolicited: discarded and logged.
-Every failure but a discard-free wait tells the caller to reset the connection (errors.reset):
-a timeout too, since some devices and gateways stamp a late reply with the transaction id (and
-unit id) of the request outstanding when it finally comes; a closed connection cannot carry it.
+Every request that gets no accepted answer tells the caller to reset the connection
+(errors.RequestFailed.reset): a timeout too, since some devices and gateways stamp a late reply
+with the transaction id (and unit id) of the request outstanding when it finally comes; a closed
+connection cannot carry it.
 """
 
 from __future__ import annotations

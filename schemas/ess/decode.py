@@ -14,6 +14,7 @@ import numpy as np
 from .errors import PermanentError
 from .regmap import Field, RegisterMap
 from .regmap.checks import SCALE_FACTOR_RANGE
+from .rounding import big_cells, round3
 from .wire.bits import bit_position
 from .words import assemble, compile_group
 
@@ -22,13 +23,6 @@ class DecodeError(PermanentError):
     """Raw registers do not fit the map (missing block, wrong length, value out of 0..65535)."""
 
     reason = "registers_do_not_fit_map"
-
-
-# Largest magnitude of a raw value per type, and where every double is an integer (2^52).
-_MAX_RAW = {"int16": 2.0 ** 15, "uint16": 2.0 ** 16, "int32": 2.0 ** 31, "uint32": 2.0 ** 32,
-            "int64": 2.0 ** 63, "uint64": 2.0 ** 64, "float32": 2.0 ** 128, "float64": np.inf,
-            "bits": 1.0, "bit": 1.0}
-_INTEGRAL = 2.0 ** 52
 
 
 def _is_register(v) -> bool:
@@ -175,10 +169,7 @@ class Decoder:
         self._compile_scale_factors(layout)
         self.scale = np.array([f.scale for f in layout], dtype=np.float64)
         self.scaled = np.flatnonzero(self.scale != 1.0)
-        # scaled cells that can reach 2^52, where rounding (x * 1000) could overflow: kept as is
-        # there (every double that large is an integer already)
-        self.scaled_big = np.flatnonzero([_MAX_RAW[layout[i].type] * self.scale[i] >= _INTEGRAL
-                                          for i in self.scaled])
+        self.scaled_big = big_cells(layout, self.scaled, self.scale)
         self.lo = np.array([f.min if f.has_range else -np.inf for f in layout], dtype=np.float64)
         self.hi = np.array([f.max if f.has_range else np.inf for f in layout], dtype=np.float64)
         self.ranged = bool(np.isfinite(self.lo).any() or np.isfinite(self.hi).any())
@@ -190,13 +181,9 @@ class Decoder:
         for f in layout:
             b = self.map.block(f.block)
             k = f.address - b.start
-            if b.is_bits:      # packed 16 to a word, least significant bit first
-                word, pos = bit_position(k)
-                src.append(self.block_offset[b.name] + word)
-                bit.append(pos)
-            else:
-                src.append(self.block_offset[b.name] + k)
-                bit.append(f.bit or 0)
+            word, pos = bit_position(k) if b.is_bits else (k, f.bit or 0)   # bits: 16 a word
+            src.append(self.block_offset[b.name] + word)
+            bit.append(pos)
         return np.array(src, dtype=np.intp), np.array(bit, dtype=np.int64)
 
     def _compile_scale_factors(self, layout: list[Field]) -> None:
@@ -268,9 +255,8 @@ class Decoder:
         if len(self.gbits):
             values[:, self.gbits] = (raw[:, self.srcbits] >> self.bitpos) & 1
         if len(self.scaled):
-            x = values[:, self.scaled] * self.scale[self.scaled]
-            values[:, self.scaled] = _round3(x, self.scaled_big) if len(self.scaled_big) else \
-                np.round(x, 3)
+            values[:, self.scaled] = round3(values[:, self.scaled] * self.scale[self.scaled],
+                                            self.scaled_big)
         if len(self.gsf):
             self._apply_scale_factors(raw, values, ok)
         if self.ranged:
@@ -405,16 +391,6 @@ def _table_exact(exact: dict, cells: slice, n: int, nrows: int,
         if parts[0] is not None:
             out[j] = np.stack(parts, axis=1).reshape(n * nrows)
     return out or None
-
-
-def _round3(x: np.ndarray, big: np.ndarray) -> np.ndarray:
-    """np.round(x, 3), except that columns `big` keep values of 2^52 and more as they are
-    (integers already; 1000 x could overflow to infinity)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = np.round(x, 3)
-    keep = np.abs(x[:, big]) >= _INTEGRAL
-    r[:, big] = np.where(keep, x[:, big], r[:, big])
-    return r
 
 
 @lru_cache(maxsize=64)

@@ -18,16 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .collector import ROOT, WARMUP_TICKS, NullPublisher, _pin
+from .collector import WARMUP_TICKS, NullPublisher, _pin, _sustains, run_pinned
 
-LATENCY, PAUSE, TICKS = 0.010, 0.002, 3
+LATENCY, PAUSE, TICKS = 0.020, 0.005, 3
 
 
 def _sites(n: int, port: int, tmp: str, pause: float):
@@ -53,9 +51,10 @@ def _ours(n: int, port: int, pause: float) -> dict:
         col = Collector(*_sites(n, port, tmp, pause), publisher=NullPublisher())
 
         async def go():
-            task = asyncio.create_task(col.run(max_ticks=WARMUP_TICKS + TICKS,
-                                               start_at=time.time() + 0.5))
-            await asyncio.sleep(WARMUP_TICKS + 0.6)
+            first = math.ceil(time.time() + 0.5)
+            task = asyncio.create_task(col.run(max_ticks=WARMUP_TICKS + TICKS, start_at=first))
+            # the warm-up ticks' polls end 10 ms before the next tick (the deadline margin)
+            await asyncio.sleep(first + WARMUP_TICKS - 0.005 - time.time())
             col.summary.missed_ticks = col.summary.failed_blocks = col.summary.polls = 0
             return await task
 
@@ -115,24 +114,9 @@ def _step(kind: str, n: int, latency: float, pause: float) -> dict:
     from .collector_sim import COMMAND
 
     port = free_port_range(1)
-    sim = SimulatorProcess(port, n, units=True,
-                           command=(*COMMAND, "--latency", str(latency))).start(timeout=60)
-    try:
-        last = (os.cpu_count() or 1) - 1
-        if hasattr(os, "sched_setaffinity") and last > 0:
-            os.sched_setaffinity(sim.proc.pid, {last})
-        out = subprocess.run([sys.executable, "-m", "tests.bench.collector_gateway", kind,
-                              str(n), str(port), str(pause)], capture_output=True, text=True,
-                             timeout=60, cwd=ROOT)
-        if out.returncode != 0:
-            raise RuntimeError(f"gateway bench step failed: {out.stderr[-2000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        sim.stop()
-
-
-def _sustains(r: dict) -> bool:
-    return r["polls"] > 0 and r["missed"] == 0 and r["failed_blocks"] == 0
+    sim = SimulatorProcess(port, n, units=True, command=(*COMMAND, "--latency", str(latency)))
+    return run_pinned(sim, ["tests.bench.collector_gateway", kind, str(n), str(port), str(pause)],
+                      60)
 
 
 def units_per_gateway(latency: float = LATENCY, pause: float = PAUSE) -> dict:
@@ -146,7 +130,7 @@ def units_per_gateway(latency: float = LATENCY, pause: float = PAUSE) -> dict:
     best, detail = {}, {}
     for kind in ("ours", "baseline"):
         best[kind] = 0
-        for n in range(rule + 1, max(0, rule - 4), -1):
+        for n in range(rule + 1, 0, -1):
             r = _step(kind, n, latency, pause)
             detail[f"{kind}:{n}"] = r
             if _sustains(r):

@@ -11,39 +11,38 @@ from ess.errors import TransientError
 
 
 class RequestFailed(TransientError):
-    """A request got no accepted reply; `status` is the block's status."""
+    """A request got no accepted reply; `status` is the block's status, `reason` its name."""
 
     status = BlockStatus.TRANSPORT
     reset = True
+    cut_short = False       # the poll's deadline cut the wait below `timeout`
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.reason = cls.status.name.lower()
 
 
 class NoReply(RequestFailed):
     """Nothing answered the request within its budget; the connection is reset, so its late
     reply cannot come (some devices stamp it with a newer request's transaction id)."""
 
-    reason = "timeout"
     status = BlockStatus.TIMEOUT
 
 
 class LinkDown(RequestFailed):
     """Connection refused, reset, closed, or not open (backing off)."""
 
-    reason = "transport"
-    status = BlockStatus.TRANSPORT
-
 
 class MismatchedReply(RequestFailed):
     """A reply broke the protocol or did not answer this request (unit, function, byte count,
     count); nothing of it is kept."""
 
-    reason = "mismatched_reply"
     status = BlockStatus.MISMATCHED_REPLY
 
 
 class BadCrc(RequestFailed):
     """An RTU frame failed its CRC-16 check."""
 
-    reason = "bad_crc"
     status = BlockStatus.BAD_CRC
 
 
@@ -55,6 +54,5 @@ class UnansweredAfterDiscard(MismatchedReply):
 class Skipped(RequestFailed):
     """Not attempted: no time is left before the poll's deadline (pacing included)."""
 
-    reason = "skipped"
     status = BlockStatus.SKIPPED
     reset = False

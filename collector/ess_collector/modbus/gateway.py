@@ -158,6 +158,7 @@ class Gateway:
         try:
             answer = await conn.exchange(req, self._next_tid(), budget)
         except RequestFailed as exc:
+            exc.cut_short = budget < self.timeout       # the deadline, not the device, ended it
             self._failed(exc, req, who)
             raise
         finally:

@@ -117,7 +117,8 @@ class DevicePoller:
                 answer = await self.gateway.read(self.requests[i - 1], deadline, self.device.name)
             except RequestFailed as exc:
                 status[req.block] = BlockData(exc.status)
-                if shared and isinstance(exc, NoReply | UnansweredAfterDiscard):
+                if shared and isinstance(exc, NoReply | UnansweredAfterDiscard) and not (
+                        exc.cut_short):     # a wait the deadline cut says nothing of the unit
                     self._demote(i - 1 if self._answered else UNIT, req)
                     self._waited += 1
                     return i if self._answered else self._demoted_blocks(status)

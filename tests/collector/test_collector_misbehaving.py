@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import time
 
+import pytest
 from ess.codec import BlockStatus, decode_frames, encode_frames
 from ess.sites import parse_sites
 from ess_collector.config import collector_settings
@@ -18,7 +19,7 @@ from ess_collector.simulator.server import Simulator
 from misbehaving import Misbehaving
 from test_modbus_replies import MBAP, RTU, served_ok
 
-INTERVAL, TIMEOUT, TICKS = 0.4, 0.1, 3
+INTERVAL, TIMEOUT, TICKS = 0.3, 0.08, 3
 
 
 class CapturePublisher:
@@ -66,6 +67,7 @@ def _by_bank(frames) -> dict[int, list]:
     return out
 
 
+@pytest.mark.slow       # real ticks: ~1 s
 def test_every_mismatch_through_the_collector(tmp_path):
     kinds = [("tcp", k, s) for k, s in MBAP.items()] + [("rtu", k, s) for k, s in RTU.items()]
     sim = Simulator(len(kinds), 0)
@@ -79,7 +81,7 @@ def test_every_mismatch_through_the_collector(tmp_path):
             devices.append({"host": "127.0.0.1", "port": ports[framing], "unit_id": unit,
                             "bank_id": unit, "framing": framing})
         try:
-            return await _collect(*_config(tmp_path, devices))
+            return await _collect(*_config(tmp_path, devices), ticks=2)
         finally:
             for d in devs.values():
                 d.close()
@@ -89,7 +91,7 @@ def test_every_mismatch_through_the_collector(tmp_path):
     assert sorted(banks) == list(range(1, len(kinds) + 1)) and summary.missed_ticks == 0
     for unit, (framing, kind, status) in enumerate(kinds, 1):
         first, *rest = banks[unit]
-        assert [f.seq for f in banks[unit]] == list(range(1, TICKS + 1))
+        assert [f.seq for f in banks[unit]] == [1, 2]
         assert first.blocks["PCS"].status == status, (framing, kind)
         assert all(first.blocks[n].ok for n in ("BMS1", "BMS2", "ETC")), (framing, kind)
         for f in banks[unit]:
@@ -98,6 +100,7 @@ def test_every_mismatch_through_the_collector(tmp_path):
             assert all(b.ok for b in f.blocks.values()), (framing, kind, f.seq)
 
 
+@pytest.mark.slow       # real ticks: ~2 s
 def test_a_hung_unit_behind_a_shared_paced_gateway_costs_the_others_nothing(tmp_path):
     units = 4
     sim = Simulator(units, 0)
@@ -111,11 +114,11 @@ def test_a_hung_unit_behind_a_shared_paced_gateway_costs_the_others_nothing(tmp_
                    for u in range(1, units + 1)]
         gateway = {"host": "127.0.0.1", "port": port, "shared_connection": True,
                    "framing": framing, "pause_between_requests": 0.002,
-                   "pause_after_connect": 0.02}
+                   "pause_after_connect": 0.005}
         try:
-            # unit 2 demoted 0.5 s after its timeout, then 1 s: probed at ticks 1 and 3 only
+            # unit 2 demoted for 0.4 s after its timeout, ticks 0.3 s apart
             frames, summary = await _collect(
-                *_config(tmp_path / framing, devices, [gateway], reconnect=(0.5, 2.0)),
+                *_config(tmp_path / framing, devices, [gateway], reconnect=(0.4, 2.0)),
                 ticks=TICKS)
             return frames, summary, dev
         finally:
@@ -137,4 +140,6 @@ def test_a_hung_unit_behind_a_shared_paced_gateway_costs_the_others_nothing(tmp_
                 served_ok(sim, u, f.blocks, f.poll_start_us, f.poll_end_us)
         for f in banks[2]:                  # never an ok block; asked on probes only
             assert all(b.status == BlockStatus.TIMEOUT for b in f.blocks.values()), framing
-        assert len([r for r in dev.requests if r[0] == 2]) == 2, framing
+        # not asked while demoted: once, and again at tick 3 if its back-off (from its timeout
+        # in tick 1, which depends on its turn) has passed by then
+        assert 1 <= len([r for r in dev.requests if r[0] == 2]) <= 2, framing

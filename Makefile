@@ -12,7 +12,7 @@ CKV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: install system-deps checkov provider-schema test lint run bench package clean
+.PHONY: install system-deps checkov provider-schema test test-unit lint run bench package clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ provider-schema: install
 
 test: install system-deps checkov provider-schema
 	$(BIN)/python -m pytest -q
+
+# The fast tier: every test that needs no service (tests/conftest.py marks the others `service`);
+# needs only `make install`. Bytecode caching on: compiling every module again costs seconds.
+test-unit: install
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -m "not service"
 
 lint: install
 	$(BIN)/ruff check schemas collector functions infra tests

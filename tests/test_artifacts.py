@@ -31,7 +31,9 @@ def _package():
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory) -> Path:
+def build(tmp_path_factory, needs_service) -> Path:
+    """What infra/package.py builds. The full tier: `pip wheel` fetches the build backend from
+    the package index (build isolation) and takes seconds."""
     out = tmp_path_factory.mktemp("build")
     subprocess.run([sys.executable, str(ROOT / "infra" / "package.py"), "--out", str(out)],
                    check=True, cwd=ROOT, capture_output=True)

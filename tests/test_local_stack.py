@@ -179,6 +179,7 @@ def test_gcs_roundtrip_and_generation_precondition(gcs_emulator, monkeypatch):
     assert [b.name for b in client.list_blobs("ess-test-bucket")] == ["exports/a.csv"]
 
 
+@pytest.mark.usefixtures("needs_service")
 def test_function_process_serves_http(tmp_path):
     src = tmp_path / "main.py"
     src.write_text(

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pg8000.native
 from ess.db.quote import ident
 
-from .procs import LOCALHOST, ManagedProcess, Service
+from .procs import LOCALHOST, ManagedProcess, Service, refuse_if_forbidden
 
 APP_USER = "ess"
 ADMIN_USER = "postgres"
@@ -201,6 +201,7 @@ class Cluster(Service):
         """Start the server (initializing first if needed) and wait until it accepts logins."""
         if self.running:
             return self
+        refuse_if_forbidden("PostgreSQL")
         self.init()
         self._proc = ManagedProcess(
             [str(self.install.bindir / "postgres"), "-D", str(self.datadir)],

@@ -110,7 +110,9 @@ def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0,
                 continue        # allow: plaintext failed, try TLS
             if isinstance(exc, pg.DatabaseError):
                 raise
-            raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
+            why = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            raise DatabaseUnavailable(f"database unavailable: cannot connect to {host}:"
+                                      f"{u.port or 5432}: {why.strerror or why}") from exc
     pg.tune(conn, no_delay, read_timeout)
     return conn
 

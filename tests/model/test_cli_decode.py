@@ -3,7 +3,9 @@ through the `ess` entry point's main, stdin and stdout captured)."""
 
 import io
 import json
+import re
 
+import pytest
 from ess.cli import main as ess_main
 from ess.decode import decoder_for
 from ess.regmap import load_map
@@ -51,3 +53,33 @@ def test_malformed_lines_are_refused_by_line(monkeypatch, capsys):
     assert "line 4: block ETC: register 0 (address 600) is 70000" in err
     assert "line 5: missing block BMS2" in err
     assert "line 6: expected a JSON object" in err
+
+
+def test_help_shows_the_input_and_an_example_that_decodes(monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        ess_main(["decode", "--help"])
+    shown = capsys.readouterr().out
+    assert "input (stdin): one frame a line, a JSON object" in shown
+    example = re.search(r"print\(json\.dumps\((.+)\)\)' \|\s+ess decode (.*)", shown)
+    stdin = json.dumps(eval(example.group(1))) + "\n"   # noqa: S307 - our own help text
+    code, out, err = run(stdin, *example.group(2).split(), monkeypatch=monkeypatch,
+                         capsys=capsys)
+    assert code == 0 and out.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("name", ["default", "examples/pcs-meter", "examples/sunspec-802"])
+def test_map_check_states_the_sizes_decode_takes(name, monkeypatch, capsys):
+    assert ess_main(["map", "check", name]) == 0
+    stated = capsys.readouterr().out.split("a frame (ess decode's input): ")[1]
+    sizes = {b: int(n) for b, n in re.findall(r"(\w+) (\d+) (?:registers|words?)", stated)}
+    regmap = load_map(name)
+    assert list(sizes) == [b.name for b in regmap.blocks]
+    frame = {b: [0] * n for b, n in sizes.items()}
+    code, _, err = run(json.dumps(frame) + "\n", "--map", name, monkeypatch=monkeypatch,
+                       capsys=capsys)
+    assert code == 0, err
+    first = regmap.blocks[0].name
+    frame[first].append(0)
+    code, _, err = run(json.dumps(frame) + "\n", "--map", name, monkeypatch=monkeypatch,
+                       capsys=capsys)
+    assert code == 1 and f"block {first}: expected {sizes[first]} " in err, err

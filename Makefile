@@ -16,10 +16,14 @@ CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
 install: $(STAMP)
 
+# Quiet: setuptools' notice about editable installs is silenced, and the *.egg-info it leaves in
+# the source tree is removed (the installed metadata is in .venv).
 $(STAMP): pyproject.toml infra/local/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e infra/local
+	PYTHONWARNINGS="ignore:Editable installation" \
+	  $(BIN)/pip install --quiet -e '.[dev]' -e infra/local
+	rm -rf *.egg-info infra/local/*.egg-info
 	touch $(STAMP)
 
 # Services the tests and `make run` start: PostgreSQL + TimescaleDB, Pub/Sub and GCS emulators.

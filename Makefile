@@ -12,7 +12,7 @@ CKV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: install system-deps checkov provider-schema test test-unit lint run bench package clean
+.PHONY: install system-deps checkov provider-schema test test-unit lint run run-db bench package clean
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ lint: install
 run: install system-deps
 	$(BIN)/python -m ess_local.run $(if $(DURATION),--duration $(DURATION)) $(if $(CONFIG),--config $(CONFIG)) $(if $(MAP),--map $(MAP))
 
+# The databases of the latest `make run` again (RUN=.run/<start> for another), until Ctrl-C.
+RUN ?=
+run-db: install
+	$(BIN)/python -m ess_local.kept $(RUN)
+
 # Deployment artifacts for infra/ (wheel, schema data, function archives) in build/.
 package: install
 	$(BIN)/python infra/package.py
@@ -67,5 +72,7 @@ package: install
 bench: install system-deps
 	$(BIN)/python -m tests.bench --out docs/benchmarks.md
 
+# A run whose clone the postgres user cannot reach keeps its cluster outside: .run/*/pg links it.
 clean:
+	for pg in .run/*/pg; do if [ -L "$$pg" ]; then rm -rf "$$(readlink "$$pg")"; fi; done
 	rm -rf $(VENV) $(CKV_VENV) build .run

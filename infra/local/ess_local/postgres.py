@@ -204,7 +204,8 @@ class Cluster(Service):
         refuse_if_forbidden("PostgreSQL")
         self.init()
         self._proc = ManagedProcess(
-            [str(self.install.bindir / "postgres"), "-D", str(self.datadir)],
+            # -p: a kept cluster opened again gets a fresh port (the conf has its first one)
+            [str(self.install.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port)],
             name=f"postgres-{self.major}:{self.port}",
             log_path=self.datadir.parent / f"{self.datadir.name}.log",
             cwd="/",

@@ -6,13 +6,14 @@ bank 2 frozen from FROZEN_AT on; bank 1 dropping every connection for 10 s (DROP
 block answering an exception every 5th poll; the collector killed with kill -9 and restarted;
 the database restarted. `ess status` must report exactly that: missed = the ticks the collector
 was down (plus any it reports it missed by overrunning), failed = the drop's and the exception's
-polls among the polls that happened (each within one tick at each edge), lost = 0, no reset;
-bank 2 flagged frozen, the frame that makes it so committed within frozen_after + 5 s.
+polls among the polls that happened (each frame's failures those injected at its second, one
+tick either side at an edge), lost = 0, no reset; bank 2 flagged frozen, the frame that makes
+it so committed within frozen_after + 5 s of the freeze.
 
-What a busy machine cannot promise is left out of the expectations: which ticks were polled and
-when `ess status` (a subprocess) gets to run. Those come from what the pipeline recorded: the
-frame ledger (each frame's poll time, failures, registers' CRC, commit time) and the collector's
-log (ticks it missed).
+What a busy machine cannot promise is left out of the expectations: which ticks were polled,
+which replies came too late, and when `ess status` (a subprocess) gets to run. Those come from
+what the pipeline recorded: the frame ledger (each frame's poll time, failures, registers' CRC,
+commit time) and the collector's log (ticks it missed).
 
 Delivery is pull-and-post (tests/ingest/relay.py): the emulator's own push would redeliver the
 deliveries that failed while the database was down only after 1000 s.
@@ -253,50 +254,86 @@ def test_missed_equals_the_ticks_the_collector_was_down(run):
         assert _within(in_run, len(down) + overran), (bank, in_run, down, overran)
 
 
+# Failures a busy machine adds on its own (a reply later than collector.timeout, no time left
+# in the tick): recorded like any other, so status must count them, but not injected here.
+LOAD_KINDS = ("timeout", "skipped")
+
+
+def _injected(run: Run, s: int) -> set[str]:
+    """The failures the fault plan puts into bank 1's poll at second s."""
+    if run.plan.first("drop", 1, "BMS1", s):
+        return {f"{n}:transport" for n in BLOCKS}
+    if run.plan.first("exception", 1, "PCS", s):
+        return {"PCS:exception:4"}
+    return set()
+
+
+def _ledger_failed(rows: list[dict]) -> tuple[dict[str, int], int]:
+    """`block:kind` counts and failed polls, counted from the ledger's frames."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        for f in r["failed"]:
+            counts[f] = counts.get(f, 0) + 1
+    return counts, sum(1 for r in rows if r["failed"])
+
+
 def test_failed_equals_the_drop_and_the_periodic_exception(run):
-    b = _bank(run.doc, 1)
-    # the ticks bank 1 was polled, from the ledger: on a busy machine the collector may skip a
-    # tick (an overrun), so not every second of the run has a poll whose faults could show
-    polled = sorted({math.floor(r["ts"]) for r in run.ledger[1]})
-    assert b["stored"] == len(run.ledger[1]) == len(polled)
+    """Per frame of bank 1 the collector polled (a busy machine may skip a tick): its failures
+    are the faults injected at its poll second (either second at a fault's edge), besides any a
+    busy machine caused (LOAD_KINDS); `ess status` counts exactly the ledger's failures."""
+    polled = [math.floor(r["ts"]) for r in run.ledger[1]]
     dropped = [s for s in polled if run.plan.first("drop", 1, "BMS1", s)]
-    excepted = [s for s in polled if run.plan.first("exception", 1, "PCS", s)
-                and s not in dropped]
+    excepted = [s for s in polled if _injected(run, s) == {"PCS:exception:4"}]
     # the scenario hit both faults: most of the drop's 10 s, and exception seconds 25, 45 and
     # 50 at least (between the drop and the kill, after the database restart)
     assert len(dropped) >= (DROP[1] - DROP[0]) // 2 and len(excepted) >= 3, (dropped, excepted)
-    failed = b["failed"]
-    assert set(failed) <= {f"{n}:transport" for n in BLOCKS} | {"PCS:exception:4"}, failed
-    assert _within(failed.get("PCS:exception:4", 0), len(excepted)), (failed, excepted)
-    for n in BLOCKS:
-        assert _within(failed.get(f"{n}:transport", 0), len(dropped)), (n, failed, dropped)
-    print(f"bank 1: failed {failed}; injected {len(dropped)} dropped, {len(excepted)} "
+    for r, s in zip(run.ledger[1], polled):
+        got = {f for f in r["failed"] if f.split(":", 1)[1] not in LOAD_KINDS}
+        near = [_injected(run, t) for t in (s - 1, s, s + 1)]
+        assert got <= set().union(*near), (s - run.t0, r["failed"])
+        if near[0] == near[1] == near[2] and got == set(r["failed"]):
+            assert got == near[1], (s - run.t0, r["failed"])     # away from an edge: exact
+    b = _bank(run.doc, 1)
+    counts, failed_polls = _ledger_failed(run.ledger[1])
+    assert b["stored"] == len(run.ledger[1])
+    assert b["failed"] == counts and b["failed_polls"] == failed_polls
+    print(f"bank 1: failed {counts}; injected {len(dropped)} dropped, {len(excepted)} "
           "exception polls")
-    assert _within(b["failed_polls"], len(dropped) + len(excepted), 3)
     healthy = _bank(run.doc, 2)
-    assert healthy["failed_polls"] == 0 and healthy["failed"] == {}
+    counts, failed_polls = _ledger_failed(run.ledger[2])
+    assert all(f.split(":", 1)[1] in LOAD_KINDS for f in counts), counts
+    assert healthy["failed"] == counts and healthy["failed_polls"] == failed_polls
 
 
-def _frozen_from(rows: list[dict]) -> tuple[float, float]:
-    """Bank 2's last run of identical registers (same CRC up to its last frame): its first
-    poll, and the commit time of the first frame polled frozen_after later (the frame from
-    which `ess status` reports the bank frozen)."""
-    crc, start = rows[-1]["crc"], len(rows) - 1
-    assert crc is not None, rows[-1]
-    while start > 0 and rows[start - 1]["crc"] == crc:
-        start -= 1
-    run_start = rows[start]["ts"]
-    visible = next(r for r in rows[start:] if r["ts"] - run_start >= FROZEN_AFTER)
-    return run_start, visible["committed"]
+def _frozen_from(rows: list[dict]) -> tuple[float, float, int]:
+    """Bank 2's first run of identical registers (same CRC) that lasts frozen_after, as
+    `ess status` finds it (a frame not fully read has no CRC and breaks a run): its first poll,
+    the commit time of its frame polled frozen_after later (from which status reports the bank
+    frozen), and how many frames not fully read broke runs before it."""
+    run_start, crc, broken = None, None, 0
+    for r in rows:
+        if r["crc"] is None:
+            run_start, crc, broken = None, None, broken + 1
+        elif run_start is None or r["crc"] != crc:
+            run_start, crc = r["ts"], r["crc"]
+        elif r["ts"] - run_start >= FROZEN_AFTER:
+            return run_start, r["committed"], broken
+    raise AssertionError("bank 2 never froze in the ledger")
 
 
 def test_frozen_bank_flagged_within_frozen_after_plus_5s(run):
     """From the ledger, not from when the test's `ess status` subprocess got to run (seconds
-    late on a busy machine): the freeze starts at FROZEN_AT, and the frame that makes status
-    report it is committed by FROZEN_AT + frozen_after + 5 s; status did report it."""
-    deadline = run.t0 + FROZEN_AT + FROZEN_AFTER + 5
-    run_start, visible_at = _frozen_from(run.ledger[2])
-    assert _within(math.floor(run_start - run.t0), FROZEN_AT, 1), run_start - run.t0
+    late on a busy machine): the freeze starts at FROZEN_AT (or at bank 2's first poll, if
+    the collector started later), and the frame that makes status report it is committed
+    within frozen_after + 5 s of that; status did report it."""
+    first_poll = run.ledger[2][0]["ts"]
+    frozen_from = max(run.t0 + FROZEN_AT, first_poll)     # what the pipeline could see
+    run_start, visible_at, broken = _frozen_from(run.ledger[2])
+    assert run_start >= math.floor(frozen_from) - 1, (run_start - run.t0, frozen_from - run.t0)
+    if not broken:         # no frame of bank 2 a busy machine failed: the run starts right away
+        assert _within(math.floor(run_start), math.floor(frozen_from), 1), (
+            run_start - run.t0, frozen_from - run.t0)
+    deadline = run_start + FROZEN_AFTER + 5
     assert visible_at <= deadline, (visible_at - run.t0, deadline - run.t0)
     assert run.frozen_doc is not None, "bank 2 was never flagged frozen"
     flagged = next(b for b in run.frozen_doc["banks"] if b["bank_id"] == 2)

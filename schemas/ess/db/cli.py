@@ -13,24 +13,24 @@ def _maps(refs: list[str]):
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from .connect import connect
-    from .migrate import MigrationError, ensure_partitions, migrate
+    """Errors (a bad map, the database down, a failed migration) are told by ess.command."""
+    from ..command import connect
+    from .migrate import ensure_partitions, migrate
 
+    maps = _maps(args.map)          # a bad map is told before the database is needed
     conn = connect(args.dsn)
     try:
-        m = migrate(conn, _maps(args.map), mode=args.mode, dry_run=args.print)
-    except MigrationError as exc:
-        print(f"ess db migrate: {exc}", file=sys.stderr)
-        return 1
-    if m is None:
-        print("ess db migrate: schema is up to date")
-    elif args.print:
-        print(";\n\n".join(m.statements) + ";")
-    else:
-        print(f"ess db migrate: applied migration {m.version} ({m.mode}): {m.description}")
-    if not args.print:
-        ensure_partitions(conn)
-    conn.close()
+        m = migrate(conn, maps, mode=args.mode, dry_run=args.print)
+        if m is None:
+            print("ess db migrate: schema is up to date")
+        elif args.print:
+            print(";\n\n".join(m.statements) + ";")
+        else:
+            print(f"ess db migrate: applied migration {m.version} ({m.mode}): {m.description}")
+        if not args.print:
+            ensure_partitions(conn)
+    finally:
+        conn.close()
     return 0
 
 

@@ -47,13 +47,20 @@ class CorruptFrame(FrameError):
 
 
 class BlockStatus(enum.IntEnum):
-    """Outcome of reading one block."""
+    """Outcome of reading one block.
+
+    Values travel in frames: a reader refuses a value it does not know (CorruptFrame), so a new
+    value reaches the readers (ingest, redecode) before any collector writes it
+    (docs/architecture.md, "Frames and messages").
+    """
 
     OK = 0
     TIMEOUT = 1
     EXCEPTION = 2   # the device answered with a Modbus exception reply
     TRANSPORT = 3   # connection refused, reset or closed
-    SKIPPED = 4     # not attempted (device not connected)
+    SKIPPED = 4     # not attempted (no time left before the next tick, or backing off)
+    MISMATCHED_REPLY = 5   # a reply came that does not answer the request (nothing of it kept)
+    BAD_CRC = 6     # an RTU reply failed its CRC-16 check
 
 
 @dataclass
@@ -73,7 +80,8 @@ class BlockData:
         return list(struct.unpack(f">{len(self.registers) // 2}H", self.registers))
 
     def describe(self) -> str:
-        """Status text as logged and stored: ok, timeout, exception:<code>, transport, skipped."""
+        """Status text as logged and stored: ok, timeout, exception:<code>, transport, skipped,
+        mismatched_reply, bad_crc."""
         if self.status == BlockStatus.EXCEPTION:
             return f"exception:{self.exception_code}"
         return self.status.name.lower()
@@ -130,13 +138,29 @@ def encode_frame(frame: Frame) -> bytes:
 
 def encode_frames(frames: list[Frame]) -> bytes:
     """Pack frames into one message body."""
-    if not 1 <= len(frames) <= MAX_FRAMES_PER_MESSAGE:
-        raise FrameError(f"a message holds 1..{MAX_FRAMES_PER_MESSAGE} frames, got {len(frames)}")
-    out = [_MSG_HEAD.pack(MAGIC, VERSION, len(frames))]
-    for frame in frames:
-        body = encode_frame(frame)
+    return pack_bodies([encode_frame(f) for f in frames])
+
+
+def pack_bodies(bodies: list[bytes]) -> bytes:
+    """One message body from frame bodies as `encode_frame` wrote them (byte for byte: the
+    collector's spool hands its stored bodies over without decoding them again)."""
+    if not 1 <= len(bodies) <= MAX_FRAMES_PER_MESSAGE:
+        raise FrameError(f"a message holds 1..{MAX_FRAMES_PER_MESSAGE} frames, got {len(bodies)}")
+    out = [_MSG_HEAD.pack(MAGIC, VERSION, len(bodies))]
+    for body in bodies:
         out += [_LEN.pack(len(body)), body]
     return b"".join(out)
+
+
+def verify_frame(body: bytes, where: str = "frame") -> None:
+    """Raise CorruptFrame unless `body` carries its own checksum (no parsing: a stored body's
+    bytes are checked before they are sent on as they are)."""
+    size = len(body) - _CRC.size
+    if size < _FRAME_HEAD.size:
+        raise CorruptFrame(f"{where}: {len(body)} bytes is too short for a frame")
+    (crc,) = _CRC.unpack_from(body, size)
+    if zlib.crc32(memoryview(body)[:size]) != crc:
+        raise CorruptFrame(f"{where}: checksum mismatch")
 
 
 _STATUS = {status.value: status for status in BlockStatus}

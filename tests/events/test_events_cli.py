@@ -1,5 +1,5 @@
 """`ess events` against a real database: episodes of local days, --active, --json, and the exit
-code (1 while a fault is active, 0 once it cleared; 1 when the database is down)."""
+code (1 while a fault is active, 0 once it cleared; 3 when the database is down)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ def test_events_lists_episodes_by_local_day_and_exits_1_while_a_fault_is_active(
         doc = json.loads(text)
         assert code == 1 and doc["active"] == {"fault": 1, "warning": 0} and not doc["ok"]
         assert len(doc["episodes"]) == 4, "UTC days without a sites file"
-        code, text = _run("--dsn", timescale_db, "--sites", str(sites), "--date", "2025-06-15",
+        code, text = _run("--dsn", timescale_db, "--config", str(sites), "--date", "2025-06-15",
                           "--json")
         assert json.loads(text)["episodes"] == [], "in Seoul it is already the 16th"
-        code, text = _run("--dsn", timescale_db, "--sites", str(sites), "--from", "2025-06-16",
+        code, text = _run("--dsn", timescale_db, "--config", str(sites), "--from", "2025-06-16",
                           "--to", "2025-06-17", "--active")
         assert code == 1
         assert text.splitlines() == [
@@ -56,11 +56,11 @@ def test_events_lists_episodes_by_local_day_and_exits_1_while_a_fault_is_active(
                 "cleared 2025-06-15T15:07:03+00:00 after 20s (value 41)") in text
         assert "cleared 2025-06-15T15:07:21+00:00 after 11s (value 0)" in text
         sites.write_text("sites: [{site_id: x}]")
-        assert _run("--dsn", timescale_db, "--sites", str(sites))[0] == 2
+        assert _run("--dsn", timescale_db, "--config", str(sites))[0] == 2
     finally:
         conn.close()
 
 
-def test_events_exits_1_when_the_database_is_down(capsys):
+def test_events_exits_3_when_the_database_is_down(capsys):
     code, _ = _run("--dsn", f"postgresql://ess@127.0.0.1:{free_port()}/none")
-    assert code == 1 and "cannot connect" in capsys.readouterr().err
+    assert code == 3 and capsys.readouterr().err.startswith("ess events: ")

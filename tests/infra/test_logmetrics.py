@@ -23,7 +23,8 @@ INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
             "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
-            "status", "frozen", "thawed", "event_fault", "event_warning")
+            "status", "frozen", "thawed", "event_fault", "event_warning",
+            "spool_dropped", "spool_corrupt")
 STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
@@ -46,6 +47,7 @@ EXPECTED = {
     "ess_days_with_loss": {"status_lost": None},
     "ess_days_incomplete": {"status_incomplete": None},
     "ess_frozen_banks": {"frozen": None},
+    "ess_spool_errors": {"spool_dropped": None, "spool_corrupt": None},
     "ess_events_fault": {"event_fault": None},
     "ess_events_warning": {"event_warning": None},
     "ess_event_delay": {"event_fault": FIELD, "event_warning": FIELD},
@@ -190,7 +192,8 @@ def test_status_alerts_count_their_metric_per_site(policies, metrics):
     assert p["for_each"] == "${local.status_alerts}"
     alerts = _monitoring_local("status_alerts")
     assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
-                                                      "ess_days_incomplete", "ess_frozen_banks"}
+                                                      "ess_days_incomplete", "ess_frozen_banks",
+                                                      "ess_spool_errors"}
     for a in alerts.values():
         assert metrics[a["metric"]]["value"] is None, "a counter of lines"
     cond = p["conditions"][0]["condition_threshold"][0]

@@ -16,6 +16,7 @@ from ..regmap import RegisterMap
 from ..regmap.checks import SCALE_FACTOR_RANGE
 from .batch import TableBatch, table_exact
 from .program import compile_program
+from .rounding import round3
 from .words import assemble
 
 
@@ -76,7 +77,8 @@ class Decoder:
                 ok[i] = False
                 continue
             if len(regs) != size:
-                raise DecodeError(f"block {name}: expected {size} registers, got {len(regs)}")
+                raise DecodeError(f"block {name}: expected {self.map.block(name).size_text}, "
+                                  f"got {len(regs)}")
             arr = np.asarray(regs)
             if arr.dtype.kind not in "iu" or (arr.size and (arr.min() < 0 or arr.max() > 65535)):
                 bad = next((j for j, v in enumerate(regs) if not _is_register(v)), 0)
@@ -117,7 +119,7 @@ class Decoder:
         if len(p.gbits):
             values[:, p.gbits] = (raw[:, p.srcbits] >> p.bitpos) & 1
         if len(p.scaled):
-            values[:, p.scaled] = np.round(values[:, p.scaled] * p.scale[p.scaled], 3)
+            values[:, p.scaled] = round3(values[:, p.scaled] * p.scale[p.scaled], p.scaled_big)
         if len(p.gsf):
             self._apply_scale_factors(raw, values, ok)
         if p.ranged:

@@ -1,19 +1,17 @@
 """`ess events`: alarm episodes per site, bank and rack (docs/events.md).
 
-Exit 0 when no fault is active at the sites listed (warnings may be); 1 while a fault is active,
-or when the database cannot be reached; 2 on a usage or configuration error.
+Exit 0 when no fault is active at the sites listed (warnings may be); 1 while a fault is active;
+2 on a usage or configuration error; 3 when the database is unavailable (ess.command).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import UTC, datetime
 
-from ..errors import PermanentError
-from ..status.cli import add_site_day_options, connect_or_say
+from .. import command
+from ..status.cli import add_site_day_options
 from . import report
 
 _READ_TIMEOUT_S = 120.0
@@ -48,25 +46,22 @@ def _duration(s: float) -> str:
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
+    from ..sites import load_sites
+
     now = datetime.now(UTC)
     if args.date and (args.from_ or args.to):
-        print("ess events: --date goes without --from and --to", file=sys.stderr)
-        return 2
-    conn = connect_or_say(args.dsn, "events", _READ_TIMEOUT_S)
-    if conn is None:
-        return 1
+        raise command.UsageError("--date goes without --from and --to")
+    path = command.config_path(args)
+    cfg = load_sites(path) if path else None     # a bad config is told before connecting
+    conn = command.connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     try:
-        sites = report.targets(conn, args.sites or os.environ.get("ESS_SITES_CONFIG"), args.site)
-        d0 = args.date or args.from_
-        d1 = args.date or args.to
-        doc = report.collect(conn, sites, d0, d1, args.active, now)
-    except PermanentError as exc:       # a bad sites file
-        print(f"ess events: {exc}", file=sys.stderr)
-        return 2
+        sites = report.targets(conn, cfg, args.site)
+        doc = report.collect(conn, sites, args.date or args.from_, args.date or args.to,
+                             args.active, now)
     finally:
         conn.close()
     print(json.dumps(doc, indent=1) if args.json else _text(doc))
-    return 0 if doc["ok"] else 1
+    return command.OK if doc["ok"] else command.FINDINGS
 
 
 def register(sub) -> None:

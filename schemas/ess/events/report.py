@@ -27,12 +27,10 @@ def _fetch(conn, text: str, params: tuple) -> list:
         cur.close()
 
 
-def targets(conn, sites_path: str | None, only: list[str] | None) -> list[tuple[str, str]]:
-    """[(site, time zone)]: the sites config's, else the sites in the table (UTC)."""
-    if sites_path:
-        from ..sites import load_sites
-
-        found = [(s.site_id, s.timezone) for s in load_sites(sites_path).sites]
+def targets(conn, cfg, only: list[str] | None) -> list[tuple[str, str]]:
+    """[(site, time zone)]: the sites config's (`cfg`), else the sites in the table (UTC)."""
+    if cfg is not None:
+        found = [(s.site_id, s.timezone) for s in cfg.sites]
     else:
         found = [(s, "UTC") for (s,) in _fetch(conn, SITES, ())]
     return [t for t in found if not only or t[0] in only]

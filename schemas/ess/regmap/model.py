@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..wire.bits import word_count
+
 # Register width in 16-bit words for each data type (`bit`: one bit of a register or one coil).
 TYPE_WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4,
               "float32": 2, "float64": 4, "bits": 1, "bit": 1}
@@ -105,7 +107,16 @@ class Block:
     @property
     def words(self) -> int:
         """Number of 16-bit words the block takes in a frame."""
-        return (self.count + 15) // 16 if self.is_bits else self.count
+        return word_count(self.count) if self.is_bits else self.count
+
+    @property
+    def size_text(self) -> str:
+        """Its size in a frame as `ess map check` and the decoder say it: `64 registers`, or
+        for bits `2 words (20 coils)`."""
+        if not self.is_bits:
+            return f"{self.count} registers"
+        bits = "coils" if self.function == "coil" else "discrete inputs"
+        return f"{self.words} word{'s' * (self.words > 1)} ({self.count} {bits})"
 
 
 SEVERITIES = ("fault", "warning")

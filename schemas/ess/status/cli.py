@@ -1,39 +1,36 @@
 """`ess status`: per site and bank, last seen, completeness, lost, missed, failed, frozen.
 
 Exit 1 when a frame was lost in the reported days or a bank has been silent longer than
-`--silent-after`; 2 on a usage or configuration error; else 0.
+`--silent-after`; 2 on a usage or configuration error; 3 when the database is unavailable;
+else 0 (ess.command).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import UTC, date, datetime
 
+from .. import command
 from . import report
 from .sql import SEEN
 
 _READ_TIMEOUT_S = 600.0     # a month of many banks takes a while (the default is 10 s)
 
 
-def _targets(conn, args) -> tuple[list[tuple[str, str, list[int]]], float, float]:
-    """[(site, timezone, banks)], interval and frozen_after: from the sites config, else the
-    ledger (UTC days, 1 s ticks)."""
-    path = args.sites or os.environ.get("ESS_SITES_CONFIG")
+def _targets(conn, args, cfg) -> tuple[list[tuple[str, str, list[int]]], float, float]:
+    """[(site, timezone, banks)], interval and frozen_after: from the sites config `cfg`, else
+    the ledger (UTC days, 1 s ticks)."""
     frozen = args.frozen_after
-    if path:
-        from ..sites import load_sites
-
-        cfg = load_sites(path)
+    if cfg is not None:
         targets = [(s.site_id, s.timezone, sorted(d.bank_id for d in s.devices))
                    for s in cfg.sites]
         interval, configured = report.settings(cfg)
         frozen = frozen or configured
     else:
         seen: dict[str, list[int]] = {}
-        for site, bank in report._query(conn, SEEN, {}):
+        since = datetime.now(UTC) - report.SEEN_WINDOW
+        for site, bank in report._query(conn, SEEN, {"since": since}):
             seen.setdefault(site, []).append(bank)
         targets = [(s, "UTC", b) for s, b in seen.items()]
         interval = 1.0
@@ -51,9 +48,9 @@ def _days(args, tz: str, now: datetime) -> tuple[date, date]:
     return args.from_ or today, args.to or args.from_ or today
 
 
-def collect(conn, args, now: datetime) -> dict:
-    """The whole status document (what `--json` prints)."""
-    targets, interval, frozen = _targets(conn, args)
+def collect(conn, args, now: datetime, cfg=None) -> dict:
+    """The whole status document (what `--json` prints); `cfg` the sites config, if any."""
+    targets, interval, frozen = _targets(conn, args, cfg)
     out: dict = {"now": now.isoformat(), "interval_s": interval, "frozen_after_s": frozen,
                  "banks": [], "days": [], "gaps": []}
     for site, tz, banks in targets:
@@ -62,7 +59,11 @@ def collect(conn, args, now: datetime) -> dict:
         for d in days:
             d.timezone = tz
         out["days"] += [d.as_dict() for d in sorted(days, key=lambda d: (d.bank_id, d.day))]
-        out["banks"] += report.last_seen(conn, site, banks, now, frozen)
+        seen = report.last_seen(conn, site, banks, now, frozen)
+        kinds = report.kinds_by_bank(days)
+        for b in seen:      # failed blocks by kind over the reported days
+            b["failed_by_kind"] = kinds.get(b["bank_id"], {})
+        out["banks"] += seen
         out["gaps"] += gaps
     return out
 
@@ -71,8 +72,10 @@ def _text(doc: dict) -> str:
     lines = []
     for b in doc["banks"]:
         age = "never" if b["age_s"] is None else f"{b['age_s']}s ago (lag {b['lag_s']}s)"
+        kinds = ", ".join(f"{k} x{v}" for k, v in b["failed_by_kind"].items())
         lines.append(f"{b['site_id']}/bank{b['bank_id']}: last seen {age}"
-                     + (f", FROZEN for {b['frozen_s']}s" if b["frozen"] else ""))
+                     + (f", FROZEN for {b['frozen_s']}s" if b["frozen"] else "")
+                     + (f"; failed blocks: {kinds}" if kinds else ""))
     for d in doc["days"]:
         failed = ", ".join(f"{k} x{v}" for k, v in sorted(d["failed"].items()))
         lines.append(f"  {d['site_id']}/bank{d['bank_id']} {d['day']}: "
@@ -89,40 +92,29 @@ def _text(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def connect_or_say(dsn: str | None, command: str, read_timeout: float = _READ_TIMEOUT_S):
-    """A connection, or None after saying why on stderr (the command then exits 1: the
-    database is down)."""
-    from ..db.connect import connect
-
-    try:
-        return connect(dsn, read_timeout=read_timeout)
-    except Exception as exc:  # noqa: BLE001 - reported, exit 1 (the database is down)
-        print(f"ess {command}: cannot connect: {exc}", file=sys.stderr)
-        return None
-
-
 def _cmd_status(args: argparse.Namespace) -> int:
+    from ..sites import load_sites
+
     now = datetime.now(UTC)
-    conn = connect_or_say(args.dsn, "status")
-    if conn is None:
-        return 1
+    path = command.config_path(args)
+    cfg = load_sites(path) if path else None     # a bad config is told before connecting
+    conn = command.connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     try:
-        doc = collect(conn, args, now)
+        doc = collect(conn, args, now, cfg)
     finally:
         conn.close()
     silent = [b for b in doc["banks"] if b["age_s"] is None or b["age_s"] > args.silent_after]
     lost = sum(d["lost"] for d in doc["days"]) + sum(g["kind"] == "lost" for g in doc["gaps"])
     doc["ok"] = not silent and not lost
     print(json.dumps(doc, indent=1) if args.json else _text(doc))
-    return 0 if doc["ok"] else 1
+    return command.OK if doc["ok"] else command.FINDINGS
 
 
 def add_site_day_options(p, seen: str) -> None:
-    """The options `ess status` and `ess events` share: --dsn, --sites, --site, --date, --from,
+    """The options `ess status` and `ess events` share: --dsn, --config, --site, --date, --from,
     --to, --json; `seen` says where the sites come from without a sites config."""
     p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
-    p.add_argument("--sites", help="sites config (default: ESS_SITES_CONFIG; without one, the "
-                   f"{seen}, UTC days)")
+    command.add_config_option(p, f"without one, the {seen}, UTC days")
     p.add_argument("--site", action="append", help="only this site (repeatable)")
     p.add_argument("--date", type=date.fromisoformat, help="one local day (default: today)")
     p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first local day")

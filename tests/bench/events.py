@@ -17,14 +17,13 @@ alarms: episodes active across each batch come back from the lock statement as k
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import statistics
 
 from ess.codec import BlockData, Frame
 from ess.regmap import load_map
 
-from .status import _database, side_by_side
+from .status import _database, side_by_side_rounds
 
 T0 = 1_764_000_000
 
@@ -75,15 +74,8 @@ def bench_events_overhead(cluster, rounds: int = 5) -> list[dict]:
         for label, per, n, standing in (("healthy bank", 1, 600, False),
                                         ("healthy bank", 10, 3000, False),
                                         ("standing alarms", 1, 600, True)):
-            base = _frames(n, standing)
-            rates: dict[str, list[float]] = {"with": [], "without": []}
-            for _ in range(rounds + 1):             # the first round warms up, not counted
-                bank += 2
-                frames = {side: [dataclasses.replace(f, bank_id=bank - i) for f in base]
-                          for i, side in enumerate(("with", "without"))}
-                for side, rate in side_by_side(conn, frames, maps, per, _no_events).items():
-                    rates[side].append(rate)
-            rates = {side: r[1:] for side, r in rates.items()}
+            rates, bank = side_by_side_rounds(conn, _frames(n, standing), maps, per, rounds,
+                                              bank, _no_events)
             ours, without = (statistics.median(rates[s]) for s in ("with", "without"))
             what = f"{per} frame{'s' if per > 1 else ''} per statement, {label}"
             out.append({"figure": f"events overhead: frames stored/s with events vs without "

@@ -83,6 +83,20 @@ def side_by_side(conn, frames: dict[str, list], maps, per_statement: int,
     return {side: n / t for side, t in took.items()}
 
 
+def side_by_side_rounds(conn, base: list, maps, per: int, rounds: int, bank: int,
+                        without=_no_ledger) -> tuple[dict[str, list[float]], int]:
+    """Frames/s of each side in `rounds` rounds of `base`'s frames (after one warm-up round),
+    each round and side on a bank of its own from `bank` on; also the next free bank."""
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    for _ in range(rounds + 1):             # the first round warms up, not counted
+        bank += 2
+        frames = {side: [dataclasses.replace(f, bank_id=bank - i) for f in base]
+                  for i, side in enumerate(("with", "without"))}
+        for side, rate in side_by_side(conn, frames, maps, per, without).items():
+            rates[side].append(rate)
+    return {side: r[1:] for side, r in rates.items()}, bank
+
+
 def bench_ledger_overhead(cluster, rounds: int = 5) -> list[dict]:
     """Frames stored/s by the writer with the ledger vs without, 1 and 10 frames a statement."""
     m = load_map("default")
@@ -93,15 +107,7 @@ def bench_ledger_overhead(cluster, rounds: int = 5) -> list[dict]:
     try:
         bank = 0
         for per, n in ((1, 600), (10, 3000)):
-            base = _frames(m, n)
-            rates: dict[str, list[float]] = {"with": [], "without": []}
-            for _ in range(rounds + 1):             # the first round warms up, not counted
-                bank += 2
-                frames = {side: [dataclasses.replace(f, bank_id=bank - i) for f in base]
-                          for i, side in enumerate(("with", "without"))}
-                for side, rate in side_by_side(conn, frames, maps, per).items():
-                    rates[side].append(rate)
-            rates = {side: r[1:] for side, r in rates.items()}
+            rates, bank = side_by_side_rounds(conn, _frames(m, n), maps, per, rounds, bank)
             ours, without = (statistics.median(rates[s]) for s in ("with", "without"))
             out.append({"figure": f"ledger overhead: writer frames/s with the ledger vs without "
                         f"({per} frame{'s' if per > 1 else ''} per statement)",

@@ -96,3 +96,21 @@ def test_concurrent_deliveries_give_the_same_episodes_and_raise_each_once(timesc
         conn.close()
     bits = sorted((e.alarm, e.rack) for e in raised if e.alarm != "rack_cell_temperature_high")
     assert bits == sorted((a, r) for a, r, *_ in EXPECTED if a != "rack_cell_temperature_high")
+
+
+def test_migrate_creates_the_table_and_replaces_an_older_lock_function(plain_db):
+    from ess.events.sql import LOCK_FUNCTION
+
+    conn = connect_dsn(plain_db)
+    try:
+        first = migrate(conn, [M])
+        assert "create events" in first.description
+        cur = conn.cursor()
+        cur.execute(f"COMMENT ON FUNCTION {LOCK_FUNCTION} IS 'ess events lock 0'")
+        conn.commit()
+        again = migrate(conn, [M])
+        assert again is not None and again.description == "install the events lock function"
+        assert migrate(conn, [M]) is None, "up to date"
+        assert deliver(conn, FRAMES[:12]) != [], "the reinstalled function works"
+    finally:
+        conn.close()

@@ -138,8 +138,13 @@ def test_rows_written_counts_new_rows_only(metrics, kinds, real_lines):
 
 
 def test_export_rows_add_up_to_the_rows_stored(metrics, kinds, real_lines):
+    """The tables' files hold the rows stored; the events files the episodes."""
     value = metrics["ess_export_rows"]["value"]
-    assert sum(extract(value, e) for e in kinds["export_file"]) == real_lines.stored["rows"]
+    site_a = [e for e in kinds["export_file"] if e["jsonPayload"]["site"] == "site-a"]
+    tables = [e for e in site_a if e["jsonPayload"]["type"] != "events"]
+    events = [e for e in site_a if e["jsonPayload"]["type"] == "events"]
+    assert sum(extract(value, e) for e in tables) == real_lines.stored["rows"]
+    assert [extract(value, e) for e in events] == [real_lines.stored["episodes"]]
 
 
 def test_label_extractors_find_the_site(entries):

@@ -31,7 +31,14 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from .errors import BadCrc, LinkDown, MismatchedReply, NoReply, UnansweredAfterDiscard
+from .errors import (
+    BadCrc,
+    LinkDown,
+    MismatchedReply,
+    NoReply,
+    TakenForLate,
+    UnansweredAfterDiscard,
+)
 from .framing import FRAMINGS, Adu
 from .late import LateReplies
 from .pdu import Answer, Request, check_reply
@@ -125,7 +132,7 @@ class Connection:
             answer = self._match(req, tid)
             if answer is not None:
                 self.accepted += 1
-                self.late.settle()          # RTU: earlier late replies would have come first
+                self.late.settle(req.unit)  # RTU: its earlier late replies would have come first
                 return answer
             if self.closed is not None:
                 raise LinkDown(self.closed)
@@ -134,6 +141,9 @@ class Connection:
                 break
         if not self.framing.has_tid and not self._took_own_key:
             self.late.expect(req)           # its reply may still come
+        if self._took_own_key:
+            raise TakenForLate("a reply shaped like ours was taken for the late reply to an "
+                               "earlier request of this unit")
         if self.discarded > discarded:
             raise UnansweredAfterDiscard("only replies that answer nothing of ours came")
         raise NoReply(f"no reply in time ({len(self.buf)} bytes of an incomplete frame)"

@@ -22,13 +22,23 @@ POISON = 0xDEAD
 OTHER_FC = {1: 2, 2: 1, 3: 4, 4: 3}
 
 
-def crc16(data: bytes) -> int:
+def _crc_bitwise(data: bytes, crc: int = 0xFFFF) -> int:
     """CRC-16/Modbus, bit by bit (poly 0xA001 reflected, init 0xFFFF)."""
-    crc = 0xFFFF
     for byte in data:
         crc ^= byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+_TABLE = [_crc_bitwise(bytes([b]), 0) for b in range(256)]
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/Modbus with a table built from the bitwise definition."""
+    crc = 0xFFFF
+    for byte in data:
+        crc = (crc >> 8) ^ _TABLE[(crc ^ byte) & 0xFF]
     return crc
 
 
@@ -78,7 +88,7 @@ def _regs(ctx: Ctx, count: int) -> bytes:
 
 
 def _kinds(dev: Device, c: Ctx) -> dict:
-    """kind -> writes: a list of bytes, (delay, bytes), "close" or "reset"."""
+    """kind -> a function giving the writes: bytes, (delay, bytes), "close" or "reset"."""
     good = c.frame(dev, c.pdu(c.data))
     bad = c.pdu(c.poison)
     regs = c.fc in (3, 4)
@@ -86,31 +96,33 @@ def _kinds(dev: Device, c: Ctx) -> dict:
     shorter = _regs(c, c.count - 1) if regs else c.poison[:-1]
     exc = bytes([c.fc | 0x80])
     kinds = {
-        "ok": [good],
-        "other_fc": [c.frame(dev, c.pdu(c.poison, fc=OTHER_FC[c.fc]))],
-        "exc_other_fc": [c.frame(dev, bytes([OTHER_FC[c.fc] | 0x80, 2]))],
-        "unit0": [c.frame(dev, bad, unit=0)],
-        "unit255": [c.frame(dev, bad, unit=255)],
-        "unit_next": [c.frame(dev, bad, unit=(c.unit + 1) % 256)],
-        "bc_odd": [c.frame(dev, c.pdu(c.poison[:-1]))],
-        "bc_zero": [c.frame(dev, c.pdu(b""))],
-        "bc_large": [c.frame(dev, c.pdu(c.poison + b"\xde"))],
-        "bc_says_more": [c.frame(dev, c.pdu(c.poison, n=len(c.poison) + 2))],
-        "bc_says_less": [c.frame(dev, c.pdu(c.poison, n=len(c.poison) - 2))],
-        "count_short": [c.frame(dev, c.pdu(shorter))],
-        "count_long": [c.frame(dev, c.pdu(longer))],
-        "padding": [c.frame(dev, c.pdu(c.poison[:-1] + bytes([c.poison[-1] | 0x80])))],
-        "split": [(0.003, bytes([b])) for b in good],
-        "dup": [good + good],
-        "dup_later": [good, (0.03, good)],
-        "close_mid": [good[:len(good) // 2], (0.01, b""), "close"],
-        "close_after": [good, (0.0, b""), "close"],
-        "reset": [good[:3], (0.01, b""), "reset"],
-        "hang": [],
-        "late": [("late", c.frame(dev, bad))],
-        "exc_long": [c.frame(dev, exc + b"\x02\x00")],
-        "exc_short": [c.frame(dev, exc)],
-        **{f"exc{code}": [c.frame(dev, exc + bytes([code]))] for code in (1, 2, 3, 4, 6, 11)},
+        "ok": lambda: [good],
+        "other_fc": lambda: [c.frame(dev, c.pdu(c.poison, fc=OTHER_FC[c.fc]))],
+        "exc_other_fc": lambda: [c.frame(dev, bytes([OTHER_FC[c.fc] | 0x80, 2]))],
+        "unit0": lambda: [c.frame(dev, bad, unit=0)],
+        "unit255": lambda: [c.frame(dev, bad, unit=255)],
+        "unit_next": lambda: [c.frame(dev, bad, unit=(c.unit + 1) % 256)],
+        "bc_odd": lambda: [c.frame(dev, c.pdu(c.poison[:-1]))],
+        "bc_zero": lambda: [c.frame(dev, c.pdu(b""))],
+        "bc_large": lambda: [c.frame(dev, c.pdu(c.poison + b"\xde"))],
+        "bc_says_more": lambda: [c.frame(dev, c.pdu(c.poison, n=len(c.poison) + 2))],
+        "bc_says_less": lambda: [c.frame(dev, c.pdu(c.poison, n=len(c.poison) - 2))],
+        "count_short": lambda: [c.frame(dev, c.pdu(shorter))],
+        "count_long": lambda: [c.frame(dev, c.pdu(longer))],
+        "padding": lambda: [c.frame(dev, c.pdu(c.poison[:-1] + bytes([c.poison[-1] | 0x80])))],
+        "split": lambda: [(0.005, good[a:b]) for a, b in zip((0, 1, 2, 4, 7, 8),
+                                                              (1, 2, 4, 7, 8, None))],
+        "dup": lambda: [good + good],
+        "dup_later": lambda: [good, (0.03, good)],
+        "close_mid": lambda: [good[:len(good) // 2], (0.01, b""), "close"],
+        "close_after": lambda: [good, (0.0, b""), "close"],
+        "reset": lambda: [good[:3], (0.01, b""), "reset"],
+        "hang": lambda: [],
+        "late": lambda: [("late", c.frame(dev, bad))],
+        "exc_long": lambda: [c.frame(dev, exc + b"\x02\x00")],
+        "exc_short": lambda: [c.frame(dev, exc)],
+        **{f"exc{code}": (lambda code=code: [c.frame(dev, exc + bytes([code]))])
+           for code in (1, 2, 3, 4, 6, 11)},
     }
     return kinds | (_rtu_kinds(dev, c, good, bad) if dev.framing == "rtu"
                     else _mbap_kinds(c, good, bad))
@@ -119,20 +131,20 @@ def _kinds(dev: Device, c: Ctx) -> dict:
 def _mbap_kinds(c: Ctx, good: bytes, bad: bytes) -> dict:
     stale = mbap((c.tid - 1) % 0x10000, c.unit, bad)
     return {
-        "tid0": [mbap(0, c.unit, bad)],
-        "tid_prev": [mbap((c.tid - 1) % 0x10000, c.unit, bad)],
-        "tid_next": [mbap((c.tid + 1) % 0x10000, c.unit, bad)],
-        "proto1": [mbap(c.tid, c.unit, bad, proto=1)],
-        "len0": [mbap(c.tid, c.unit, bad, length=0)],
-        "len1": [mbap(c.tid, c.unit, bad, length=1)],
-        "len255": [mbap(c.tid, c.unit, bad + b"\x00" * (254 - len(bad)), length=255)],
-        "len_short": [mbap(c.tid, c.unit, bad, length=len(bad))],       # one byte left over
-        "len_long_pad": [mbap(c.tid, c.unit, bad + b"\x00", length=len(bad) + 2)],
-        "len_long": [mbap(c.tid, c.unit, bad, length=len(bad) + 2)],    # never completed
-        "stale_first": [stale + good],
-        "stale_after": [good + stale],
-        "garbage": [b"\x00\x01\x02" + good],
-        "exc_mbap_short": [mbap(c.tid, c.unit, bytes([c.fc | 0x80, 2]), length=2)
+        "tid0": lambda: [mbap(0, c.unit, bad)],
+        "tid_prev": lambda: [mbap((c.tid - 1) % 0x10000, c.unit, bad)],
+        "tid_next": lambda: [mbap((c.tid + 1) % 0x10000, c.unit, bad)],
+        "proto1": lambda: [mbap(c.tid, c.unit, bad, proto=1)],
+        "len0": lambda: [mbap(c.tid, c.unit, bad, length=0)],
+        "len1": lambda: [mbap(c.tid, c.unit, bad, length=1)],
+        "len255": lambda: [mbap(c.tid, c.unit, bad + b"\x00" * (254 - len(bad)), length=255)],
+        "len_short": lambda: [mbap(c.tid, c.unit, bad, length=len(bad))],       # one byte left over
+        "len_long_pad": lambda: [mbap(c.tid, c.unit, bad + b"\x00", length=len(bad) + 2)],
+        "len_long": lambda: [mbap(c.tid, c.unit, bad, length=len(bad) + 2)],    # never completed
+        "stale_first": lambda: [stale + good],
+        "stale_after": lambda: [good + stale],
+        "garbage": lambda: [b"\x00\x01\x02" + good],
+        "exc_mbap_short": lambda: [mbap(c.tid, c.unit, bytes([c.fc | 0x80, 2]), length=2)
                            + b"\x02"],
     }
 
@@ -143,13 +155,13 @@ def _rtu_kinds(dev: Device, c: Ctx, good: bytes, bad: bytes) -> dict:
     flip[-1] ^= 0x5A
     exc = rtu(bytes([c.unit, c.fc | 0x80, 4]))
     return {
-        "bad_crc": [bytes(flip)],
-        "crc_of_other": [good[:-2] + other[-2:]],
-        "truncated": [good[:-3]],
-        "other_unit": [rtu(bytes([(c.unit + 1) % 256]) + bad)],
-        "exc_bad_crc": [exc[:-1] + bytes([exc[-1] ^ 0xFF])],
-        "noise": [b"\x00" + good],
-        "noise_ff": [b"\xff" + good],
+        "bad_crc": lambda: [bytes(flip)],
+        "crc_of_other": lambda: [good[:-2] + other[-2:]],
+        "truncated": lambda: [good[:-3]],
+        "other_unit": lambda: [rtu(bytes([(c.unit + 1) % 256]) + bad)],
+        "exc_bad_crc": lambda: [exc[:-1] + bytes([exc[-1] ^ 0xFF])],
+        "noise": lambda: [b"\x00" + good],
+        "noise_ff": lambda: [b"\xff" + good],
     }
 
 
@@ -220,7 +232,7 @@ class Device:
         data, poison = self._data(unit, fc, addr, count)
         self.requests.append((*key, kind))
         ctx = Ctx(tid, unit, fc, addr, count, data, poison)
-        writes = _kinds(self, ctx)[kind]
+        writes = _kinds(self, ctx)[kind]()
         if self.held.get(unit):             # a late reply goes out before this one
             writer.write(self.held.pop(unit))
         if kind in ("ok", "split", "dup", "dup_later", "stale_first", "stale_after",

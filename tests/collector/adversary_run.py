@@ -67,8 +67,9 @@ def frame_bits(registers: bytes, count: int) -> bytes:
 @dataclass
 class Case:
     """One device: `faults` at its unit; `status` of the faulted block in the poll it hits
-    (a set: any of them), `others` of the unit's other blocks in that poll, every block ok
-    in every other poll. Devices of one `group` share a server (shared: one connection)."""
+    (a set: any of them), `others` of the unit's other blocks in that poll, `after` of the
+    faulted block in the next poll, every other block ok in every poll. Devices of one `group`
+    share a server (shared: one connection)."""
 
     name: str
     framing: str
@@ -79,6 +80,7 @@ class Case:
     shared: bool = False
     unit: int | None = None
     others: frozenset[str] = frozenset({"ok"})
+    after: frozenset[str] = frozenset({"ok"})
 
 
 @dataclass

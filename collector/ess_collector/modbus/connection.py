@@ -9,11 +9,12 @@ outstanding (one at a time), frames are taken in order:
   the wait goes on within the budget. A frame with the request's id must answer it exactly
   (unit id, function code, byte count, count: `pdu.check_reply`), else MismatchedReply.
 * RTU (no transaction id): a frame with a bad CRC is BadCrc. A frame that may be the late reply
-  to a request that timed out (`late.LateReplies`: same unit, function and byte count) is taken
-  for it and discarded, even when it would also answer the request outstanding: when in doubt
-  the block fails, it never takes a stale value. A request that failed after such a discard is
-  not expected late in turn (its reply was most likely the one discarded), so a unit that
-  recovers loses one poll, not every poll. A frame from another unit, or with another function,
+  to a request that timed out with nothing of its reply received (`late.LateReplies`: same
+  unit, function and byte count) is taken for it and discarded, even when it would also answer
+  the request outstanding: when in doubt the block fails, it never takes a stale value
+  (TakenForLate). A request that failed after such a discard is not expected late in turn (its
+  reply was most likely the one discarded), so a unit that recovers loses one poll, not every
+  poll. A frame from another unit, or with another function,
   cannot be the answer: it is discarded (a late reply, another master's) and the wait goes on.
   A frame of the request's unit and function must answer it exactly, else MismatchedReply; its
   byte count is checked before the frame is cut, since the frame's length follows from it.
@@ -139,7 +140,7 @@ class Connection:
             left = end - time.monotonic()
             if left <= 0 or not await self._more(left):
                 break
-        if not self.framing.has_tid and not self._took_own_key:
+        if not self.framing.has_tid and not (self._took_own_key or self._reply_began(req)):
             self.late.expect(req)           # its reply may still come
         if self._took_own_key:
             raise TakenForLate("a reply shaped like ours was taken for the late reply to an "
@@ -183,6 +184,16 @@ class Connection:
         if (len(b) >= 3 and b[0] == req.unit and b[1] == req.function
                 and b[2] != req.byte_count and self.late.find(b[0], b[1], b[2]) is None):
             raise MismatchedReply(f"byte count {b[2]}, expected {req.byte_count}")
+
+    def _reply_began(self, req: Request) -> bool:
+        """RTU: the buffer starts like `req`'s reply (its unit, function and byte count) and no
+        late reply of that shape is expected: the reply came, cut short, so it cannot come late
+        whole."""
+        b = self.buf
+        if len(b) < 3 or b[0] != req.unit or b[1] & 0x7F != req.function:
+            return False
+        n = None if b[1] & 0x80 else b[2]
+        return n in (None, req.byte_count) and self.late.find(b[0], req.function, n) is None
 
     def _discard(self, adu: Adu, why: str) -> None:
         self.discarded += 1

@@ -60,7 +60,7 @@ def values_lines(values: np.ndarray) -> list[str] | None:
         return None
     ints, fracs = _digit_tables()
     out = np.empty((*values.shape, 11), np.uint8)
-    out[..., 0] = np.where(m < 0, 45, 0)                    # "-"
+    out[..., 0] = np.where(np.signbit(known), 45, 0)        # "-" (also of -0.0, as repr)
     out[..., 1:6] = ints.take(whole, axis=0)
     out[..., 6:10] = fracs.take(frac, axis=0)
     if missing.any():

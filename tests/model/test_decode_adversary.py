@@ -112,7 +112,8 @@ def _cells(sentinels: bool) -> list[dict]:
 def _map(cells: list[dict], sentinels: bool):
     regs, address = [{"address": 0, "unused": True}], 1
     for i, c in enumerate(cells):
-        r = {"address": address, "table": "pcs", "column": f"c{i}", "type": c["typ"]}
+        r = {"address": address, "table": "pcs", "column": _column(i, sentinels),
+             "type": c["typ"]}
         if c["order"]:
             r["byte_order"] = c["order"]
         if c["scale"] == "sf":
@@ -121,12 +122,20 @@ def _map(cells: list[dict], sentinels: bool):
             r["scale"] = c["scale"]
         regs.append(r)
         address += WIDTH[c["typ"]]
-    doc = {"map_id": "adv-decode", "version": 1, "blocks": [
+    doc = {"map_id": _map_id(sentinels), "version": 1, "blocks": [
         {"name": "D", "function": "holding", "start": 0, "count": address, "scaled": True,
          "registers": regs}]}
     if sentinels:
         doc["sentinels"] = "sunspec"
     return parse_map(doc)
+
+
+def _column(i: int, sentinels: bool) -> str:
+    return f"{'s' if sentinels else 'c'}{i}"
+
+
+def _map_id(sentinels: bool) -> str:
+    return "adv-decode-s" if sentinels else "adv-decode"
 
 
 def _frames(cells: list[dict], n: int, sentinels: bool):
@@ -144,9 +153,10 @@ def _frames(cells: list[dict], n: int, sentinels: bool):
             expected.append(reference(typ, bits, scale, sf if c["scale"] == "sf" else None,
                                       SUNSPEC.get(typ) if sentinels else None))
         regs = struct.pack(f">{len(words)}H", *words)
-        frames.append(Frame("site-x", 1, k + 1, 1_700_000_000_000_000 + k * 1_000_000,
-                            1_700_000_000_000_000 + k * 1_000_000 + 5000, "adv-decode", 1,
-                            {"D": BlockData(registers=regs)}))
+        frames.append(Frame("site-x", 1 + sentinels, k + 1,
+                            1_700_000_000_000_000 + k * 1_000_000,
+                            1_700_000_000_000_000 + k * 1_000_000 + 5000, _map_id(sentinels),
+                            1, {"D": BlockData(registers=regs)}))
         want.append(expected)
     return decode_frames(encode_frames(frames)), want
 
@@ -229,3 +239,41 @@ def test_a_zero_keeps_its_sign_in_the_row_text_of_any_batch():
         for line in rows_text(part, key_heads(frames)).split("\n"):
             fields = line.split(",")[4:]
             assert all(_same(float(t), w) for t, w in zip(fields, want)), (len(part), fields)
+
+
+def _as_stored(w, sql: str):
+    """The reference as the column's SQL type holds it (a `real` keeps the nearest float4)."""
+    if w is None or sql != "real":
+        return w
+    return float(str(np.float32(w)))
+
+
+def test_the_database_stores_every_value_as_the_data_spec_says(timescale_db):
+    from ess.db.connect import connect_dsn
+    from ess.db.migrate import migrate
+    from ess.db.quote import ident
+    from ess.db.schema import sql_type
+    from ess.db.writer import write_frames
+
+    conn = connect_dsn(timescale_db)
+    maps, bad = {}, []
+    try:
+        for sentinels in (False, True):
+            cells = _cells(sentinels)
+            regmap = maps[sentinels] = _map(cells, sentinels)
+            migrate(conn, list(maps.values()))
+            frames, want = _frames(cells, len(SF), sentinels)
+            write_frames(conn, frames, {m.key: m for m in maps.values()})
+            fields = regmap.table_fields("pcs")
+            cur = conn.cursor()
+            cur.execute("SELECT " + ", ".join(ident(f.column) for f in fields) + " FROM pcs "
+                        "WHERE bank_id = %s ORDER BY ts", (1 + sentinels,))
+            for k, row in enumerate(cur.fetchall()):
+                for f, c, got, w in zip(fields, cells, row, want[k], strict=True):
+                    got = int(got) if isinstance(w, int) and got is not None else got
+                    if not _same(got, _as_stored(w, sql_type(f))):
+                        bad.append(f"{f.column} {c} frame {k}: {got!r}, expected {w!r}")
+            conn.rollback()
+    finally:
+        conn.close()
+    assert not bad, f"{len(bad)} wrong:\n" + "\n".join(bad[:40])

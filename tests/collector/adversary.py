@@ -113,6 +113,7 @@ def _kinds(dev: Device, c: Ctx) -> dict:
         "split": lambda: [(0.005, good[a:b]) for a, b in zip((0, 1, 2, 4, 7, 8),
                                                               (1, 2, 4, 7, 8, None))],
         "dup": lambda: [good + good],
+        "trailing_noise": lambda: [good + b"\x00"],
         "dup_later": lambda: [good, (0.03, good)],
         "close_mid": lambda: [good[:len(good) // 2], (0.01, b""), "close"],
         "close_after": lambda: [good, (0.0, b""), "close"],
@@ -236,7 +237,7 @@ class Device:
         if self.held.get(unit):             # a late reply goes out before this one
             writer.write(self.held.pop(unit))
         if kind in ("ok", "split", "dup", "dup_later", "stale_first", "stale_after",
-                    "close_after"):
+                    "close_after", "trailing_noise"):
             self.good.setdefault(key, []).append((time.time_ns() // 1000, data))
         for w in writes:
             if not await self._write(w, writer, unit):

@@ -21,6 +21,7 @@ INTERVAL, TIMEOUT, TICKS = 0.6, 0.25, 3
 BOTH = {"other_fc": M, "exc_other_fc": M, "unit0": M, "unit255": M, "unit_next": M,
         "bc_odd": M, "bc_zero": M, "bc_large": M, "bc_says_more": M, "bc_says_less": M,
         "count_short": M, "count_long": M, "split": OK, "dup": OK, "dup_later": OK,
+        "trailing_noise": OK,
         "close_mid": TR, "reset": TR, "hang": T, "late": T,
         **{f"exc{c}": f"exception:{c}" for c in (1, 2, 3, 4, 6, 11)}}
 MBAP_ONLY = {"tid0": M, "tid_prev": M, "tid_next": M, "proto1": M, "len0": M, "len1": M,

@@ -19,7 +19,8 @@ outstanding (one at a time), frames are taken in order:
   A frame of the request's unit and function must answer it exactly, else MismatchedReply; its
   byte count is checked before the frame is cut, since the frame's length follows from it.
 
-Before a request, complete frames still in the buffer are unsolicited: discarded and logged.
+Before a request, complete frames still in the buffer are unsolicited: discarded and logged;
+an incomplete rest is line noise in RTU (discarded) and an out-of-step stream in MBAP (reset).
 Every request that gets no accepted answer tells the caller to reset the connection
 (errors.RequestFailed.reset): a timeout too, since some devices and gateways stamp a late reply
 with the transaction id (and unit id) of the request outstanding when it finally comes; a closed
@@ -112,13 +113,23 @@ class Connection:
 
     # ---- one request ------------------------------------------------------------------------
     def tidy(self) -> bool:
-        """Discard complete frames left before a request (unsolicited); False when the buffer
-        holds bytes that cannot be a frame (the stream is out of step: reset it)."""
+        """Before a request: discard the complete frames left in the buffer (unsolicited; an
+        RTU late reply among them is taken for it) and, RTU, any rest (line noise: an RTU
+        master flushes before each request). False when MBAP bytes remain that are not a whole
+        frame: the stream is out of step (reset it), or the next reply would be read behind
+        them."""
         try:
             while (adu := self.framing.cut(self.buf)) is not None:
-                self._discard(adu, "unsolicited: no request was outstanding")
+                late = not self.framing.has_tid and adu.crc_ok and self.late.take(adu)
+                self._discard(adu, "a late reply, before the next request" if late
+                              else "unsolicited: no request was outstanding")
         except MismatchedReply:
+            pass
+        if self.buf and self.framing.has_tid:
             return False
+        if self.buf:
+            self._discard(Adu(-1, b"", bytes(self.buf)), "noise between requests")
+            self.buf.clear()
         return True
 
     async def exchange(self, req: Request, tid: int, budget: float) -> Answer:

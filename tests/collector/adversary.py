@@ -120,6 +120,7 @@ def _kinds(dev: Device, c: Ctx) -> dict:
         "reset": lambda: [good[:3], (0.01, b""), "reset"],
         "hang": lambda: [],
         "late": lambda: [("late", c.frame(dev, bad))],
+        "dup_held": lambda: [good, ("late", good)],     # again before the next reply
         "exc_long": lambda: [c.frame(dev, exc + b"\x02\x00")],
         "exc_short": lambda: [c.frame(dev, exc)],
         **{f"exc{code}": (lambda code=code: [c.frame(dev, exc + bytes([code]))])
@@ -234,10 +235,13 @@ class Device:
         self.requests.append((*key, kind))
         ctx = Ctx(tid, unit, fc, addr, count, data, poison)
         writes = _kinds(self, ctx)[kind]()
-        if self.held.get(unit):             # a late reply goes out before this one
-            writer.write(self.held.pop(unit))
+        held = self.held.pop(unit, b"")     # a late reply goes out before this one, in the
+        if held and writes and isinstance(writes[0], bytes):        # same segment
+            writes[0] = held + writes[0]
+        elif held:
+            writer.write(held)
         if kind in ("ok", "split", "dup", "dup_later", "stale_first", "stale_after",
-                    "close_after", "trailing_noise"):
+                    "close_after", "trailing_noise", "dup_held"):
             self.good.setdefault(key, []).append((time.time_ns() // 1000, data))
         for w in writes:
             if not await self._write(w, writer, unit):

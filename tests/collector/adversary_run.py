@@ -23,12 +23,13 @@ SITE = "site-adv"
 # block -> (function code, first address, count); one read each
 ADV = {"INP": (4, 10, 3), "HOLD": (3, 20, 2), "COILS": (1, 0, 13), "DISC": (2, 100, 11)}
 ONE = {"ONE": (3, 0, 4)}
+TWO = {"TWO": (3, 0, 8)}       # read as 0+4 and 4+4 (max_registers_per_read 4): one shape
 _FUNCTION = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
-_TYPES = {4: ("uint16", "int16", "uint16"), 3: ("uint16", "int16", "uint16", "int16")}
 
 
 def map_doc(map_id: str, blocks: dict) -> dict:
-    """A register map with one read per block: registers uint16/int16 alternating, bits."""
+    """A register map with one read per block (unless the read limit splits it): registers
+    uint16, int16 alternating; bits."""
     out = []
     for name, (fc, start, count) in blocks.items():
         if fc in (1, 2):
@@ -36,7 +37,7 @@ def map_doc(map_id: str, blocks: dict) -> dict:
                      "type": "bit"} for k in range(count)]
         else:
             regs = [{"address": start + k, "table": "bank", "column": f"{name.lower()}_{k}",
-                     "type": _TYPES[4 if fc == 4 else 3][k]} for k in range(count)]
+                     "type": "int16" if k % 2 else "uint16"} for k in range(count)]
         out.append({"name": name, "function": _FUNCTION[fc], "start": start, "count": count,
                     "scaled": False, "registers": regs})
     return {"map_id": map_id, "version": 1, "blocks": out}
@@ -51,8 +52,7 @@ def expected_values(blocks: dict, name: str, data: bytes | None) -> dict[str, in
     if fc in (1, 2):
         bits = int.from_bytes(data, "little")
         return {f"{name.lower()}_{k}": bits >> k & 1 for k in range(count)}
-    types = _TYPES[4 if fc == 4 else 3]
-    fmt = ">" + "".join("H" if t == "uint16" else "h" for t in types[:count])
+    fmt = ">" + "".join("h" if k % 2 else "H" for k in range(count))
     return {f"{name.lower()}_{k}": v for k, v in enumerate(struct.unpack(fmt, data))}
 
 
@@ -81,6 +81,7 @@ class Case:
     unit: int | None = None
     others: frozenset[str] = frozenset({"ok"})
     after: frozenset[str] = frozenset({"ok"})
+    polling: tuple = ()         # (setting, value) pairs of the device
 
 
 @dataclass
@@ -131,7 +132,7 @@ async def collect(tmp: Path, cases: list[Case], *, interval: float, timeout: flo
                   ticks: int, devices_loop: DeviceThread) -> Collected:
     """Serve every case (one server per framing, map and group, unit ids 1..n), run the
     collector for `ticks` polls, and return what it spooled."""
-    maps = {"adv": ADV, "one": ONE}
+    maps = {"adv": ADV, "one": ONE, "two": TWO}
     for m, blocks in maps.items():
         (tmp / f"{m}.yaml").write_text(yaml.safe_dump(map_doc(m, blocks)))
     devices, units, servers, ports, gateways = [], {}, {}, {}, []
@@ -149,7 +150,7 @@ async def collect(tmp: Path, cases: list[Case], *, interval: float, timeout: flo
         dev.faults[unit] = list(case.faults)
         units[case.name] = (dev, unit)
         devices.append({"host": "127.0.0.1", "port": ports[key], "unit_id": unit, "bank_id": i,
-                        "map": str(tmp / f"{case.map_id}.yaml"),
+                        "map": str(tmp / f"{case.map_id}.yaml"), **dict(case.polling),
                         **({} if case.shared else {"framing": case.framing})})
     doc = {"sites": [{"site_id": SITE, "devices": devices}],
            "collector": {"topic": "projects/p/topics/t", "interval": interval,
@@ -174,19 +175,22 @@ async def collect(tmp: Path, cases: list[Case], *, interval: float, timeout: flo
 
 
 def check_block(dev: Device, unit: int, blocks: dict, name: str, frame: Frame) -> str | None:
-    """None when the frame's block `name` is right; else what is wrong. An ok block must hold
-    the data of a correct reply the device sent to this unit during this poll."""
+    """None when the frame's block `name` is right; else what is wrong. Each read of an ok
+    block must hold the data of a correct reply the device sent to this unit during this
+    poll."""
     b = frame.blocks[name]
     if not b.ok:
         return None if b.registers == b"" else f"{name}: failed block with registers"
     fc, start, count = blocks[name]
     data = frame_bits(b.registers, count) if fc in (1, 2) else b.registers
-    sent = dev.good.get((unit, fc, start, count), [])
-    when = [t for t, d in sent if d == data]
-    if not when:
-        return f"{name}: {data.hex()} is no correct reply the device sent"
-    if not any(frame.poll_start_us <= t <= frame.poll_end_us for t in when):
-        return f"{name}: {data.hex()} answered a request of another poll"
+    reads = sorted(k for k in dev.good if k[:2] == (unit, fc) and start <= k[2] < start + count)
+    for _u, _fc, addr, n in reads or [(unit, fc, start, count)]:
+        part = data if fc in (1, 2) else data[2 * (addr - start):2 * (addr - start + n)]
+        when = [t for t, d in dev.good.get((unit, fc, addr, n), []) if d == part]
+        if not when:
+            return f"{name} {addr}+{n}: {part.hex()} is no correct reply the device sent"
+        if not any(frame.poll_start_us <= t <= frame.poll_end_us for t in when):
+            return f"{name} {addr}+{n}: {part.hex()} answered a request of another poll"
     return None
 
 

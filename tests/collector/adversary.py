@@ -53,11 +53,13 @@ def mbap(tid: int, unit: int, pdu: bytes, proto: int = 0, length: int | None = N
 
 @dataclass(frozen=True)
 class Fault:
-    """Misbehave (`kind`) on the `occurrence`-th request of function `fc` of a unit."""
+    """Misbehave (`kind`) on the `occurrence`-th request of function `fc` (and address) of a
+    unit."""
 
     kind: str
     fc: int
     occurrence: int = 2
+    addr: int | None = None     # only the read from this address
 
 
 @dataclass
@@ -207,7 +209,7 @@ class Device:
     def _kind(self, unit: int, fc: int, key: tuple) -> str:
         self.seen[key] = self.seen.get(key, 0) + 1
         for f in self.faults.get(unit, ()):
-            if f.fc == fc and f.occurrence == self.seen[key]:
+            if f.fc == fc and f.occurrence == self.seen[key] and f.addr in (None, key[2]):
                 return f.kind
         return "ok"
 

@@ -15,7 +15,7 @@ from ess.codec import decode_frame, encode_frame
 from ess.decode import decoder_for
 
 M, T, TR, B, OK = "mismatched_reply", "timeout", "transport", "bad_crc", "ok"
-INTERVAL, TIMEOUT, TICKS = 0.6, 0.25, 3
+INTERVAL, TIMEOUT, TICKS = 0.8, 0.25, 3
 
 # kind -> status of the faulted block, per framing (fc 4 = INP, the first read of a poll)
 BOTH = {"other_fc": M, "exc_other_fc": M, "unit0": M, "unit255": M, "unit_next": M,
@@ -63,7 +63,7 @@ def _cases() -> list[Case]:
     out += _special()
     # a reply sent again just before the next one, of the same shape (RTU cannot tell them
     # apart by transaction id): the second read's answer is in doubt
-    out += [Case(f"{f}-dup_held-two", f, (Fault("dup_held", 3, 2),), frozenset({s}),
+    out += [Case(f"{f}-dup_held-two", f, (Fault("dup_held", 3, 2, addr=0),), frozenset({s}),
                  map_id="two", polling=(("max_registers_per_read", 4),))
             for f, s in (("tcp", OK), ("rtu", M))]
     return out

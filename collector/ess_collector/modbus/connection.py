@@ -175,7 +175,7 @@ class Connection:
                     continue
                 if adu.unit != req.unit:
                     raise MismatchedReply(f"unit id {adu.unit}, expected {req.unit}")
-                return check_reply(req, adu.pdu)
+                return self._checked(req, tid, adu)
             if not adu.crc_ok:
                 raise BadCrc(f"CRC mismatch in {adu.raw.hex()}")
             if self.late.take(adu):
@@ -186,7 +186,25 @@ class Connection:
                 self._discard(adu, f"unit {adu.unit} function {adu.function}: not the request "
                               "outstanding")
                 continue
-            return check_reply(req, adu.pdu)
+            return self._checked(req, tid, adu)
+
+    def _checked(self, req: Request, tid: int, adu: Adu) -> Answer:
+        """`adu`'s answer to `req`, unless a frame already received behind it would answer `req`
+        with other bytes (RTU: a duplicate or stale reply of the same shape came first): with
+        two answers neither is sure, MismatchedReply."""
+        answer = check_reply(req, adu.pdu)
+        probe, other = bytearray(self.buf), None
+        try:
+            while (other := self.framing.cut(probe)) is not None and (other.raw == adu.raw or not (
+                    (other.tid, other.unit) == (tid, req.unit) if self.framing.has_tid
+                    else other.crc_ok and _shaped_like(other, req))):
+                pass
+        except MismatchedReply:         # what follows is not a frame: no second answer
+            other = None
+        if other is not None:
+            raise MismatchedReply(f"two different replies to one request: "
+                                  f"{adu.raw[:16].hex()}, {other.raw[:16].hex()}")
+        return answer
 
     def _early_rtu_check(self, req: Request) -> None:
         """An RTU reply of ours whose byte count is wrong fails before it is cut (its length

@@ -122,6 +122,7 @@ def _kinds(dev: Device, c: Ctx) -> dict:
         "reset": lambda: [good[:3], (0.01, b""), "reset"],
         "hang": lambda: [],
         "late": lambda: [("late", c.frame(dev, bad))],
+        "late_same_conn": lambda: [(0.35, c.frame(dev, bad))],     # after the timeout
         "dup_held": lambda: [good, ("late", good)],     # again before the next reply
         "exc_long": lambda: [c.frame(dev, exc + b"\x02\x00")],
         "exc_short": lambda: [c.frame(dev, exc)],
@@ -166,6 +167,9 @@ def _rtu_kinds(dev: Device, c: Ctx, good: bytes, bad: bytes) -> dict:
         "exc_bad_crc": lambda: [exc[:-1] + bytes([exc[-1] ^ 0xFF])],
         "noise": lambda: [b"\x00" + good],
         "noise_ff": lambda: [b"\xff" + good],
+        "stale_first": lambda: [rtu(bytes([c.unit]) + bad) + good],
+        "stale_after": lambda: [good + rtu(bytes([c.unit]) + bad)],
+        "other_first": lambda: [rtu(bytes([c.unit]) + c.pdu(c.poison, fc=OTHER_FC[c.fc])) + good],
     }
 
 
@@ -243,7 +247,7 @@ class Device:
         elif held:
             writer.write(held)
         if kind in ("ok", "split", "dup", "dup_later", "stale_first", "stale_after",
-                    "close_after", "trailing_noise", "dup_held"):
+                    "close_after", "trailing_noise", "dup_held", "other_first"):
             self.good.setdefault(key, []).append((time.time_ns() // 1000, data))
         for w in writes:
             if not await self._write(w, writer, unit):

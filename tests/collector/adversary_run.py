@@ -21,7 +21,7 @@ from ess_collector.spool import Spool
 
 SITE = "site-adv"
 # block -> (function code, first address, count); one read each
-ADV = {"INP": (4, 10, 3), "HOLD": (3, 20, 2), "COILS": (1, 0, 13), "DISC": (2, 100, 11)}
+ADV = {"INP": (4, 10, 3), "HOLD": (3, 20, 2), "COILS": (1, 0, 21), "DISC": (2, 100, 11)}
 ONE = {"ONE": (3, 0, 4)}
 TWO = {"TWO": (3, 0, 8)}       # read as 0+4 and 4+4 (max_registers_per_read 4): one shape
 _FUNCTION = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}

@@ -22,7 +22,7 @@ BOTH = {"other_fc": M, "exc_other_fc": M, "unit0": M, "unit255": M, "unit_next":
         "bc_odd": M, "bc_zero": M, "bc_large": M, "bc_says_more": M, "bc_says_less": M,
         "count_short": M, "count_long": M, "split": OK, "dup": OK, "dup_later": OK,
         "trailing_noise": OK,
-        "close_mid": TR, "reset": TR, "hang": T, "late": T,
+        "close_mid": TR, "reset": TR, "hang": T, "late": T, "late_same_conn": T,
         **{f"exc{c}": f"exception:{c}" for c in (1, 2, 3, 4, 6, 11)}}
 MBAP_ONLY = {"tid0": M, "tid_prev": M, "tid_next": M, "proto1": M, "len0": M, "len1": M,
              "len255": M, "len_short": M, "len_long_pad": M, "len_long": T,
@@ -30,7 +30,7 @@ MBAP_ONLY = {"tid0": M, "tid_prev": M, "tid_next": M, "proto1": M, "len0": M, "l
              "exc_short": M, "exc_mbap_short": M}
 RTU_ONLY = {"bad_crc": B, "crc_of_other": B, "truncated": T, "other_unit": M,
             "exc_bad_crc": B, "noise": {M, B}, "noise_ff": {M, B}, "exc_long": {M, B},
-            "exc_short": T}
+            "exc_short": T, "stale_first": M, "stale_after": M, "other_first": OK}
 BITS = {"padding": M, "count_short": M, "count_long": M, "other_fc": M, "split": OK,
         "exc2": "exception:2"}
 

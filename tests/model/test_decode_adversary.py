@@ -36,7 +36,7 @@ VALUES = {
     "int32": (-(1 << 31), -1, 0, 1, (1 << 31) - 1, 0x01020304, -0x01020304),
     "uint32": (0, 1, (1 << 31), (1 << 32) - 1, 0x01020304),
     "int64": (-(1 << 63), -1, 0, (1 << 63) - 1, (1 << 53) + 1, 4000000000000002,
-              0x0102030405060708, -0x0102030405060708),
+              0x0102030405060708, -0x0102030405060708, 548307629320713276),
     "uint64": (0, 1, (1 << 63), (1 << 64) - 1, (1 << 53) + 1, 0x0102030405060708),
     "float32": F32, "float64": F64}
 SCALES = {"int16": (0.1, 0.01, 0.001, 0.0001), "uint16": (0.1, 0.0001), "int32": (0.001,),
@@ -83,7 +83,7 @@ def reference(typ: str, bits: int, scale=None, sf=None, sentinel=None):
         x = float(v) * scale                   # one double multiplication
         if math.isnan(x):
             return None
-        if not abs(x) < 2.0 ** 52:             # an integer already (or infinite)
+        if not abs(x * 1000) < 2.0 ** 52:      # 1000 x is an integer already (or infinite)
             return x
         r = round(x * 1000) / 1000             # rint(1000 x), ties to even; then / 1000
         return math.copysign(r, x) if r == 0 else r    # rint keeps the sign of a zero
@@ -277,3 +277,17 @@ def test_the_database_stores_every_value_as_the_data_spec_says(timescale_db):
     finally:
         conn.close()
     assert not bad, f"{len(bad)} wrong:\n" + "\n".join(bad[:40])
+
+
+@pytest.mark.parametrize("raw", [548307629320713276, 4503599627370497123, -548307629320713276])
+def test_a_scaled_value_past_thousandths_is_stored_as_multiplied(raw):
+    """From |1000 x| >= 2^52, 1000 x is an integer already: rint has nothing to round, and
+    dividing 1000 x by 1000 again only adds an error (548307629320713276 x 0.001 is
+    548307629320713.25, the double nearest the exact 548307629320713.276, not .375)."""
+    cells = [{"typ": "int64", "order": None, "scale": 0.001}]
+    regmap = _map(cells, False)
+    words = [0] + registers("int64", "ABCD", pattern("int64", raw))
+    frame = Frame("site-x", 1, 1, 1_700_000_000_000_000, 1_700_000_000_000_001, "adv-decode",
+                  1, {"D": BlockData(registers=struct.pack(f">{len(words)}H", *words))})
+    (tb,), _ = Decoder(regmap).decode_frames([frame])
+    assert tb.row_lists()[0][0] == float(raw) * 0.001

@@ -177,6 +177,7 @@ def _decoded(sentinels: bool):
     return cells, frames, want, tb
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")     # an infinity is a value, not an error
 @pytest.mark.parametrize("sentinels", [False, True])
 def test_every_value_decodes_as_the_data_spec_says(sentinels):
     cells, _frames_, want, tb = _decoded(sentinels)

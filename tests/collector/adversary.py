@@ -7,7 +7,7 @@ correct reply carries data unique to its (unit, read, n-th reply), recorded with
 was sent (`good`), so a test can tell that a stored block is the answer to a request of that very
 poll. Misbehaving replies carry poison (registers 0xDEAD; bits with bit 0 cleared, which no good
 reply has). A fault is scripted per unit: `Fault(kind, fc, occurrence)` misbehaves on the
-`occurrence`-th request of function `fc` from that unit (see `KINDS`).
+`occurrence`-th request of function `fc` from that unit (the kinds: `_kinds`).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _kinds(dev: Device, c: Ctx) -> dict:
         "reset": lambda: [good[:3], (0.01, b""), "reset"],
         "hang": lambda: [],
         "late": lambda: [("late", c.frame(dev, bad))],
-        "late_same_conn": lambda: [(0.35, c.frame(dev, bad))],     # after the timeout
+        "late_same_conn": lambda: [(0.45, c.frame(dev, bad))],     # after the timeout
         "dup_held": lambda: [good, ("late", good)],     # again before the next reply
         "exc_long": lambda: [c.frame(dev, exc + b"\x02\x00")],
         "exc_short": lambda: [c.frame(dev, exc)],

@@ -15,7 +15,7 @@ from ess.codec import decode_frame, encode_frame
 from ess.decode import decoder_for
 
 M, T, TR, B, OK = "mismatched_reply", "timeout", "transport", "bad_crc", "ok"
-INTERVAL, TIMEOUT, TICKS = 0.8, 0.25, 3
+INTERVAL, TIMEOUT, TICKS = 0.9, 0.3, 3
 
 # kind -> status of the faulted block, per framing (fc 4 = INP, the first read of a poll)
 BOTH = {"other_fc": M, "exc_other_fc": M, "unit0": M, "unit255": M, "unit_next": M,

@@ -1,7 +1,9 @@
 """Build the deployment artifacts Terraform uploads (`make package`).
 
 build/ess_pipeline-<version>-py3-none-any.whl  the project wheel, installed on the collector VM
-                                               (its data ships inside, as ess/model/)
+                                               and by the database job with --no-deps over
+                                               collector/requirements.txt (pinned; its data
+                                               ships inside, as ess/model/)
 build/ingest.zip, build/export.zip             Cloud Run function sources
 
 Each function archive holds only what that function runs: its `main.py` and pinned
@@ -186,6 +188,8 @@ def package(root: Path, out_dir: Path, wheel: bool = True) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     built = []
     if wheel:
+        # the VM and the database job install the wheel --no-deps over these pins
+        check_requirements(root / "collector" / "requirements.txt")
         built.append(build_wheel(root, out_dir))
     for archive, folder in FUNCTIONS.items():
         out = out_dir / f"{archive}.zip"

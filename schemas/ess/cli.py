@@ -9,7 +9,7 @@ import sys
 # Entry points in this group name a register(subparsers) function (see pyproject.toml).
 PLUGIN_GROUP = "ess.cli"
 # Subcommands of this package: running one loads no plugin (their imports cost ~0.7 s).
-BUILTIN = ("decode", "map", "db", "status")
+BUILTIN = ("decode", "map", "db", "status", "replay-dead-letters")
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -125,6 +125,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     from .status import cli as status_cli
 
     status_cli.register(sub)
+    from . import replay
+
+    replay.register(sub)
     if plugins:
         from importlib.metadata import entry_points
 

@@ -104,6 +104,9 @@ BAD = [
     ({"database": {"max_connections": 10}}, "database.max_connections must"),
     ({"database": {"external_dsn_secret": {"replica": "a b"}}}, "database.external_dsn_secret"),
     ({"push_ack_deadline_seconds": 601}, "push_ack_deadline_seconds must"),
+    ({"max_delivery_attempts": 101}, "max_delivery_attempts must"),
+    ({"max_delivery_attempts": 4}, "max_delivery_attempts must"),
+    ({"backlog_alert_age_seconds": {"dead_letter": 604800}}, "backlog_alert_age_seconds values"),
 ]
 
 

@@ -69,7 +69,7 @@ def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until
             result.messages += 1
             try:
                 frames = codec.decode_frames(rec.data)
-                checks.check(frames)
+                checks.check(frames, rec.publish_time)   # as ingest checked it
             except PermanentError as exc:
                 result.skip(exc.reason)
                 continue

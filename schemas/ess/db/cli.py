@@ -34,6 +34,34 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_maps(args: argparse.Namespace) -> list:
+    """The maps of the sites config's devices (one of each), else --map (default: default)."""
+    if args.sites:
+        from ..sites import load_sites
+
+        return list(load_sites(args.sites).maps().values())
+    return _maps(args.map)
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from ..errors import PermanentError
+    from .connect import connect
+    from .setup import setup
+
+    conn = connect(args.dsn)
+    try:
+        m = setup(conn, _setup_maps(args), args.writer or [], args.reader or [])
+    except PermanentError as exc:
+        print(f"ess db setup: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    done = "schema up to date" if m is None else f"applied migration {m.version} ({m.mode})"
+    print(f"ess db setup: {done}; granted {len(args.writer or [])} ingest and "
+          f"{len(args.reader or [])} export users")
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from .schema import render_schema
 
@@ -51,6 +79,15 @@ def register(sub) -> None:
     m.add_argument("--mode", choices=("auto", "timescale", "partitioned"), default="auto")
     m.add_argument("--print", action="store_true", help="print the pending SQL, apply nothing")
     m.set_defaults(func=_cmd_migrate)
+    s = dbsub.add_parser("setup", help="as the schema owner: own schema public, migrate, "
+                         "create the coming partitions, grant the ingest and export users")
+    s.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
+    s.add_argument("--sites", help="sites config whose devices' maps to migrate "
+                   "(default: --map, else the default map)")
+    s.add_argument("--map", action="append", help="map name or file (repeatable)")
+    s.add_argument("--writer", action="append", help="ingest user (repeatable)")
+    s.add_argument("--reader", action="append", help="export user (repeatable)")
+    s.set_defaults(func=_cmd_setup)
     r = dbsub.add_parser("render", help="print the DDL a fresh database gets")
     r.add_argument("--map", action="append")
     r.add_argument("--mode", choices=("timescale", "partitioned"), default="timescale")

@@ -33,7 +33,8 @@ def _targets(conn, args) -> tuple[list[tuple[str, str, list[int]]], float, float
         frozen = frozen or configured
     else:
         seen: dict[str, list[int]] = {}
-        for site, bank in report._query(conn, SEEN, {}):
+        since = datetime.now(UTC) - report.SEEN_WINDOW
+        for site, bank in report._query(conn, SEEN, {"since": since}):
             seen.setdefault(site, []).append(bank)
         targets = [(s, "UTC", b) for s, b in seen.items()]
         interval = 1.0

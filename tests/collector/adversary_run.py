@@ -96,7 +96,7 @@ class Collected:
 class _HeldPublisher:
     """Every publish fails: frames stay in the spool, where the test reads them."""
 
-    def publish(self, site, frames):
+    def publish(self, site, bodies, polls_us):
         raise ConnectionError("held in the spool for the test")
 
     def resume(self, site):
@@ -165,7 +165,7 @@ async def collect(tmp: Path, cases: list[Case], *, interval: float, timeout: flo
         for d in servers.values():
             devices_loop.loop.call_soon_threadsafe(d.close)
     spool = Spool(tmp / "spool.sqlite")
-    frames = sorted((decode_frame(body) for _, body in spool.read(SITE, 0, 100_000)),
+    frames = sorted((decode_frame(row[-1]) for row in spool.read(SITE, 0, 100_000)),
                     key=lambda f: (f.bank_id, f.seq))
     spool.close()
     maps = {d.bank_id: d.map for d in sites.devices()}

@@ -189,7 +189,7 @@ class Device:
         self.server: asyncio.Server | None = None
 
     async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
         return self.server.sockets[0].getsockname()[1]
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -169,15 +170,27 @@ def write_zip(entries: dict[str, Path], out: Path) -> None:
 
 
 
+# What the wheel is built from (pyproject.toml's package-dir), copied to a scratch directory
+WHEEL_SOURCES = ("pyproject.toml", "schemas", "collector", "functions")
+
+
 def build_wheel(root: Path, out_dir: Path) -> Path:
+    """The project wheel, built from a fresh copy of its sources in a scratch directory:
+    setuptools leaves `build/lib` and `*.egg-info` where it builds (and reuses `build/lib`, so a
+    deleted module could ship); the source tree gets neither."""
     for old in out_dir.glob("ess_pipeline-*.whl"):
         old.unlink()
-    # setuptools copies sources into <root>/build/lib and reuses it: a module deleted from the
-    # tree would stay there and ship. Build from fresh copies.
-    for stale in ("lib", "bdist.linux-x86_64"):
-        shutil.rmtree(root / "build" / stale, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(out_dir), str(root)], check=True)
+    with tempfile.TemporaryDirectory(prefix="ess-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*")
+        for name in WHEEL_SOURCES:
+            if (root / name).is_dir():
+                shutil.copytree(root / name, src / name, ignore=ignore)
+            else:
+                shutil.copy2(root / name, src / name)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                        "--wheel-dir", str(out_dir.resolve()), str(src)], check=True)
     wheels = sorted(out_dir.glob("ess_pipeline-*.whl"))
     if len(wheels) != 1:
         raise SystemExit(f"expected one wheel in {out_dir}, found {wheels}")

@@ -11,6 +11,7 @@ import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from ess.cli import main as ess_main
 from ess.sites import load_sites
 from ess_local.functions import FunctionProcess
@@ -121,6 +122,7 @@ def test_configured_first_date(timescale_db, tmp_path, capsys):
     assert "export.first_date" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("needs_service")
 def test_unreachable_bucket_fails_fast(sites_path, tmp_path):
     """GCS down (a closed port): a generic 500 well within the function's timeout."""
     port = free_port()

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TERRAFORM = shutil.which("terraform")
 
-pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH")
+# runs terraform, a tool `make install` does not install: the full tier (tests/conftest.py)
+pytestmark = [pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH"),
+              pytest.mark.usefixtures("needs_service")]
 
 ARTIFACTS = {"wheel": "build/ess_pipeline-0.1.0-py3-none-any.whl",
              "ingest_zip": "build/ingest.zip", "export_zip": "build/export.zip"}

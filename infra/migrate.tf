@@ -68,7 +68,7 @@ resource "google_cloud_run_v2_job" "db" {
         command = ["/bin/bash", "-c", local.db_job_script, "ess-db-job"]
         # `gcloud run jobs execute ... --args=...` replaces these (any `ess` command).
         args = concat(
-          ["db", "setup", "--sites", local.sites_uri],
+          ["db", "setup", "--config", local.sites_uri],
           flatten([for sa in local.db_job_grants[each.key].writers : ["--writer", google_sql_user.iam[sa].name]]),
           flatten([for sa in local.db_job_grants[each.key].readers : ["--reader", google_sql_user.iam[sa].name]]),
         )

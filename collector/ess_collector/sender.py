@@ -168,6 +168,8 @@ class SiteSender:
         while self.inflight >= self.s.max_in_flight:
             self.settled.clear()
             await self.settled.wait()
+        if self.catching_up or not self.queue:   # a publish failed meanwhile: the spool's turn
+            return
         items = [self.queue.popleft() for _ in range(min(self.s.max_frames, len(self.queue)))]
         self._publish(items, replay=False)
 

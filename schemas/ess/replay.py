@@ -20,7 +20,6 @@ Docs: docs/deploy.md ("Outages longer than the retry budget").
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -140,11 +139,12 @@ def replay(subscriber, publisher, subscription: str, routes: dict[str, str], *,
 def _cmd(args: argparse.Namespace) -> int:
     from google.cloud import pubsub_v1
 
+    from .command import UsageError
+
     try:
         routes = parse_routes(args.route)
     except ValueError as exc:
-        print(f"ess replay-dead-letters: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     subscriber, publisher = pubsub_v1.SubscriberClient(), pubsub_v1.PublisherClient()
     try:
         out = replay(subscriber, publisher, args.subscription, routes, batch=args.batch,

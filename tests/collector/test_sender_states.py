@@ -39,20 +39,20 @@ class Publisher:
     with message ordering does, a failure pauses the site's ordering key: its publishes fail
     until resume()."""
 
-    def __init__(self, fail: int = 0, hold: bool = False):
-        self.fail, self.hold, self.paused = fail, hold, False
+    def __init__(self, fail: int = 0, hold: bool = False, ordering: bool = True):
+        self.fail, self.hold, self.paused, self.ordering = fail, hold, False, ordering
         self.sent: list[list[int]] = []          # seqs of each accepted message
         self.held: list[tuple[concurrent.futures.Future, list[int]]] = []
         self.resumed = 0
 
-    def publish(self, site: str, frames: list) -> concurrent.futures.Future:
+    def publish(self, site: str, frames: list, polls_us: list[int]) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
         seqs = [seq_of(f) for f in frames]
         if self.paused:
             fut.set_exception(RuntimeError("ordering key paused"))
         elif self.fail:
             self.fail -= 1
-            self.paused = True
+            self.paused = self.ordering
             fut.set_exception(RuntimeError("Pub/Sub unavailable"))
         elif self.hold:
             self.held.append((fut, seqs))
@@ -66,6 +66,13 @@ class Publisher:
         for fut, seqs in self.held:
             self.sent.append(seqs)
             fut.set_result("message-id")
+        self.held = []
+
+    def fail_held(self) -> None:
+        self.hold = False
+        for fut, _ in self.held:
+            self.paused = self.ordering
+            fut.set_exception(RuntimeError("Pub/Sub unavailable"))
         self.held = []
 
     def resume(self, site: str) -> None:
@@ -197,6 +204,25 @@ def test_the_published_order_is_the_polled_order_across_an_outage(tmp_path):
 
     seqs = run(scenario)
     assert seqs == list(range(1, 16))            # nothing lost, nothing out of order
+
+
+def test_no_live_message_overtakes_a_failed_one_without_ordering(tmp_path):
+    """A live message waiting for a slot while the one in flight fails goes through the spool
+    after it (without message ordering nothing else would keep the order)."""
+    async def scenario():
+        publisher = Publisher(hold=True, ordering=False)
+        site = Site(tmp_path, publisher, settings(max_frames=3, max_in_flight=1))
+        await site.until(lambda: not site.sender.catching_up)
+        site.submit(0, 3)
+        await site.until(lambda: publisher.held)
+        site.submit(3, 3)                        # waits for the message in flight
+        await asyncio.sleep(0.05)
+        publisher.fail_held()
+        await site.delivered(6)
+        await site.close()
+        return publisher.seqs
+
+    assert run(scenario) == list(range(1, 7))
 
 
 def test_a_frame_leaves_the_spool_only_once_published(tmp_path):

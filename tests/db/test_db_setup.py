@@ -48,7 +48,7 @@ def cloudsql(plain_db):
 
 def _setup(dsn: str, roles: dict, sites, capsys) -> tuple[int, str]:
     capsys.readouterr()
-    code = ess_main(["db", "setup", "--dsn", _as(dsn, roles["migrate"]), "--sites", str(sites),
+    code = ess_main(["db", "setup", "--dsn", _as(dsn, roles["migrate"]), "--config", str(sites),
                      "--writer", roles["ingest"], "--reader", roles["export"]])
     out = capsys.readouterr()
     return code, out.out + out.err
@@ -63,7 +63,7 @@ def test_first_deploy_migrates_as_the_migration_identity(plain_db, cloudsql, tmp
     sites = tmp_path / "sites.yaml"
     sites.write_text(SITES)
     code, out = _setup(plain_db, cloudsql, sites, capsys)
-    assert code == 1 and "gcloud sql users assign-roles" in out, out
+    assert code == 2 and "gcloud sql users assign-roles" in out, out
     _run(plain_db, f"GRANT {ident(cloudsql['cloudsqlsuperuser'])} TO "
          f"{ident(cloudsql['migrate'])}")                       # what assign-roles does
     code, out = _setup(plain_db, cloudsql, sites, capsys)

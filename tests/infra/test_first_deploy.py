@@ -73,7 +73,7 @@ def test_the_database_job_runs_ess_db_setup_as_the_migration_identity(root):
     assert env["ESS_DB_USER"] == "${google_sql_user.migrate[each.key].name}"
     assert env["ESS_SITES_CONFIG"] == "${local.sites_uri}"
     args = container["args"]
-    assert args.startswith('${concat(["db", "setup", "--sites", local.sites_uri]'), args
+    assert args.startswith('${concat(["db", "setup", "--config", local.sites_uri]'), args
     assert '["--writer", google_sql_user.iam[sa].name]' in args
     assert '["--reader", google_sql_user.iam[sa].name]' in args
     grants = root["locals"]["db_job_grants"]

@@ -36,24 +36,26 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 def _setup_maps(args: argparse.Namespace) -> list:
     """The maps of the sites config's devices (one of each), else --map (default: default)."""
-    if args.sites:
+    from ..command import config_path
+
+    path = config_path(args)
+    if path:
         from ..sites import load_sites
 
-        return list(load_sites(args.sites).maps().values())
+        return list(load_sites(path).maps().values())
     return _maps(args.map)
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
-    from ..errors import PermanentError
-    from .connect import connect
+    """Errors (a bad sites file or map, the database down, missing rights named with their fix)
+    are told by ess.command."""
+    from ..command import connect
     from .setup import setup
 
+    maps = _setup_maps(args)        # a bad sites file or map is told before the database
     conn = connect(args.dsn)
     try:
-        m = setup(conn, _setup_maps(args), args.writer or [], args.reader or [])
-    except PermanentError as exc:
-        print(f"ess db setup: {exc}", file=sys.stderr)
-        return 1
+        m = setup(conn, maps, args.writer or [], args.reader or [])
     finally:
         conn.close()
     done = "schema up to date" if m is None else f"applied migration {m.version} ({m.mode})"
@@ -71,6 +73,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add `ess db` to the CLI."""
+    from ..command import add_config_option
+
     p = sub.add_parser("db", help="database schema tools")
     dbsub = p.add_subparsers(dest="db_cmd", required=True)
     m = dbsub.add_parser("migrate", help="create or update tables for the maps (idempotent)")
@@ -82,8 +86,7 @@ def register(sub) -> None:
     s = dbsub.add_parser("setup", help="as the schema owner: own schema public, migrate, "
                          "create the coming partitions, grant the ingest and export users")
     s.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
-    s.add_argument("--sites", help="sites config whose devices' maps to migrate "
-                   "(default: --map, else the default map)")
+    add_config_option(s, "its devices' maps are migrated (default: --map, else the default map)")
     s.add_argument("--map", action="append", help="map name or file (repeatable)")
     s.add_argument("--writer", action="append", help="ingest user (repeatable)")
     s.add_argument("--reader", action="append", help="export user (repeatable)")

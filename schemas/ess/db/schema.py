@@ -148,4 +148,7 @@ def render_schema(maps: list[RegisterMap], mode: str) -> str:
         else:
             out += partitioned_sql(spec)
     out += ledger_ddl(mode)
+    from .rollup_ddl import render_upkeep  # rollups and retention (issue 23); imports us
+
+    out += render_upkeep(maps)
     return ";\n\n".join(out) + ";\n"

@@ -1538,6 +1538,8 @@ RETURNS TABLE (tbl text, rel regclass, range_start timestamptz, range_end timest
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   t text;
+  home text := (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE p.oid = 'ess_raw_slices(timestamptz, timestamptz)'::regprocedure);
 BEGIN
   FOREACH t IN ARRAY ARRAY['bank', 'rack', 'pcs', 'etc', 'frames'] LOOP
     IF to_regclass(t) IS NULL THEN
@@ -1557,8 +1559,8 @@ BEGIN
       RETURN QUERY EXECUTE
         'SELECT $1, format(''%I.%I'', chunk_schema, chunk_name)::regclass, range_start, '
         'range_end FROM timescaledb_information.chunks WHERE hypertable_name = $1 '
-        'AND hypertable_schema = current_schema() AND range_start >= $2 AND range_end <= $3'
-        USING t, lo, hi;
+        'AND hypertable_schema = $4 AND range_start >= $2 AND range_end <= $3'
+        USING t, lo, hi, home;
     END IF;
   END LOOP;
 END $$;
@@ -1624,17 +1626,29 @@ BEGIN
     SET dropped = "ess_retired".dropped + EXCLUDED.dropped, exported = EXCLUDED.exported,
         updated = EXCLUDED.updated;
   SELECT coalesce(sum(in_range), 0) INTO total FROM pg_temp.ess_counts;
-  FOR s IN SELECT * FROM pg_temp.ess_slices LOOP
-    IF to_regclass('_timescaledb_catalog.chunk') IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_partitioned_table p
-                        ON p.partrelid = i.inhparent WHERE i.inhrelid = s.rel) THEN
-      PERFORM drop_chunks(s.tbl::regclass, older_than => hi, newer_than => lo);
-    ELSE
-      EXECUTE format('DROP TABLE %s', s.rel);
-    END IF;
+  -- Dropping a partition takes its parent's ACCESS EXCLUSIVE lock (a chunk: not), which waits
+  -- for statements in flight and makes new ones wait behind it: short tries, a pause between.
+  PERFORM set_config('lock_timeout', '200ms', true);
+  FOR attempt IN 1..40 LOOP
+    BEGIN
+      FOR s IN SELECT * FROM pg_temp.ess_slices LOOP
+        IF to_regclass('_timescaledb_catalog.chunk') IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_partitioned_table p
+                            ON p.partrelid = i.inhparent WHERE i.inhrelid = s.rel) THEN
+          PERFORM drop_chunks(s.tbl::regclass, older_than => hi, newer_than => lo);
+        ELSE
+          EXECUTE format('DROP TABLE %s', s.rel);
+        END IF;
+      END LOOP;
+      RETURN jsonb_build_object('dropped', true, 'slices',
+                                (SELECT count(*) FROM pg_temp.ess_slices), 'rows', total,
+                                'tries', attempt);
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM pg_sleep(0.25);
+    END;
   END LOOP;
-  RETURN jsonb_build_object('dropped', true, 'slices', (SELECT count(*) FROM pg_temp.ess_slices),
-                            'rows', total);
+  RAISE EXCEPTION 'ess_retire_raw: [%, %) stayed in use; retry later', lo, hi
+    USING ERRCODE = '55P03';
 END $$;
 
 DO $$ BEGIN EXECUTE format('ALTER FUNCTION ess_retire_raw(timestamptz, timestamptz, jsonb, jsonb) SET search_path = pg_catalog, %I, pg_temp', current_schema()); END $$;

@@ -20,6 +20,9 @@ from .schema import KEYS, LEDGER, TableSpec
 MIN_RAW_DAYS = 3                  # raw rows younger than this are never dropped
 RETIRE_VERSION = "ess retention 1"  # the COMMENT that says the installed function is current
 RAW_TABLES = (*KEYS, LEDGER.name)   # what retention may drop, fixed in the function's text
+# Dropping: tries of at most DROP_TRY_MS waiting for the parent's lock (ingest waits that long
+# at most), DROP_PAUSE_S apart; then the range is left for the next run.
+DROP_TRY_MS, DROP_TRIES, DROP_PAUSE_S = 200, 40, 0.25
 
 # Per site, local day and raw table: rows dropped by retention, and the export's count then.
 RETIRED = TableSpec("ess_retired", (("day", "date"), ("site_id", "text"), ("tbl", "text")), (
@@ -31,6 +34,8 @@ RETURNS TABLE (tbl text, rel regclass, range_start timestamptz, range_end timest
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   t text;
+  home text := (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE p.oid = 'ess_raw_slices(timestamptz, timestamptz)'::regprocedure);
 BEGIN
   FOREACH t IN ARRAY %(tables)s LOOP
     IF to_regclass(t) IS NULL THEN
@@ -50,8 +55,8 @@ BEGIN
       RETURN QUERY EXECUTE
         'SELECT $1, format(''%%I.%%I'', chunk_schema, chunk_name)::regclass, range_start, '
         'range_end FROM timescaledb_information.chunks WHERE hypertable_name = $1 '
-        'AND hypertable_schema = current_schema() AND range_start >= $2 AND range_end <= $3'
-        USING t, lo, hi;
+        'AND hypertable_schema = $4 AND range_start >= $2 AND range_end <= $3'
+        USING t, lo, hi, home;
     END IF;
   END LOOP;
 END $$""".strip()
@@ -118,17 +123,29 @@ BEGIN
     SET dropped = %(retired)s.dropped + EXCLUDED.dropped, exported = EXCLUDED.exported,
         updated = EXCLUDED.updated;
   SELECT coalesce(sum(in_range), 0) INTO total FROM pg_temp.ess_counts;
-  FOR s IN SELECT * FROM pg_temp.ess_slices LOOP
-    IF to_regclass('_timescaledb_catalog.chunk') IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_partitioned_table p
-                        ON p.partrelid = i.inhparent WHERE i.inhrelid = s.rel) THEN
-      PERFORM drop_chunks(s.tbl::regclass, older_than => hi, newer_than => lo);
-    ELSE
-      EXECUTE format('DROP TABLE %%s', s.rel);
-    END IF;
+  -- Dropping a partition takes its parent's ACCESS EXCLUSIVE lock (a chunk: not), which waits
+  -- for statements in flight and makes new ones wait behind it: short tries, a pause between.
+  PERFORM set_config('lock_timeout', '%(try_ms)sms', true);
+  FOR attempt IN 1..%(tries)s LOOP
+    BEGIN
+      FOR s IN SELECT * FROM pg_temp.ess_slices LOOP
+        IF to_regclass('_timescaledb_catalog.chunk') IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_partitioned_table p
+                            ON p.partrelid = i.inhparent WHERE i.inhrelid = s.rel) THEN
+          PERFORM drop_chunks(s.tbl::regclass, older_than => hi, newer_than => lo);
+        ELSE
+          EXECUTE format('DROP TABLE %%s', s.rel);
+        END IF;
+      END LOOP;
+      RETURN jsonb_build_object('dropped', true, 'slices',
+                                (SELECT count(*) FROM pg_temp.ess_slices), 'rows', total,
+                                'tries', attempt);
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM pg_sleep(%(pause_s)s);
+    END;
   END LOOP;
-  RETURN jsonb_build_object('dropped', true, 'slices', (SELECT count(*) FROM pg_temp.ess_slices),
-                            'rows', total);
+  RAISE EXCEPTION 'ess_retire_raw: [%%, %%) stayed in use; retry later', lo, hi
+    USING ERRCODE = '55P03';
 END $$""".strip()
 
 
@@ -138,7 +155,8 @@ def _array(names) -> str:
 
 def retention_functions() -> list[str]:
     """The statements that install (or replace) the retention functions."""
-    fill = {"tables": _array(RAW_TABLES), "min_days": MIN_RAW_DAYS,
+    fill = {"tables": _array(RAW_TABLES), "min_days": MIN_RAW_DAYS, "try_ms": DROP_TRY_MS,
+            "tries": DROP_TRIES, "pause_s": DROP_PAUSE_S,
             "retired": ident(RETIRED.name), "state": ident(ROLLUP_STATE.name),
             "ledger": f"'{ident(LEDGER.name)[1:-1]}'"}
     retire = "ess_retire_raw(timestamptz, timestamptz, jsonb, jsonb)"

@@ -24,7 +24,7 @@ from ..regmap import RegisterMap
 from .partitions import LOCK_KEY
 from .quote import ident
 from .rollup_schema import ROLLUP_STATE, rollup_specs
-from .rollup_sql import BOUNDS_SQL, hour_sql, minute_sql, touched_sql
+from .rollup_sql import DAYS_SQL, hour_sql, minute_sql, touched_sql
 from .schema import LEDGER
 
 ROLLUP_LOCK = LOCK_KEY + 1          # one rollup run at a time per database
@@ -90,6 +90,18 @@ def _start(conn) -> tuple[datetime | None, datetime]:
         cur.close()
 
 
+def _spans(days: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Runs of consecutive UTC days as [start, end): one statement per run reads only its
+    days' partitions or chunks, however far apart the runs are (a late frame of last week)."""
+    spans: list[list[datetime]] = []
+    for d in days:
+        if spans and spans[-1][1] == d:
+            spans[-1][1] = d + timedelta(days=1)
+        else:
+            spans.append([d, d + timedelta(days=1)])
+    return [(a, b) for a, b in spans]
+
+
 def _window(conn, specs, lo: datetime, hi: datetime, mark: datetime | None,
             result: RollupResult, by: str = "committed") -> bool:
     """Recompute the buckets of the frames whose ledger `by` is in [lo, hi) and store `mark`
@@ -103,16 +115,16 @@ def _window(conn, specs, lo: datetime, hi: datetime, mark: datetime | None,
         cur.execute("SET LOCAL work_mem = '64MB'")   # a window's aggregate stays in memory
         for k, sql in enumerate(touched_sql(by)):
             cur.execute(sql, (lo, hi) if k == 0 else ())
-        first, last, n = _one(cur, BOUNDS_SQL)
-        if n:
-            bounds = (first, last + timedelta(minutes=1))
-            hours = (first.replace(minute=0), last.replace(minute=0) + timedelta(hours=1))
-            for level, target, span in (("1m", result.minutes, bounds),
-                                        ("1h", result.hours, hours)):
-                for spec in specs:
-                    if spec.level == level:
-                        cur.execute((minute_sql if level == "1m" else hour_sql)(spec), span * 2)
-                        target[spec.name] = target.get(spec.name, 0) + cur.rowcount
+        cur.execute(DAYS_SQL)
+        days = _spans([d for (d,) in cur.fetchall()])
+        for level, target in (("1m", result.minutes), ("1h", result.hours)):
+            for spec in specs:
+                if spec.level != level:
+                    continue
+                sql = (minute_sql if level == "1m" else hour_sql)(spec)
+                for span in days:
+                    cur.execute(sql, span * 3)
+                    target[spec.name] = target.get(spec.name, 0) + cur.rowcount
         if mark is not None:
             cur.execute(
                 f"INSERT INTO {ident(ROLLUP_STATE.name)} ({ident('name')}, {ident('watermark')}, "

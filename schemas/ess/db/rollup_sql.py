@@ -34,10 +34,10 @@ def touched_sql(by: str = "committed") -> list[str]:
     ]
 
 
-# The earliest and latest bucket touched: literal-free bounds for partition pruning at plan
-# time (pg8000 binds them to an unnamed statement, which is planned with their values).
-BOUNDS_SQL = (f"SELECT min({ident('bucket')}), max({ident('bucket')}), count(*) "
-              f"FROM {ident(TOUCHED)}")
+# The UTC days of the touched minutes (ess.db.rollup recomputes each run of consecutive days
+# with its own statements, so the raw rows read are those of the days touched).
+DAYS_SQL = (f"SELECT DISTINCT date_trunc('day', {ident('bucket')}) FROM {ident(TOUCHED)} "
+            "ORDER BY 1")
 
 
 def _minute(m: Measure) -> list[tuple[str | None, str | None]]:
@@ -64,8 +64,11 @@ def _hour(m: Measure) -> list[tuple[str | None, str | None]]:
 
 def _upsert(spec: RollupSpec, source: str, touched: str, time_col: str,
             parts: list[tuple[str | None, str | None]], samples: str, flagged: str) -> str:
-    """One aggregate pass over the touched buckets' rows (`a`, with the time of each bucket's
-    latest row), then that row by primary key for the `last` values (`l`); upserted."""
+    """One aggregate pass over the rows of the touched buckets in [lo, hi) (`a`, with the time
+    of each bucket's latest row), then that row by primary key for the `last` values (`l`);
+    upserted. Parameters: (lo, hi) three times; literal-free bounds that still prune
+    partitions and chunks at plan time (pg8000 binds them to an unnamed statement, planned
+    with their values)."""
     groups = spec.group_keys
     names = [n for n, _ in spec.table.values]
     parts = [(samples, None), *parts, (flagged, None)]
@@ -84,9 +87,11 @@ def _upsert(spec: RollupSpec, source: str, touched: str, time_col: str,
             f"{', '.join(f'r.{ident(k)}' for k in groups)}, {', '.join(aggs)}, "
             f"max({tcol}) AS {last}\n"
             f"  FROM {ident(touched)} t JOIN {ident(source)} r ON {on} "
+            f"AND date_trunc('{spec.width.split()[1]}', {tcol}) = t.{ident('bucket')} "
             f"AND {tcol} >= t.{ident('bucket')} "
             f"AND {tcol} < t.{ident('bucket')} + interval '{spec.width}'\n"
-            f"  WHERE {tcol} >= %s AND {tcol} < %s GROUP BY {', '.join(keys)})\n"
+            f"  WHERE {tcol} >= %s AND {tcol} < %s AND t.{ident('bucket')} >= %s "
+            f"AND t.{ident('bucket')} < %s GROUP BY {', '.join(keys)})\n"
             f"INSERT INTO {ident(spec.name)} "
             f"({', '.join(ident(c) for c in ['bucket', *groups, *names])})\n"
             f"SELECT a.{b}, {', '.join(f'a.{ident(k)}' for k in groups)}, {', '.join(out)}\n"
@@ -97,7 +102,7 @@ def _upsert(spec: RollupSpec, source: str, touched: str, time_col: str,
 
 @lru_cache(maxsize=64)
 def minute_sql(spec: RollupSpec) -> str:
-    """Recompute the touched minutes of `spec` (a `1m` table) from the raw rows in [lo, hi)."""
+    """Recompute the touched minutes in [lo, hi) of `spec` (a `1m` table) from raw rows."""
     parts = [p for m in spec.measures for p in _minute(m)]
     return _upsert(spec, spec.source, TOUCHED, "ts", parts, "count(*)::integer",
                    f"count(r.{ident('out_of_range')})::integer")
@@ -105,7 +110,7 @@ def minute_sql(spec: RollupSpec) -> str:
 
 @lru_cache(maxsize=64)
 def hour_sql(spec: RollupSpec) -> str:
-    """Recompute the touched hours of `spec` (a `1h` table) from its minutes in [lo, hi)."""
+    """Recompute the touched hours in [lo, hi) of `spec` (a `1h` table) from its minutes."""
     parts = [p for m in spec.measures for p in _hour(m)]
     return _upsert(spec, f"{spec.source}_1m", TOUCHED_HOURS, "bucket", parts,
                    f"sum(r.{ident('samples')})::integer",

@@ -12,7 +12,7 @@ import pytest
 from ess.db.connect import connect_dsn
 from ess.db.migrate import migrate
 from ess.db.partitions import ensure_days
-from ess.db.retention import local_days, retire
+from ess.db.retention import RetentionPolicy, local_days, prune_rollups, retire
 from ess.db.rollup import run_rollups
 from ess.regmap import load_map
 
@@ -126,6 +126,23 @@ def test_forty_days_with_thirty_kept(conn):
     retire(conn, ZONES, lambda site, day: manifests.get((site, day)), raw_days=30)
     assert {d for d in old if d in _days_left(conn)} == {WRONG, GHOST}
     _late_row(conn, manifests)
+    _prune(conn)
+
+
+def _prune(conn) -> None:
+    """Rollup tiers: 1-minute rows older than 35 days and 1-hour rows older than 38 go."""
+    now = datetime.now(UTC)
+    before = dict(_run(conn, "SELECT 'm', count(*) FROM rack_1m UNION ALL "
+                             "SELECT 'h', count(*) FROM rack_1h"))
+    deleted = prune_rollups(conn, [M], [(s, 1) for s in ZONES], RetentionPolicy(30, 35, 38),
+                            now=now)
+    assert deleted["rack_1m"] > 0 and deleted["rack_1h"] > 0
+    for table, days in (("rack_1m", 35), ("rack_1h", 38), ("bank_1m", 35)):
+        (oldest, n), = _run(conn, f"SELECT min(bucket), count(*) FROM {table} "
+                                  "WHERE site_id <> 'ret-ghost'")     # not configured: kept
+        assert oldest >= now - timedelta(days=days), table
+    (left,) = _run(conn, "SELECT count(*) FROM rack_1m")
+    assert left[0] == before["m"] - deleted["rack_1m"]
 
 
 def _late_row(conn, manifests: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 
 
 def _maps(refs: list[str]):
@@ -34,6 +35,28 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rollup(args: argparse.Namespace) -> int:
+    """Bring the rollups up to date once (or rebuild a poll-time range); print a JSON summary."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime, time
+
+    from .connect import connect
+    from .rollup import rebuild, run_rollups
+
+    conn = connect(args.dsn)
+    try:
+        if args.rebuild:
+            first, last = (datetime.combine(d, time(), UTC) for d in args.rebuild)
+            result = rebuild(conn, _maps(args.map), first, last)
+        else:
+            result = run_rollups(conn, _maps(args.map))
+    finally:
+        conn.close()
+    print(json.dumps(asdict(result), default=str))
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from .schema import render_schema
 
@@ -51,6 +74,14 @@ def register(sub) -> None:
     m.add_argument("--mode", choices=("auto", "timescale", "partitioned"), default="auto")
     m.add_argument("--print", action="store_true", help="print the pending SQL, apply nothing")
     m.set_defaults(func=_cmd_migrate)
+    u = dbsub.add_parser("rollup", help="update the 1-minute and 1-hour rollups once "
+                                        "(docs/data-spec.md, Rollups)")
+    u.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
+    u.add_argument("--map", action="append", help="map name or file (repeatable; default: default)")
+    u.add_argument("--rebuild", nargs=2, metavar=("FROM", "TO"), type=date.fromisoformat,
+                   help="recompute every bucket polled in [FROM, TO) (UTC days, YYYY-MM-DD), "
+                        "e.g. after `ess redecode --map` rewrote rows")
+    u.set_defaults(func=_cmd_rollup)
     r = dbsub.add_parser("render", help="print the DDL a fresh database gets")
     r.add_argument("--map", action="append")
     r.add_argument("--mode", choices=("timescale", "partitioned"), default="timescale")

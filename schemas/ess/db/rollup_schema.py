@@ -42,11 +42,17 @@ class Measure:
     status: bool
 
     @property
+    def mean_type(self) -> str:
+        """`real` for a real column (at most 5 significant digits: a real mean of 57.8s is 57.8,
+        as min and max show it), else double precision."""
+        return "real" if self.sql_type == "real" else "double precision"
+
+    @property
     def outputs(self) -> tuple[tuple[str, str], ...]:
         c, t = self.column, self.sql_type
         if self.status:
             return ((f"{c}_any", t), (f"{c}_last", t))
-        return ((f"{c}_min", t), (f"{c}_max", t), (f"{c}_mean", "double precision"),
+        return ((f"{c}_min", t), (f"{c}_max", t), (f"{c}_mean", self.mean_type),
                 (f"{c}_last", t), (f"{c}_count", "integer"))
 
 

@@ -47,7 +47,7 @@ def _minute(m: Measure) -> list[tuple[str | None, str | None]]:
         return [(f"bit_or({c})", None), (None, c)]
     # sum / count, not avg: avg keeps a sum of squares too (float4/8_accum), twice the work
     return [(f"min({c})", None), (f"max({c})", None),
-            (f"sum({c}::double precision) / nullif(count({c}), 0)", None),
+            (f"(sum({c}::double precision) / nullif(count({c}), 0))::{m.mean_type}", None),
             (None, c), (f"count({c})::integer", None)]
 
 
@@ -58,7 +58,8 @@ def _hour(m: Measure) -> list[tuple[str | None, str | None]]:
     if m.status:
         return [(f"bit_or({col('any')})", None), (None, col("last"))]
     return [(f"min({col('min')})", None), (f"max({col('max')})", None),
-            (f"sum({col('mean')} * {col('count')}) / nullif(sum({col('count')}), 0)", None),
+            (f"(sum({col('mean')}::double precision * {col('count')}) "
+             f"/ nullif(sum({col('count')}), 0))::{m.mean_type}", None),
             (None, col("last")), (f"sum({col('count')})::integer", None)]
 
 

@@ -16,6 +16,8 @@ def test_defaults_file_and_environment():
     assert policy_from(parse_sites(doc).raw, {}) == RetentionPolicy(14, 400, 3650)
     env = {"ESS_RETENTION_RAW_DAYS": "7", "ESS_RETENTION_HOUR_DAYS": "forever"}
     assert policy_from(doc, env) == RetentionPolicy(7, 400, None)
+    env = {"ESS_RETENTION_MINUTE_DAYS": "0", "ESS_RETENTION_HOUR_DAYS": "0"}   # Terraform's 0
+    assert policy_from(doc, env) == RetentionPolicy(14, None, None)
 
 
 @pytest.mark.parametrize("values, env, problem", [

@@ -63,7 +63,7 @@ class RetentionPolicy:
 
 def policy_from(raw: Mapping | None, env: Mapping[str, str] | None = None) -> RetentionPolicy:
     """The policy from a sites config document's `retention` section, each value overridden by
-    its environment variable (`ESS_RETENTION_*`; empty or `forever` for None)."""
+    its environment variable (`ESS_RETENTION_*`; `forever`, `0` or empty for None)."""
     env = os.environ if env is None else env
     values = dict((raw or {}).get("retention") or {})
     for key, var in ENV.items():
@@ -72,7 +72,7 @@ def policy_from(raw: Mapping | None, env: Mapping[str, str] | None = None) -> Re
             continue
         text = text.strip().lower()
         try:
-            values[key] = None if text in ("", "forever", "null") else int(text)
+            values[key] = None if text in ("", "forever", "null", "0") else int(text)
         except ValueError:
             raise RetentionConfigError(f"{var}={text!r} is not a whole number of days") from None
     return RetentionPolicy(**values)

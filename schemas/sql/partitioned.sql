@@ -1363,7 +1363,7 @@ CREATE TABLE IF NOT EXISTS "rack_1h" (
   "rack_tray_rack_communication_fault_any" smallint,
   "rack_tray_rack_communication_fault_last" smallint,
   "out_of_range_rows" integer,
-  PRIMARY KEY ("site_id", "bank_id", "rack_id", "bucket")
+  PRIMARY KEY ("site_id", "bank_id", "bucket", "rack_id")
 );
 
 CREATE TABLE IF NOT EXISTS "rack_1m" (
@@ -1511,7 +1511,7 @@ CREATE TABLE IF NOT EXISTS "rack_1m" (
   "rack_tray_rack_communication_fault_any" smallint,
   "rack_tray_rack_communication_fault_last" smallint,
   "out_of_range_rows" integer,
-  PRIMARY KEY ("site_id", "bank_id", "rack_id", "bucket")
+  PRIMARY KEY ("site_id", "bank_id", "bucket", "rack_id")
 );
 
 CREATE TABLE IF NOT EXISTS "ess_rollup_state" (

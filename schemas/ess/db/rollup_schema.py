@@ -64,6 +64,7 @@ class RollupSpec:
     level: str
     width: str
     measures: tuple[Measure, ...]
+    racks: int = 0                      # rack ids 1..racks (the rack table's maps' most)
 
     @property
     def name(self) -> str:
@@ -82,7 +83,9 @@ class RollupSpec:
         values.append(("out_of_range_rows", "integer"))
         for name, _ in values:
             ident(name)     # a column name too long for a rollup suffix fails here, clearly
-        return TableSpec(self.name, keys, tuple(values))
+        # bucket before rack: a bank's time range is one index range, whatever its racks
+        pk = ("site_id", "bank_id", "bucket", *self.group_keys[2:])
+        return TableSpec(self.name, keys, tuple(values), pk)
 
 
 def rollup_specs(maps: list[RegisterMap]) -> dict[str, RollupSpec]:
@@ -99,10 +102,12 @@ def _specs(maps: tuple[RegisterMap, ...]) -> tuple[tuple[str, RollupSpec], ...]:
                 key = (table, f.column)     # status only when every map says so
                 status[key] = status.get(key, True) and is_status(f, m)
     out = []
+    racks = max((m.racks for m in maps if "rack" in m.tables()), default=0)
     for table, spec in table_specs(list(maps)).items():
         measures = tuple(
             Measure(name, typ, status.get((table, name), False) and typ in _STATUS_TYPES)
             for name, typ in spec.values if name != "out_of_range")
-        out += [(f"{table}_{level}", RollupSpec(table, level, width, measures))
+        out += [(f"{table}_{level}", RollupSpec(table, level, width, measures,
+                                                racks if table == "rack" else 0))
                 for level, width in LEVELS]
     return tuple(out)

@@ -76,6 +76,11 @@ def _upsert(spec: RollupSpec, source: str, touched: str, time_col: str,
     b, last = ident("ess_bucket"), ident("ess_last")
     tcol = f"r.{ident(time_col)}"
     on = " AND ".join(f"r.{ident(k)} = t.{ident(k)}" for k in ("site_id", "bank_id"))
+    if "rack_id" in groups and time_col == "ts" and spec.racks:
+        # the raw rack key is (site, bank, rack, ts): naming every rack makes each probe a
+        # time range per rack, not every row of the bank in the partition
+        on += (f" AND r.{ident('rack_id')} = ANY('{{"
+               f"{','.join(str(k) for k in range(1, spec.racks + 1))}}}'::smallint[])")
     aggs = [f"{agg} AS {ident(n)}" for n, (agg, _) in zip(names, parts, strict=True) if agg]
     out = [f"a.{ident(n)}" if agg else last_value.replace("r.", "l.", 1)
            for n, (agg, last_value) in zip(names, parts, strict=True)]

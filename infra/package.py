@@ -28,6 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = {"ingest": "ingest", "export": "export"}  # archive name -> functions/<folder>
 FUNCTIONS_PKG = "ess_functions"  # copied module by module, as far as main.py imports it
+# The folders of ess_functions an archive may take modules from: the function's own stage and
+# the object store (and the package's top-level modules). Never a command-line module.
+STAGES = {"ingest": ("ingest", "objstore"), "export": ("export", "objstore")}
 DATA = ["maps", "sql", "bigquery", "register-map.schema.json", "sites.schema.json"]
 DATA_PREFIX = "ess/model/"       # where ess.paths finds the data inside an archive
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -54,7 +57,7 @@ def check_requirements(path: Path) -> list[str]:
     return reqs
 
 
-def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+def module_imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     """Dotted names a module imports (relative imports resolved), with `from X import name`
     also giving `X.name` (it may be a submodule)."""
     parts = module.split(".") if is_package else module.split(".")[:-1]
@@ -87,7 +90,8 @@ def imported_modules(main: Path, pkg_dir: Path, pkg: str = FUNCTIONS_PKG) -> dic
     todo = [(main, "__main__", False)]
     while todo:
         path, module, is_package = todo.pop()
-        for name in sorted(_imports(ast.parse(path.read_text()), module, is_package)):
+        for name in sorted(module_imports(ast.parse(path.read_text()), module,
+                                          is_package)):
             if name.split(".")[0] != pkg:
                 continue
             parts = name.split(".")
@@ -99,6 +103,18 @@ def imported_modules(main: Path, pkg_dir: Path, pkg: str = FUNCTIONS_PKG) -> dic
                     found[arcname] = f
                     todo.append((f, sub, f.name == "__init__.py"))
     return found
+
+
+def outside_stage(folder: str, arcnames) -> list[str]:
+    """The `ess_functions` modules among `arcnames` that function `folder` may not ship."""
+    allowed = STAGES.get(folder, (folder,))
+    out = []
+    for name in sorted(arcnames):
+        parts = name.split("/")
+        if parts[0] == FUNCTIONS_PKG and (parts[-1] == "cli.py" or (
+                len(parts) > 2 and parts[1] not in allowed)):
+            out.append(name)
+    return out
 
 
 def function_entries(root: Path, folder: str) -> dict[str, Path]:
@@ -117,7 +133,12 @@ def function_entries(root: Path, folder: str) -> dict[str, Path]:
     for f in _files(ess):
         entries[f"ess/{f.relative_to(ess).as_posix()}"] = f
     entries[f"{FUNCTIONS_PKG}/__init__.py"] = functions / "__init__.py"
-    entries.update(imported_modules(src / "main.py", functions))
+    modules = imported_modules(src / "main.py", functions)
+    strays = outside_stage(folder, modules)
+    if strays:
+        raise SystemExit(f"functions/{folder}/main.py pulls in modules outside its stage "
+                         f"folders {STAGES.get(folder, ())}: {', '.join(strays)}")
+    entries.update(modules)
     for rel, f in _data_files(root):
         entries[DATA_PREFIX + rel] = f
     return entries

@@ -1,8 +1,9 @@
 """What `make package` builds holds only what production runs (infra/package.py).
 
 Each function archive: its main.py, requirements, `ess` with its data, and only the
-`ess_functions` modules that function imports. The wheel: the shipped packages and the map data,
-never the local stack, tests or benchmarks.
+`ess_functions` modules that function imports, all from its own stage's folder and the object
+store (`STAGES` in infra/package.py; never a cli.py). The wheel: the shipped packages and the
+map data, never the local stack, tests or benchmarks.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = re.compile(r"(^|/)(bench|push_load|ess_local|tests?|conftest|simulator)([/_.]|$)")
-# ess_functions modules a function must not carry: the other function's, and the CLIs'.
-NOT_IN = {
-    "ingest": re.compile(r"^ess_functions/(export\w*|manifest|redecode\w*|avro|cli)\.py$"),
-    "export": re.compile(r"^ess_functions/(ingest/.*|group_commit|redecode\w*|avro|cli)\.py$"),
-}
+
+
+def _package():
+    """infra/package.py, the builder: its STAGES say which folders each archive may hold."""
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        import package  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return package
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +49,22 @@ def test_function_archive_holds_only_what_the_function_runs(build, function):
             "ess/model/maps/default.yaml", "ess/model/sites.schema.json",
             "ess_functions/__init__.py"} <= set(names)
     assert [n for n in names if FORBIDDEN.search(n)] == []
-    assert [n for n in names if NOT_IN[function].search(n)] == []
+    assert _package().outside_stage(function, names) == []
     own = "ess_functions/ingest/ingestor.py" if function == "ingest" else \
-        "ess_functions/export_http.py"
-    assert own in names and "ess_functions/objstore.py" in names
+        "ess_functions/export/http.py"
+    assert own in names and "ess_functions/objstore/__init__.py" in names
+
+
+@pytest.mark.parametrize("function, name", [
+    ("ingest", "ess_functions/export/run.py"), ("ingest", "ess_functions/archive/layout.py"),
+    ("export", "ess_functions/ingest/ingestor.py"), ("export", "ess_functions/export/cli.py"),
+    ("export", "ess_functions/cli.py"),
+])
+def test_the_folder_rule_flags_another_stage(function, name):
+    outside = _package().outside_stage
+    assert outside(function, [name]) == [name]
+    assert outside(function, [f"ess_functions/{function}/x.py", "ess_functions/trace.py",
+                              "ess_functions/objstore/gcs.py", "ess/decode/decoder.py"]) == []
 
 
 def test_wheel_has_the_map_data_and_no_local_stack(build):

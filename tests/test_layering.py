@@ -3,6 +3,8 @@
 - `ess` (schemas/ess) imports nothing of the project;
 - `ess_collector` and `ess_functions` import only `ess` (not each other);
 - nothing but the local stack, the benchmarks and the tests imports `ess_local` or `tests.bench`;
+- inside a package, folders are layers too (FOLDERS): a stage of `ess_functions` imports no other
+  stage, the object store no stage, `ess.wire` nothing of `ess`, `ess.decode` no database code;
 - modules stay under 400 lines, functions under 60 unless their docstring says why (product,
   local stack, packaging, benchmarks and the tests themselves).
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import tomllib
 from pathlib import Path
 
@@ -108,9 +111,100 @@ def test_a_wrong_import_is_caught(layer, source):
 
 def test_allowed_imports_pass():
     assert not violations("ess_functions", "from ess.codec import Frame\nfrom . import gcs\n")
-    assert not violations("ess_local", "from ess_functions.avro import write\nimport tests.bench\n")
+    assert not violations("ess_local",
+                          "from ess_functions.archive.layout import write\nimport tests.bench\n")
     assert not violations("bench", "from ess_local.postgres import Cluster\n")
     assert not violations("ess", "import numpy\nfrom .regmap import load_map\n")
+
+
+# folder (a dotted prefix) -> the other folders of its package it may import; a module outside
+# every folder listed here (e.g. ess_functions/cli.py, which registers the stages) is free.
+FOLDERS = {
+    "ess.wire": set(),
+    "ess.decode": {"ess.errors", "ess.regmap", "ess.wire"},
+    "ess.frame_checks": {"ess.codec", "ess.errors", "ess.regmap", "ess.sites", "ess.wire"},
+    "ess_functions.objstore": set(),
+    "ess_functions.ingest": {"ess_functions.objstore", "ess_functions.trace"},
+    "ess_functions.export": {"ess_functions.objstore", "ess_functions.trace"},
+    "ess_functions.archive": {"ess_functions.objstore"},
+}
+PACKAGE_ROOTS = {"ess": "schemas/ess", "ess_functions": "functions/ess_functions"}
+
+
+def module_name(path: Path) -> tuple[str, bool]:
+    """The dotted name of a product module file, and whether it is a package's __init__."""
+    for top, folder in PACKAGE_ROOTS.items():
+        base = ROOT / folder
+        if path.is_relative_to(base):
+            parts = (top, *path.relative_to(base).with_suffix("").parts)
+            is_package = parts[-1] == "__init__"
+            return ".".join(parts[:-1] if is_package else parts), is_package
+    raise ValueError(path)
+
+
+def absolute_imports(source: str, module: str, is_package: bool) -> set[str]:
+    """Every module a module imports, relative imports resolved, as infra/package.py resolves
+    them when it decides what a function archive holds."""
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        import package  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return package.module_imports(ast.parse(source), module, is_package)
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def folder_violations(module: str, is_package: bool, source: str) -> list[str]:
+    """Each import of `module` into a folder of its package its own folder may not import."""
+    own = next((f for f in FOLDERS if _within(module, f)), None)
+    if own is None:
+        return []
+    top = module.split(".")[0]
+    bad = []
+    for name in sorted(absolute_imports(source, module, is_package)):
+        if name.split(".")[0] != top or name == top or _within(name, own):
+            continue
+        if not any(_within(name, ok) for ok in FOLDERS[own]):
+            bad.append(f"{module} imports {name}")
+    return bad
+
+
+def test_no_folder_is_crossed():
+    bad = []
+    for folder in PACKAGE_ROOTS.values():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            bad += folder_violations(*module_name(path), path.read_text())
+    assert not bad, "folder layering violated:\n" + "\n".join(bad)
+
+
+def test_every_folder_rule_names_modules_that_exist():
+    for folder in (*FOLDERS, *(ok for oks in FOLDERS.values() for ok in oks)):
+        top, *rest = folder.split(".")
+        base = ROOT / PACKAGE_ROOTS[top] / Path(*rest)
+        assert base.is_dir() or base.with_suffix(".py").is_file(), folder
+
+
+@pytest.mark.parametrize("module, is_package, source", [
+    ("ess_functions.ingest.ingestor", False, "from ..export.run import export_jobs\n"),
+    ("ess_functions.export.run", False, "from ess_functions.ingest import pool\n"),
+    ("ess_functions.archive.redecode", False, "from ..ingest.checks import FrameChecks\n"),
+    ("ess_functions.objstore.gcs", False, "from ..export import manifest\n"),
+    ("ess.wire.times", False, "from ..codec import Frame\n"),
+    ("ess.decode", True, "from ..db.writer import write_frames\n"),
+])
+def test_a_folder_crossing_is_caught(module, is_package, source):
+    assert folder_violations(module, is_package, source), (module, source)
+
+
+def test_allowed_folder_imports_pass():
+    assert not folder_violations("ess_functions.export.http", False,
+                                 "from ..objstore import GcsStore\nfrom ..trace import t\n"
+                                 "from .run import export_jobs\nfrom ess.db import pg\n")
+    assert not folder_violations("ess.decode", True, "from .decoder import Decoder\n")
+    assert not folder_violations("ess_functions.cli", False, "from .archive import cli\n")
 
 
 def oversized(source: str, where: str = "<string>") -> list[str]:

@@ -4,9 +4,8 @@ it thaws. The ledger's crc lets `ess status` find the same runs in the database.
 
 from __future__ import annotations
 
-import zlib
-
 from ess.codec import BlockData
+from ess.wire.crc import registers_crc
 
 
 class FrozenWatch:
@@ -20,11 +19,7 @@ class FrozenWatch:
 
     def update(self, blocks: dict[str, BlockData], now: float) -> str | None:
         """Feed one poll; return "frozen" or "thawed" when the state changes, else None."""
-        crc = None
-        if blocks and all(b.ok for b in blocks.values()):
-            crc = 0
-            for b in blocks.values():
-                crc = zlib.crc32(b.registers, crc)
+        crc = registers_crc(blocks)
         if crc is None or crc != self.crc:
             self.crc, self.since = crc, now
             if self.frozen:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def register(sub) -> None:
     """Add this package's subcommands to the `ess` CLI."""
-    from . import export_cli, redecode_cli
+    from .archive import cli as redecode_cli
+    from .export import cli as export_cli
 
     redecode_cli.register(sub)
     export_cli.register(sub)

@@ -6,7 +6,7 @@ files (csv, csv.gz or parquet) and manifest to ESS_EXPORT_BUCKET. Logic: ess_fun
 
 import functions_framework
 from ess.logs import setup_logging
-from ess_functions.export_http import handle
+from ess_functions.export.http import handle
 from ess_functions.trace import request_trace
 
 setup_logging("export", trace=request_trace)

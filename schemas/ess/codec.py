@@ -15,9 +15,10 @@ import enum
 import struct
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from .errors import PermanentError
+from .wire.times import to_datetime
 
 MAGIC = b"ESSM"
 VERSION = 1
@@ -94,11 +95,11 @@ class Frame:
 
     @property
     def poll_start(self) -> datetime:
-        return datetime.fromtimestamp(self.poll_start_us / 1e6, UTC)
+        return to_datetime(self.poll_start_us)
 
     @property
     def poll_end(self) -> datetime:
-        return datetime.fromtimestamp(self.poll_end_us / 1e6, UTC)
+        return to_datetime(self.poll_end_us)
 
     @staticmethod
     def registers_to_bytes(values) -> bytes:

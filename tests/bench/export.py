@@ -50,7 +50,7 @@ def load_site_day(dsn: str, day: date) -> int:
     from ess.db.quote import ident
     from ess.db.schema import table_specs
     from ess.regmap import load_map
-    from ess_functions.export_sql import day_window
+    from ess_functions.export.sql import day_window
 
     regmap = load_map("default")
     conn = connect_dsn(dsn, timeout=600)
@@ -97,7 +97,7 @@ def _child_naive(dsn, endpoint, bucket, day, config) -> dict:
     """The straightforward way: SELECT *, fetchall, csv.writer into memory, one upload each."""
     from ess.db.connect import connect_dsn
     from ess.db.quote import ident
-    from ess_functions.export_sql import day_window
+    from ess_functions.export.sql import day_window
     from ess_local.gcs import client
 
     tz = ZoneInfo(TZ)

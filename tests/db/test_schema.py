@@ -7,7 +7,7 @@ import pytest
 import yaml
 from ess import paths
 from ess.codec import BlockData, BlockStatus, Frame
-from ess.db import writer
+from ess.db import rowtext
 from ess.db.connect import connect_dsn
 from ess.db.migrate import MIGRATIONS_TABLE, migrate, mode_of
 from ess.db.quote import UnsafeIdentifier, ident
@@ -118,8 +118,8 @@ def test_every_table_equals_the_decoder_output_on_both_formatting_paths(timescal
     migrate(conn, [M])
     batch = frames(20, seed=11)
     batch[4].blocks["BMS2"] = BlockData(BlockStatus.TIMEOUT)     # NULLs in some racks
-    assert len(batch) * 8 * len(M.columns("rack")) >= writer._VECTOR_MIN_CELLS
-    assert len(batch) * len(M.columns("etc")) < writer._VECTOR_MIN_CELLS
+    assert len(batch) * 8 * len(M.columns("rack")) >= rowtext._VECTOR_MIN_CELLS
+    assert len(batch) * len(M.columns("etc")) < rowtext._VECTOR_MIN_CELLS
     write_frames(conn, batch, {M.key: M})
     from ess.decode import decoder_for
     expected: dict[tuple, dict] = {}
@@ -152,7 +152,7 @@ def test_every_table_equals_the_decoder_output_on_both_formatting_paths(timescal
     ([[np.inf, 1.0]], None),                     # a float32 register holding infinity
 ])
 def test_numpy_value_formatting(values, lines):
-    assert writer._values_lines(np.array(values, dtype=np.float64)) == lines
+    assert rowtext.values_lines(np.array(values, dtype=np.float64)) == lines
 
 
 def test_adding_a_register_yields_a_new_migration(db):

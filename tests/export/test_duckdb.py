@@ -125,7 +125,7 @@ def test_schemas_equal_csv_headers_and_parquet(exported):
 
 def test_parquet_row_groups_stream(exported, tmp_path, monkeypatch):
     """Small row groups (as a full day gets): same rows as one group, many groups written."""
-    from ess_functions import export_stream
+    from ess_functions.export import encode as export_stream
 
     conn, sites, day, root = exported
     monkeypatch.setattr(export_stream, "ROW_GROUP_BYTES", 300)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from ess_functions.export import export_jobs, plan_jobs
-from ess_functions.manifest import manifest_key, update_manifest
+from ess_functions.export.manifest import manifest_key, update_manifest
 from ess_functions.objstore import Conflict, DirStore, GcsStore
 from export_helpers import assert_csv_matches, export_day, load_db, local, parse_csv
 

@@ -6,7 +6,7 @@ import re
 
 from ess.cli import main as ess_main
 from ess_functions.export import export_jobs, plan_jobs
-from ess_functions.manifest import manifest_key
+from ess_functions.export.manifest import manifest_key
 from ess_functions.objstore import DirStore, GcsStore
 from export_helpers import export_day, load_db
 

@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 from ess.db.bigquery import bigquery_schema
 from ess.db.connect import connect_dsn
 from ess.db.schema import KEYS, TableSpec, create_table_sql, wider
-from ess_functions.export_sql import begin_snapshot, copy_sql
-from ess_functions.export_stream import FORMATS, arrow_schema, copy
+from ess.wire.transaction import transaction
+from ess_functions.export.encode import FORMATS, arrow_schema, copy
+from ess_functions.export.sql import SNAPSHOT, copy_sql, scope_snapshot
 
 SPEC = TableSpec("wide", KEYS["bank"], (("v", "numeric"), ("f", "real"),
                                         ("out_of_range", "text[]")))
@@ -35,12 +36,11 @@ def test_widened_numeric_exports_exactly_to_parquet(plain_db):
         cur.execute(f"INSERT INTO wide (ts, site_id, bank_id, v, f) VALUES (%s, 's', 1, "
                     f"({v})::numeric, 1.5)", (t0 + timedelta(seconds=i),))
     conn.commit()
-    begin_snapshot(cur, "s", "UTC", t0, t0 + timedelta(days=1))
-    text = io.BytesIO()
-    copy(cur, copy_sql(SPEC), text, FORMATS["csv"], SPEC)
-    parquet = io.BytesIO()
-    copy(cur, copy_sql(SPEC), parquet, FORMATS["parquet"], SPEC)
-    conn.rollback()
+    text, parquet = io.BytesIO(), io.BytesIO()
+    with transaction(conn, begin=SNAPSHOT) as snap:
+        scope_snapshot(snap, "s", "UTC", t0, t0 + timedelta(days=1))
+        copy(snap, copy_sql(SPEC), text, FORMATS["csv"], SPEC)
+        copy(snap, copy_sql(SPEC), parquet, FORMATS["parquet"], SPEC)
     conn.close()
     rows = list(csv.DictReader(io.StringIO(text.getvalue().decode())))
     table = pq.read_table(io.BytesIO(parquet.getvalue()))

@@ -67,6 +67,24 @@ def test_function_archive_layout(tmp_path):
         package.package(fake, out, wheel=False)
 
 
+def test_an_archive_refuses_another_stage(tmp_path):
+    """A function whose main.py reaches into another stage's folder is not packaged."""
+    package = _package_module()
+    fake = tmp_path / "repo"
+    for rel, body in {
+        "functions/ingest/main.py": "from ess_functions.export.run import x\n",
+        "functions/ingest/requirements.txt": "pg8000==1.31.6\n",
+        "functions/ess_functions/__init__.py": "",
+        "functions/ess_functions/export/__init__.py": "",
+        "functions/ess_functions/export/run.py": "x = 1\n",
+        "schemas/ess/__init__.py": "",
+    }.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(body)
+    with pytest.raises(SystemExit, match="export/run.py"):
+        package.function_entries(fake, "ingest")
+
+
 def test_makefile_targets():
     mk = (ROOT / "Makefile").read_text()
     assert re.search(r"^package:.*\n\t.*infra/package.py", mk, re.M)

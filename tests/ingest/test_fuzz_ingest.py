@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from ess.codec import BlockData, BlockStatus, encode_frames
 from ess.db.connect import connect_dsn
+from ess.frame_checks import POLL_MAX_US, POLL_MIN_US
 from ess.sites import parse_sites
-from ess_functions.ingest.checks import POLL_MAX_US, POLL_MIN_US
 from ess_functions.ingest.envelope import Message
 from ess_functions.ingest.ingestor import Ingestor
 from ess_functions.ingest.pool import Connections

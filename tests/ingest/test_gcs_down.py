@@ -13,8 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
-from ess_functions import gcs
 from ess_functions.ingest.quarantine import ID_META_MAX, KEEP_DEADLINE
+from ess_functions.objstore import gcs
 from ess_local.functions import FunctionProcess
 from ess_local.procs import free_port
 

@@ -9,7 +9,7 @@ from ess.db.connect import DatabaseUnavailable, connect_dsn
 from ess.db.migrate import migrate
 from ess.db.quote import ident
 from ess.regmap import load_map
-from ess_functions.group_commit import GroupWriter
+from ess_functions.ingest.group_commit import GroupWriter
 
 M = load_map("default")
 MAPS = {M.key: M}

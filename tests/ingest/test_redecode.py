@@ -7,7 +7,7 @@ from datetime import timedelta
 from ess.cli import main as ess_main
 from ess.paths import MAPS_DIR
 from ess.regmap import load_map_file
-from ess_functions.avro import decode_records
+from ess_functions.archive.layout import decode_records
 from ess_functions.objstore import open_store
 from ess_local.archiver import Archiver
 

@@ -34,7 +34,7 @@ def test_every_column_type_maps_alike_in_bigquery_and_parquet():
     Parquet type, and the two agree (a widened plain numeric is decimal text in both)."""
     import pyarrow as pa
     from ess.db.schema import _WIDTH, KEYS, TableSpec
-    from ess_functions.export_stream import arrow_schema
+    from ess_functions.export.encode import arrow_schema
 
     values = tuple((f"c{i}", t) for i, t in enumerate(_WIDTH)) + (("out_of_range", "text[]"),)
     spec = TableSpec("any", KEYS["bank"], values)

@@ -18,14 +18,14 @@ from ess.db.connect import is_transient
 from ess.db.writer import WriteResult
 from ess.decode import DecodeError
 from ess.errors import PermanentError
+from ess.frame_checks import DEFAULT_MAX_FRAMES, EmptyMessage, FrameChecks
 from ess.logs import event, setup_logging
 from ess.sites import SitesConfig, load_sites
 
-from ..group_commit import GroupWriter
 from ..trace import request_trace
-from .checks import DEFAULT_MAX_FRAMES, FrameChecks
 from .envelope import Message, body_id, message_from_cloud_event, message_from_push
-from .errors import BadPayload, EmptyMessage, MessageTooLarge
+from .errors import BadPayload, MessageTooLarge
+from .group_commit import GroupWriter
 from .pool import Connections, default_factory
 from .quarantine import Quarantine
 

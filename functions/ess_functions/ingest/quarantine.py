@@ -19,8 +19,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from .. import gcs
-from ..objstore import Conflict, ObjectStore, StoreError, open_store
+from ..objstore import Conflict, ObjectStore, StoreError, gcs, open_store
 from .errors import QuarantineError
 
 ID_MAX = 128           # characters of a message id kept in the object name

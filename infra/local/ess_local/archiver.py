@@ -1,7 +1,8 @@
 """The local twin of the raw-archive Cloud Storage subscription.
 
 Pulls an `ess-archive` pull subscription and writes each batch as one Avro object in the
-subscription's layout (ess_functions.avro), acking the batch only after its object is stored.
+subscription's layout (ess_functions.archive.layout), acking the batch only after its object
+is stored.
 Run it with `python -m ess_local.archiver --subscription S --dest gs://BUCKET/frames/|DIR`.
 """
 
@@ -14,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from ess.logs import event, setup_logging
-from ess_functions.avro import Record, encode_records, object_name
+from ess_functions.archive.layout import Record, encode_records, object_name
 from ess_functions.objstore import StoreError, open_store
 
 log = logging.getLogger("ess.archive")

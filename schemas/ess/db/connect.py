@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
 
-import pg8000.dbapi
-
 from ..errors import TransientError
+from . import pg
 
 TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "08000", "08003",
                        "08006", "08001", "08004", "55P03", "58030"}
@@ -25,27 +23,9 @@ class DatabaseUnavailable(TransientError):
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth a retry: connection loss, restarts, serialization failures."""
-    if isinstance(exc, DatabaseUnavailable | pg8000.dbapi.InterfaceError | OSError | TimeoutError):
+    if isinstance(exc, DatabaseUnavailable | pg.InterfaceError | OSError | TimeoutError):
         return True
-    if isinstance(exc, pg8000.dbapi.DatabaseError) and exc.args and isinstance(exc.args[0], dict):
-        return exc.args[0].get("C") in TRANSIENT_SQLSTATES
-    return False
-
-
-def _tune(conn, no_delay: bool = True, read_timeout: float | None = None) -> None:
-    """Socket settings pg8000 does not expose.
-
-    Nagle off: pg8000 writes a small transaction in several packets, and Nagle plus delayed ACKs
-    stall each one ~40 ms. `read_timeout`: pg8000 applies its connect timeout to every read, too
-    short for a long COPY.
-    """
-    sock = getattr(conn, "_usock", None)
-    if sock is None:
-        return
-    if no_delay and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if read_timeout is not None:
-        sock.settimeout(read_timeout)
+    return pg.sqlstate(exc) in TRANSIENT_SQLSTATES
 
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -119,19 +99,19 @@ def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0,
     attempts = _attempts(tls_settings(host, u.query))
     for i, context in enumerate(attempts):
         try:
-            conn = pg8000.dbapi.connect(
+            conn = pg.connect(
                 user=unquote(u.username or "postgres"), password=unquote(u.password or "") or None,
                 host=host, port=u.port or 5432,
                 database=(u.path or "/postgres")[1:] or "postgres", timeout=timeout,
                 application_name="ess", ssl_context=context)
             break
-        except (pg8000.dbapi.InterfaceError, pg8000.dbapi.DatabaseError, OSError) as exc:
+        except (pg.InterfaceError, pg.DatabaseError, OSError) as exc:
             if i + 1 < len(attempts):
                 continue        # allow: plaintext failed, try TLS
-            if isinstance(exc, pg8000.dbapi.DatabaseError):
+            if isinstance(exc, pg.DatabaseError):
                 raise
             raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
-    _tune(conn, no_delay, read_timeout)
+    pg.tune(conn, no_delay, read_timeout)
     return conn
 
 
@@ -146,7 +126,7 @@ def connect_cloudsql(instance: str, db: str, user: str, read_timeout: float | No
     if _connector is None:
         _connector = Connector(ip_type=IPTypes.PRIVATE, refresh_strategy="lazy")
     conn = _connector.connect(instance, "pg8000", user=user, db=db, enable_iam_auth=True)
-    _tune(conn, read_timeout=read_timeout)
+    pg.tune(conn, read_timeout=read_timeout)
     return conn
 
 

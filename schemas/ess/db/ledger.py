@@ -7,15 +7,13 @@ are committed together or not at all. A frame whose every block failed gets its 
 
 from __future__ import annotations
 
-import zlib
-from datetime import UTC, datetime, timedelta
-
 import numpy as np
 
+from ..wire.crc import as_int4, registers_crc
 from .quote import ident
+from .rowtext import key_heads
 from .schema import LEDGER
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = ("ts", "site_id", "bank_id", "seq", "map_id", "map_version", "poll_us", "published",
             "crc", "failed", "out_of_range")
 _CASTS = ("timestamptz", "text", "smallint", "bigint", "text", "smallint", "integer",
@@ -23,13 +21,9 @@ _CASTS = ("timestamptz", "text", "smallint", "bigint", "text", "smallint", "inte
 
 
 def crc_of(frame) -> int | None:
-    """CRC-32 (as a signed int4) of every block's registers; None unless every block read ok."""
-    crc = 0
-    for block in frame.blocks.values():
-        if not block.ok:
-            return None
-        crc = zlib.crc32(block.registers, crc)
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
+    """The register CRC (ess.wire.crc) as a signed int4; None unless every block read ok."""
+    crc = registers_crc(frame.blocks)
+    return None if crc is None else as_int4(crc)
 
 
 def failed_text(frame) -> str:
@@ -59,8 +53,7 @@ def ledger_lines(group: list, oor: list[int], published: dict | None,
 
     `heads[i]` is frame i's "ts,site,bank," as the data tables' rows already have it."""
     if heads is None:
-        heads = [f"{(_EPOCH + timedelta(microseconds=f.poll_start_us)).isoformat()},"
-                 f"{f.site_id},{f.bank_id}," for f in group]
+        heads = key_heads(group)
     pub = published or {}
     return [f"{head}{f.seq},{f.map_id},{f.map_version},"
             f"{max(0, f.poll_end_us - f.poll_start_us)},"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import PermanentError
 from ..regmap import RegisterMap
+from ..wire.transaction import reading, transaction
 from .partitions import CURRENT_SQL, DEFAULTS_SQL, LOCK_KEY, ensure_ahead
 from .quote import ident
 from .rollup_ddl import plain_tables, rollup_table_names, upkeep_ddl  # rollups (issue 23)
@@ -152,8 +153,7 @@ def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
     """Bring the database to what `maps` need; return the migration applied, or None."""
     if mode not in MODES:
         raise MigrationError(f"mode must be one of {MODES}, got {mode!r}")
-    cur = conn.cursor()
-    try:
+    with transaction(conn, commit=not dry_run) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         cur.execute(f"CREATE TABLE IF NOT EXISTS {ident(MIGRATIONS_TABLE)} ("
                     "version integer PRIMARY KEY, mode text NOT NULL, description text NOT NULL,"
@@ -163,8 +163,7 @@ def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
         cur.execute(f"SELECT coalesce(max(version), 0) FROM {ident(MIGRATIONS_TABLE)}")
         last = cur.fetchone()[0]
         stmts, notes = _plan(cur, maps, mode, first=last == 0)
-        if not stmts or dry_run:
-            conn.rollback()
+        if not stmts or dry_run:    # nothing written: committing (or not) changes nothing
             return Migration(last + 1, mode, "; ".join(notes), tuple(stmts)) if stmts else None
         for s in stmts:
             cur.execute(s)
@@ -173,13 +172,7 @@ def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
         cur.execute(f"INSERT INTO {ident(MIGRATIONS_TABLE)} (version, mode, description, "
                     "checksum, statements) VALUES (%s, %s, %s, %s, %s)",
                     (m.version, m.mode, m.description, checksum, list(stmts)))
-        conn.commit()
         return m
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        cur.close()
 
 
 def ensure_partitions(conn, days_ahead: int = PARTITIONS_AHEAD_DAYS) -> int:
@@ -190,14 +183,10 @@ def ensure_partitions(conn, days_ahead: int = PARTITIONS_AHEAD_DAYS) -> int:
 
 def mode_of(conn) -> str | None:
     """The database's storage mode (timescale or partitioned), None before the first migration."""
-    cur = conn.cursor()
-    try:
+    with reading(conn) as cur:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (ident(MIGRATIONS_TABLE),))
         if not cur.fetchone()[0]:
             return None
         cur.execute(f"SELECT mode FROM {ident(MIGRATIONS_TABLE)} ORDER BY version LIMIT 1")
         row = cur.fetchone()
         return row[0] if row else None
-    finally:
-        conn.rollback()
-        cur.close()

@@ -14,14 +14,15 @@ serialise instead of racing on the catalog. The creating functions run as their 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TypeVar
 
-import pg8000.dbapi
+from ..wire.times import to_datetime
+from ..wire.transaction import reading, transaction
+from . import pg
 
 T = TypeVar("T")
 LOCK_KEY = 0x455353   # "ESS": the advisory lock `ess db migrate` holds too
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A range-partitioned table on one timestamptz column, in the schema `home` (the upkeep's
 # own), not itself a partition: what partitioned mode creates (data tables, the ledger, ...).
@@ -144,16 +145,12 @@ DEFAULTS_SQL = ("SELECT i.inhparent::regclass::text FROM pg_inherits i "
 
 def is_missing_partition(exc: BaseException) -> bool:
     """True for PostgreSQL's 'no partition of relation ... found for row' (SQLSTATE 23514)."""
-    if not isinstance(exc, pg8000.dbapi.DatabaseError) or not exc.args:
-        return False
-    info = exc.args[0]
-    return (isinstance(info, dict) and info.get("C") == "23514"
-            and "no partition of relation" in str(info.get("M", "")))
+    return pg.sqlstate(exc) == "23514" and "no partition of relation" in pg.server_message(exc)
 
 
 def days_of(poll_us: Iterable[int]) -> list[date]:
     """The UTC days of these instants (microseconds since 1970), sorted, once each."""
-    return sorted({(_EPOCH + timedelta(microseconds=us)).date() for us in poll_us})
+    return sorted({to_datetime(us).date() for us in poll_us})
 
 
 def ensure_days(conn, days: Iterable[date]) -> int:
@@ -161,37 +158,23 @@ def ensure_days(conn, days: Iterable[date]) -> int:
 
     Commits (or, in autocommit mode, each call is its own transaction).
     """
-    cur = conn.cursor()
-    try:
-        made = 0
+    made = 0
+    with transaction(conn) as cur:
         for day in days:
             cur.execute("SELECT ess_ensure_day_partitions(%s::date)", (day.isoformat(),))
             made += cur.fetchone()[0]
-        if not conn.autocommit:
-            conn.commit()
-        return made
-    except Exception:
-        if not conn.autocommit:
-            conn.rollback()
-        raise
-    finally:
-        cur.close()
+    return made
 
 
 def ensure_ahead(conn, days_ahead: int) -> int:
     """Create partitions from yesterday to `days_ahead` days ahead (UTC); 0 without upkeep
     installed (hypertable mode, or before the first migration)."""
-    cur = conn.cursor()
-    try:
+    with reading(conn) as cur:
         cur.execute(INSTALLED_SQL)
         installed = cur.fetchone()[0]
         cur.execute("SELECT (now() AT TIME ZONE 'UTC')::date")
         today = cur.fetchone()[0]
-    finally:
-        cur.close()
     if not installed:
-        if not conn.autocommit:
-            conn.rollback()
         return 0
     return ensure_days(conn, [today + timedelta(days=d) for d in range(-1, days_ahead + 1)])
 
@@ -201,7 +184,7 @@ def with_partitions(conn, write: Callable[[], T], poll_us: Iterable[int]) -> T:
     `poll_us` (every partitioned table) and run `write()` once more."""
     try:
         return write()
-    except pg8000.dbapi.DatabaseError as exc:
+    except pg.DatabaseError as exc:
         if not is_missing_partition(exc):
             raise
     ensure_days(conn, days_of(poll_us))

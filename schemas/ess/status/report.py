@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ..wire.times import iso
+from ..wire.transaction import transaction
 from . import sql
 
 DEFAULT_FROZEN_AFTER = 300.0
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMED = re.compile(r"%\((\w+)\)s")
 _IN_FLIGHT = timedelta(seconds=60)     # an ingest statement running when a day was saved
 
@@ -116,8 +117,7 @@ def _scan(conn, site: str, tz: str, d0: date, d1: date, interval: float,
 
 def _gap(site: str, bank: int, lost: int, a: int, b: int, before: int, after: int) -> dict:
     item = {"site_id": site, "bank_id": bank, "kind": "lost" if lost else "reset",
-            "after": (_EPOCH + timedelta(microseconds=before)).isoformat(),
-            "before": (_EPOCH + timedelta(microseconds=after)).isoformat()}
+            "after": iso(before), "before": iso(after)}
     item.update({"first_seq": a, "last_seq": b} if lost else {"from_seq": a, "to_seq": b})
     return item
 
@@ -205,19 +205,12 @@ def stored_days(conn, site: str, d0: date, d1: date) -> dict[tuple[int, date], B
 
 def save(conn, days: list[BankDay]) -> int:
     """Write (or replace) `data_status` rows; return how many."""
-    cur = conn.cursor()
-    try:
+    with transaction(conn) as cur:
         for d in days:
             cur.execute(sql.UPSERT, (d.day, d.site_id, d.bank_id, d.timezone, d.expected,
                                      d.stored, d.completeness, d.lost, d.resets, d.missed,
                                      d.failed_polls, json.dumps(d.failed), d.out_of_range,
                                      d.first_poll, d.last_poll, d.max_lag_s, d.frozen_s))
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        cur.close()
     return len(days)
 
 

@@ -11,9 +11,10 @@ from ess.db.connect import connect
 from ess.logs import event
 from ess.sites import ConfigError, SitesConfig, load_sites
 
-from .export import QUERY_TIMEOUT, BadRequest, export_jobs, parse_date, parse_format, plan_jobs
-from .export_dates import check_first_days
-from .objstore import DestinationError, GcsStore
+from ..objstore import DestinationError, GcsStore
+from .dates import check_first_days
+from .request import BadRequest, parse_date, parse_format, plan_jobs
+from .run import QUERY_TIMEOUT, export_jobs
 
 log = logging.getLogger("ess.export")
 _lock = threading.Lock()

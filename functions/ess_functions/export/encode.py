@@ -16,9 +16,10 @@ import zlib
 from dataclasses import dataclass
 
 from ess.db.bigquery import export_columns
+from ess.db.pg import copy_out
 from ess.db.schema import TableSpec
 
-from .export_sql import OOR_SEPARATOR
+from .sql import OOR_SEPARATOR
 
 BLOCK = 1 << 20          # bytes gathered from COPY rows before hashing/compressing/uploading
 ROW_GROUP_BYTES = 2 << 20  # CSV text per Parquet row group (memory grows with it: see docs)
@@ -206,8 +207,8 @@ def copy(cur, sql: str, out=None, fmt: Format | None = None,
     enc = encoder(fmt or FORMATS[DEFAULT_FORMAT], out, spec) if out is not None else None
     stream = CsvStream(enc)
     buffered = io.BufferedWriter(stream, buffer_size=BLOCK)
-    cur.execute(sql, stream=buffered)
+    rows = copy_out(cur, sql, buffered)
     buffered.flush()
     if enc is not None:
         enc.close()
-    return stream, cur.rowcount
+    return stream, rows

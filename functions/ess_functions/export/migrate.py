@@ -14,8 +14,8 @@ import argparse
 import re
 import sys
 
+from ..objstore import Conflict, ObjectStore
 from .manifest import file_key, manifest_key
-from .objstore import Conflict, ObjectStore
 
 _OLD_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/type=([^/]+)/site=([^/.]+)(\.[^/]+)$")
 _OLD_MANIFEST = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/manifest\.json$")
@@ -74,7 +74,7 @@ def migrate_layout(dest: ObjectStore, *, dry_run: bool = False, say=print) -> di
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from .objstore import DestinationError, StoreError, open_store
+    from ..objstore import DestinationError, StoreError, open_store
 
     try:
         dest = open_store(args.dest)

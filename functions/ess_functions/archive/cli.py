@@ -1,4 +1,4 @@
-"""`ess redecode`: replay archived raw frames into a database (see ess_functions.redecode)."""
+"""`ess redecode`: replay archived raw frames into a database (see archive.redecode)."""
 
 from __future__ import annotations
 

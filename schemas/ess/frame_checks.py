@@ -1,41 +1,91 @@
-"""Checks of decoded frames before they are written (ingest and redecode).
+"""Checks of decoded frames before they are written (ingest and redecode), and their errors.
 
 Every frame must fit the database (bank id, poll time), name a configured device (site, bank),
 carry that device's map, and carry blocks, all of them known to the map. `FrameChecks` builds
 its lookups once per configuration; `check(frames)` raises the first problem as a typed
-PermanentError.
+PermanentError, whose `reason` code logs and quarantine use.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from ess import codec
-from ess.regmap import RegisterMap
-from ess.sites import SitesConfig
-
-from .errors import (
-    BankOutOfRange,
-    EmptyMessage,
-    NoBlocks,
-    PollTimeOutOfRange,
-    SeqOutOfRange,
-    TooManyFrames,
-    UnknownBank,
-    UnknownBlocks,
-    UnknownMap,
-    UnknownSite,
-    WrongDeviceMap,
-)
+from . import codec
+from .errors import PermanentError
+from .regmap import RegisterMap
+from .sites import SitesConfig
+from .wire.times import US_MAX, US_MIN
 
 BANK_MAX = 32767   # bank_id is a smallint column
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-POLL_MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
-POLL_MAX_US = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH)
-                  .total_seconds()) * 1_000_000 + 999_999
+POLL_MIN_US, POLL_MAX_US = US_MIN, US_MAX   # a timestamptz holds the years 1..9999
 POLL_US_MAX = 2 ** 31 - 1   # the ledger's poll duration is an int4 of microseconds
 SEQ_MAX = 2 ** 63 - 1      # the ledger's seq is a bigint
 DEFAULT_MAX_FRAMES = 2000   # well above the collector's largest max_frames (1000)
+
+
+class UnknownSite(PermanentError):
+    """A frame names a site that the sites configuration does not list."""
+
+    reason = "unknown_site"
+
+
+class UnknownMap(PermanentError):
+    """A frame names a map id and version that no configured device uses."""
+
+    reason = "unknown_map_version"
+
+
+class EmptyMessage(PermanentError):
+    """A message holds no frames (or no bytes at all)."""
+
+    reason = "empty_message"
+
+
+class TooManyFrames(PermanentError):
+    """A message holds more frames than the per-message limit (ESS_MAX_FRAMES)."""
+
+    reason = "too_many_frames"
+
+
+class BankOutOfRange(PermanentError):
+    """A frame's bank id does not fit the database's smallint bank_id column (1..32767)."""
+
+    reason = "bank_id_out_of_range"
+
+
+class PollTimeOutOfRange(PermanentError):
+    """A frame's poll start lies outside the years 1..9999, or its poll lasts longer than the
+    ledger's int4 microseconds (~35 minutes)."""
+
+    reason = "poll_time_out_of_range"
+
+
+class SeqOutOfRange(PermanentError):
+    """A frame's sequence number does not fit the ledger's bigint seq column."""
+
+    reason = "seq_out_of_range"
+
+
+class UnknownBank(PermanentError):
+    """A frame's (site, bank) is not a device of the sites configuration."""
+
+    reason = "unknown_bank"
+
+
+class WrongDeviceMap(PermanentError):
+    """A frame's map is configured, but not the map of the device (site, bank) it names."""
+
+    reason = "wrong_device_map"
+
+
+class NoBlocks(PermanentError):
+    """A frame carries no blocks at all."""
+
+    reason = "no_blocks"
+
+
+class UnknownBlocks(PermanentError):
+    """A frame carries block names its map does not define."""
+
+    reason = "unknown_blocks"
 
 
 class FrameChecks:

@@ -18,6 +18,9 @@ TS_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM'
 OOR_SEPARATOR = ";"
 SORT_MEMORY = "64MB"  # work_mem for the export's sorts (a site-day of racks sorts in memory)
 _SITE, _START, _END = "ess.export_site", "ess.export_start", "ess.export_end"
+# One snapshot per site-day: every COPY in it sees the same rows, so a hash pass and an upload
+# pass agree.
+SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
 def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -51,12 +54,8 @@ def copy_sql(spec: TableSpec) -> str:
             f"ORDER BY {', '.join(order)}) TO STDOUT WITH (FORMAT csv, HEADER)")
 
 
-def begin_snapshot(cur, site_id: str, tz: str, start: datetime, end: datetime) -> None:
-    """Open a read-only repeatable-read transaction scoped to one site-day in the site's zone.
-
-    Every COPY in it sees the same snapshot, so a hash pass and an upload pass agree.
-    """
-    cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+def scope_snapshot(cur, site_id: str, tz: str, start: datetime, end: datetime) -> None:
+    """Scope a SNAPSHOT transaction to one site-day in the site's zone (its COPYs read it)."""
     cur.execute("SELECT set_config('TimeZone', %s, true), set_config('extra_float_digits', '1', "
                 "true), set_config('work_mem', %s, true), set_config(%s, %s, true), "
                 "set_config(%s, %s, true), set_config(%s, %s, true)",

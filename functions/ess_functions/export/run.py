@@ -11,33 +11,25 @@ upload chunk, whatever the day's size. See docs/export.md.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from ess.db.schema import TableSpec, table_specs
-from ess.errors import PermanentError
 from ess.logs import event
 from ess.sites import Site, SitesConfig
 from ess.status.report import export_day, settings
+from ess.wire.transaction import transaction
 
-from .export_sql import begin_snapshot, copy_sql, day_window
-from .export_stream import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
+from ..objstore import Conflict, ObjectStore, Stored
+from .encode import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
 from .manifest import file_key, from_metadata, manifest_key, to_metadata, update_manifest
-from .objstore import Conflict, ObjectStore, Stored
+from .sql import SNAPSHOT, copy_sql, day_window, scope_snapshot
 
 log = logging.getLogger("ess.export")
 QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its first row)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-class BadRequest(PermanentError):
-    """The request names an unknown site, an invalid or future date, or no usable destination."""
-
-    reason = "bad_request"
 
 
 @dataclass
@@ -99,11 +91,9 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
             "time_zone": site.timezone, "maps": ",".join(f"{m.map_id}@{m.version}" for m in maps),
             "format": form.name, "compression": form.compression}
     results, entries = [], {}
-    conn.autocommit = True
-    cur = conn.cursor()
-    run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base)
-    try:
-        begin_snapshot(cur, site.site_id, site.timezone, start, end)
+    with transaction(conn, begin=SNAPSHOT) as cur:
+        scope_snapshot(cur, site.site_id, site.timezone, start, end)
+        run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base)
         for table, spec in table_specs(maps).items():
             key = file_key(table, day.isoformat(), site.site_id, form.suffix)
             result, entry = _export_file(run, spec, key, (manifest_files or {}).get(key))
@@ -112,15 +102,6 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
             results.append(result)
             if on_file:
                 on_file(result)
-        cur.execute("COMMIT")
-    except BaseException:
-        try:
-            cur.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - the original error matters
-            pass
-        raise
-    finally:
-        cur.close()
     return results, entries
 
 
@@ -242,62 +223,3 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
             "written": sum(f.status == "written" for f in files),
             "unchanged": sum(f.status == "unchanged" for f in files),
             "conflicts": sum(f.status == "conflict" for f in files)}
-
-
-# --- request validation (shared by the HTTP function and the CLI) ---------------------------
-
-def parse_date(text: object) -> date:
-    """A YYYY-MM-DD date, else BadRequest."""
-    if not isinstance(text, str) or not _DATE.fullmatch(text):
-        raise BadRequest(f"invalid date {text!r}: expected YYYY-MM-DD")
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise BadRequest(f"invalid date {text!r}: {exc}") from exc
-
-
-def parse_format(fmt: object = None, gzip: object = False) -> str:
-    """`csv`, `csv.gz` or `parquet` (default csv; the older `gzip` flag means csv.gz)."""
-    if fmt in (None, ""):
-        return "csv.gz" if gzip else DEFAULT_FORMAT
-    if fmt not in FORMATS:
-        raise BadRequest(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if gzip and fmt != "csv.gz":
-        raise BadRequest(f"gzip goes with format csv.gz, not {fmt!r}")
-    return str(fmt)
-
-
-def select_sites(config: SitesConfig, site: object = None) -> list[Site]:
-    """All sites, or the one named; BadRequest for an unknown one."""
-    if site in (None, ""):
-        return list(config.sites)
-    try:
-        return [config.site(str(site))]
-    except KeyError:
-        raise BadRequest(f"unknown site {site!r}; known: "
-                         f"{', '.join(s.site_id for s in config.sites)}") from None
-
-
-def plan_jobs(config: SitesConfig, *, days: list[date] | None = None, site: object = None,
-              now: datetime | None = None) -> list[tuple[Site, date]]:
-    """(site, day) pairs; without days, yesterday in each site's zone. Refuses future days."""
-    now = now or datetime.now(UTC)
-    jobs = []
-    for s in select_sites(config, site):
-        today = now.astimezone(s.tz).date()
-        for d in days or [today - timedelta(days=1)]:
-            if d > today:
-                raise BadRequest(f"date {d} is in the future for site {s.site_id!r} "
-                                 f"({s.timezone}: today is {today})")
-            jobs.append((s, d))
-    return jobs
-
-
-def date_range(first: date, last: date, limit: int = 3660) -> list[date]:
-    """Every day from first to last inclusive."""
-    if last < first:
-        raise BadRequest(f"--to {last} is before --from {first}")
-    n = (last - first).days + 1
-    if n > limit:
-        raise BadRequest(f"range of {n} days is longer than {limit}")
-    return [first + timedelta(days=i) for i in range(n)]

@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from ess.db.quote import ident
 from ess.db.schema import LEDGER, table_specs
 from ess.sites import ConfigError, Site, SitesConfig
+from ess.wire.transaction import reading
 
-from .export import BadRequest
+from .request import BadRequest
 
 
 def configured_first_date(config: SitesConfig) -> date | None:
@@ -43,14 +44,9 @@ def earliest_row(conn, config: SitesConfig) -> datetime | None:
     params = []
     for _ in probes:
         params += [[s for s, _ in banks], [b for _, b in banks]]
-    cur = conn.cursor()
-    try:
+    with reading(conn) as cur:
         cur.execute(sql, params)
         (first,) = cur.fetchone()
-    finally:
-        cur.close()
-        if not conn.autocommit:
-            conn.rollback()
     return first
 
 

@@ -10,7 +10,7 @@ modules may add top-level sections to a manifest (`update_manifest(..., sections
 
 from __future__ import annotations
 
-from .objstore import Conflict, ObjectStore
+from ..objstore import Conflict, ObjectStore
 
 MANIFEST_VERSION = 1
 _INT_FIELDS = ("rows", "csv_bytes")

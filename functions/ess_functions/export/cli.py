@@ -18,8 +18,8 @@ def _plan(args: argparse.Namespace):
     """The (site, day) jobs and the checked destination; BadRequest & co. when unusable."""
     from ess.sites import load_sites
 
-    from .export import BadRequest, date_range, parse_date, parse_format, plan_jobs
-    from .objstore import open_store
+    from ..objstore import open_store
+    from .request import BadRequest, date_range, parse_date, parse_format, plan_jobs
 
     # e.g. ESS_SITES_CONFIG=infra/examples/dev/sites.yaml
     config_path = args.config or os.environ.get("ESS_SITES_CONFIG")
@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace, conn, jobs, dest, config) -> dict:
     """Export the jobs with a progress bar (one step per file); return the summary."""
     from tqdm import tqdm
 
-    from .export import export_jobs
+    from .run import export_jobs
 
     n_types = {id(s): len({t for d in s.devices for t in d.map.tables()}) for s, _ in jobs}
     total = sum(n_types[id(s)] for s, _ in jobs)
@@ -73,9 +73,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ess.logs import setup_logging
     from ess.sites import ConfigError
 
-    from .export import QUERY_TIMEOUT, BadRequest
-    from .export_dates import check_first_days
-    from .objstore import DestinationError
+    from ..objstore import DestinationError
+    from .dates import check_first_days
+    from .request import BadRequest
+    from .run import QUERY_TIMEOUT
 
     setup_logging("export", level=args.log_level)
     try:
@@ -119,6 +120,6 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--log-level", default="WARNING", help="structured log level on stderr")
     p.set_defaults(func=_cmd_export)
-    from .export_migrate import register as register_migrate
+    from .migrate import register as register_migrate
 
     register_migrate(sub)

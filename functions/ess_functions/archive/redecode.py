@@ -17,13 +17,14 @@ from ess import codec
 from ess.db.writer import write_frames
 from ess.decode import DecodeError
 from ess.errors import PermanentError
+from ess.frame_checks import FrameChecks
 from ess.logs import event
 from ess.regmap import RegisterMap
 from ess.sites import SitesConfig
+from ess.wire.times import to_us
 
-from .avro import decode_records, object_day
-from .ingest.checks import FrameChecks
-from .objstore import ObjectStore, open_store
+from ..objstore import ObjectStore, open_store
+from .layout import decode_records, object_day
 
 log = logging.getLogger("ess.redecode")
 DEFAULT_MAX_LAG = timedelta(days=7)
@@ -60,7 +61,7 @@ def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until
                     sites: SitesConfig | None, maps: dict, result: RedecodeResult,
                     progress=None) -> Iterator[codec.Frame]:
     """Frames polled in [since, until) from valid archived messages."""
-    lo, hi = int(since.timestamp() * 1e6), int(until.timestamp() * 1e6)
+    lo, hi = to_us(since), to_us(until)
     checks = FrameChecks(sites, maps)   # without sites: the database's ranges and the maps
     for name in names:
         result.objects += 1

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .regmap import Field
-from .regmap.model import BYTE_ORDERS
+from ..regmap import Field
+from ..regmap.model import BYTE_ORDERS
 
 _VIEWS = {2: (np.uint32, np.int32, np.float32), 4: (np.uint64, np.int64, np.float64)}
 TYPES_BY_WIDTH = {2: ("int32", "uint32", "float32"), 4: ("int64", "uint64", "float64")}

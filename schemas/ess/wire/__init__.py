@@ -1,0 +1,1 @@
+"""Wire contracts shared by every part: one owner each."""

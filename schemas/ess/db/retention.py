@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pg8000.dbapi
-
 from ..errors import PermanentError
+from ..wire.transaction import reading, transaction
+from . import pg
 from .quote import ident
 from .retention_sql import MIN_RAW_DAYS
 from .rollup_schema import rollup_specs
@@ -87,14 +87,10 @@ def local_days(lo: datetime, hi: datetime, tz: str) -> list[date]:
 
 def raw_ranges(conn, before: datetime) -> list[tuple[datetime, datetime]]:
     """[start, end) of every raw slice that ends by `before`, oldest first, once each."""
-    cur = conn.cursor()
-    try:
+    with reading(conn) as cur:
         cur.execute("SELECT DISTINCT range_start, range_end FROM "
                     "ess_raw_slices('-infinity', %s) ORDER BY 1, 2", (before,))
         return [(r[0], r[1]) for r in cur.fetchall()]
-    finally:
-        conn.rollback()
-        cur.close()
 
 
 def expected_counts(zones: Mapping[str, str], exported: Exported, lo: datetime,
@@ -114,22 +110,15 @@ def retire_range(conn, lo: datetime, hi: datetime, zones: Mapping[str, str],
                  expected: dict) -> dict:
     """Drop the raw slices of [lo, hi) if the database matches `expected` (one transaction);
     the function's answer, or {"dropped": False, "reason": "busy"} on a lock timeout."""
-    if conn.autocommit:
-        conn.autocommit = False
-    cur = conn.cursor()
     try:
-        cur.execute("SELECT ess_retire_raw(%s, %s, %s::jsonb, %s::jsonb)",
-                    (lo, hi, json.dumps(dict(zones)), json.dumps(expected)))
-        (answer,) = cur.fetchone()
-        conn.commit()
-    except pg8000.dbapi.DatabaseError as exc:
-        conn.rollback()
-        info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-        if info.get("C") != "55P03":      # lock_not_available: someone held a slice too long
+        with transaction(conn, begin="BEGIN") as cur:
+            cur.execute("SELECT ess_retire_raw(%s, %s, %s::jsonb, %s::jsonb)",
+                        (lo, hi, json.dumps(dict(zones)), json.dumps(expected)))
+            (answer,) = cur.fetchone()
+    except pg.DatabaseError as exc:
+        if pg.sqlstate(exc) != "55P03":     # lock_not_available: a slice stayed in use
             raise
         answer = {"dropped": False, "reason": "busy"}
-    finally:
-        cur.close()
     answer = json.loads(answer) if isinstance(answer, str) else answer
     return {"start": lo.isoformat(), "end": hi.isoformat(), **answer}
 
@@ -153,26 +142,19 @@ def prune_rollups(conn, maps, banks: Iterable[tuple[str, int]], policy: Retentio
     batches; {table: rows deleted}."""
     now = now or datetime.now(UTC)
     days = {"1m": policy.minute_rollup_days, "1h": policy.hour_rollup_days}
-    if conn.autocommit:
-        conn.autocommit = False
     deleted: dict[str, int] = {}
-    cur = conn.cursor()
-    try:
-        for name, spec in sorted(rollup_specs(list(maps)).items()):
-            if days[spec.level] is None:
-                continue
-            before = now - timedelta(days=days[spec.level])
-            t = ident(name)
-            sql = (f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
-                   f"WHERE site_id = %s AND bank_id = %s AND bucket < %s LIMIT {PRUNE_BATCH}))")
-            for site, bank in banks:
-                while True:
+    for name, spec in sorted(rollup_specs(list(maps)).items()):
+        if days[spec.level] is None:
+            continue
+        before = now - timedelta(days=days[spec.level])
+        t = ident(name)
+        sql = (f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
+               f"WHERE site_id = %s AND bank_id = %s AND bucket < %s LIMIT {PRUNE_BATCH}))")
+        for site, bank in banks:
+            n = PRUNE_BATCH
+            while n == PRUNE_BATCH:
+                with transaction(conn, begin="BEGIN") as cur:
                     cur.execute(sql, (site, bank, before))
-                    conn.commit()
-                    deleted[name] = deleted.get(name, 0) + cur.rowcount
-                    if cur.rowcount < PRUNE_BATCH:
-                        break
-    finally:
-        conn.rollback()
-        cur.close()
+                    n = cur.rowcount
+                deleted[name] = deleted.get(name, 0) + n
     return deleted

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..regmap import RegisterMap
+from ..wire.transaction import reading, transaction
 from .partitions import LOCK_KEY
 from .quote import ident
 from .rollup_schema import ROLLUP_STATE, rollup_specs
@@ -60,8 +61,7 @@ def _one(cur, sql: str, args: tuple = ()):
 def wait_for_writers(conn, timeout: float = WAIT_TIMEOUT) -> bool:
     """Wait until every transaction that held a write lock on the ledger when called has ended;
     False when one is still running after `timeout` seconds."""
-    cur = conn.cursor()
-    try:
+    with reading(conn) as cur:
         cur.execute(_WRITERS_SQL, (ident(LEDGER.name),))
         waiting = {r[0] for r in cur.fetchall()}
         deadline = time.monotonic() + timeout
@@ -72,22 +72,18 @@ def wait_for_writers(conn, timeout: float = WAIT_TIMEOUT) -> bool:
             cur.execute(_WRITERS_SQL, (ident(LEDGER.name),))
             waiting &= {r[0] for r in cur.fetchall()}
         return True
-    finally:
-        cur.close()
 
 
 def _start(conn) -> tuple[datetime | None, datetime]:
-    """(stored watermark or the earliest commit time, now) read outside any transaction."""
-    cur = conn.cursor()
-    try:
+    """(stored watermark or the earliest commit time, now): the server's clock, read before the
+    writers in flight are listed."""
+    with reading(conn) as cur:
         (now,) = _one(cur, "SELECT clock_timestamp()")
         row = _one(cur, f"SELECT {ident('watermark')} FROM {ident(ROLLUP_STATE.name)} "
                         f"WHERE {ident('name')} = %s", (STATE_NAME,))
         if row is None:
             row = _one(cur, f"SELECT min({ident('committed')}) FROM {ident(LEDGER.name)}")
         return row[0], now
-    finally:
-        cur.close()
 
 
 def _spans(days: list[datetime]) -> list[tuple[datetime, datetime]]:
@@ -106,10 +102,8 @@ def _window(conn, specs, lo: datetime, hi: datetime, mark: datetime | None,
             result: RollupResult, by: str = "committed") -> bool:
     """Recompute the buckets of the frames whose ledger `by` is in [lo, hi) and store `mark`
     (if any) as the watermark, in one transaction; False when another run holds the lock."""
-    cur = conn.cursor()
-    try:
+    with transaction(conn, begin="BEGIN") as cur:
         if not _one(cur, "SELECT pg_try_advisory_xact_lock(%s)", (ROLLUP_LOCK,))[0]:
-            conn.rollback()
             return False
         cur.execute("SET LOCAL TIME ZONE 'UTC'")
         cur.execute("SET LOCAL work_mem = '64MB'")   # a window's aggregate stays in memory
@@ -132,25 +126,16 @@ def _window(conn, specs, lo: datetime, hi: datetime, mark: datetime | None,
                 f"UPDATE SET {ident('watermark')} = EXCLUDED.{ident('watermark')}, "
                 f"{ident('updated')} = EXCLUDED.{ident('updated')}", (STATE_NAME, mark))
             result.watermark = mark
-        conn.commit()
-        result.windows += 1
-        return True
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        cur.close()
+    result.windows += 1
+    return True
 
 
 def run_rollups(conn, maps: list[RegisterMap], step: timedelta = STEP,
                 wait_timeout: float = WAIT_TIMEOUT) -> RollupResult:
     """Recompute every bucket touched since the last run (see the module docstring)."""
-    if conn.autocommit:
-        conn.autocommit = False
     result = RollupResult()
     specs = [s for _, s in sorted(rollup_specs(maps).items())]
     start, now = _start(conn)
-    conn.commit()
     t0 = time.monotonic()
     result.complete = wait_for_writers(conn, wait_timeout)
     result.waited_s = time.monotonic() - t0
@@ -177,8 +162,6 @@ def rebuild(conn, maps: list[RegisterMap], since: datetime, until: datetime,
     """Recompute every bucket of the frames polled in [since, until), whatever their commit
     time (after `ess redecode --map` rewrote stored rows, or for rows the ledger predates);
     the watermark is left alone."""
-    if conn.autocommit:
-        conn.autocommit = False
     result = RollupResult()
     specs = [s for _, s in sorted(rollup_specs(maps).items())]
     lo = since

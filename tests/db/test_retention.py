@@ -15,76 +15,21 @@ from ess.db.partitions import ensure_days
 from ess.db.retention import RetentionPolicy, local_days, prune_rollups, retire
 from ess.db.rollup import run_rollups
 from ess.regmap import load_map
+from retention_data import (
+    GHOST,
+    MISSING,
+    TABLES,
+    TODAY,
+    WRONG,
+    ZONES,
+    counts,
+    days_left,
+    load,
+    rows_by_day,
+    run,
+)
 
 M = load_map("default")
-ZONES = {"ret-seoul": "Asia/Seoul", "ret-utc": "UTC"}
-TABLES = ("bank", "rack", "pcs", "etc", "frames")
-TODAY = datetime.now(UTC).date()
-MISSING = TODAY - timedelta(days=36)      # ret-seoul's local day without a manifest
-WRONG = TODAY - timedelta(days=33)        # ret-utc's local day whose manifest disagrees
-GHOST = TODAY - timedelta(days=39)        # a UTC day with rows of a site not configured
-
-
-def _run(conn, sql: str, *args) -> list:
-    cur = conn.cursor()
-    cur.execute(sql, args)
-    out = [list(r) for r in cur.fetchall()] if cur.description else []
-    conn.commit()
-    return out
-
-
-def _load(conn, plain: bool) -> None:
-    """Hourly rows of both sites (and the ghost on one day) in every raw table; data status."""
-    first = datetime.combine(TODAY - timedelta(days=40), time(0, 30), UTC)
-    last = datetime.now(UTC) - timedelta(hours=1)
-    if plain:
-        ensure_days(conn, [TODAY - timedelta(days=d) for d in range(41)])
-    hours = ("FROM generate_series(%s::timestamptz, %s::timestamptz, interval '3 hours') g "
-             "CROSS JOIN (VALUES ('ret-seoul'), ('ret-utc')) s(site)")
-    ghost = "FROM (SELECT %s::timestamptz + interval '3 hours' AS g, 'ret-ghost' AS site) x"
-    for src, args in ((hours, (first, last)), (ghost, (datetime.combine(GHOST, time(), UTC),))):
-        _run(conn, f"INSERT INTO bank (ts, site_id, bank_id, bank_soc) SELECT g, site, 1, 50 {src}",
-             *args)
-        _run(conn, f"INSERT INTO rack (ts, site_id, bank_id, rack_id, rack_soc) "
-                   f"SELECT g, site, 1, r, 40 {src} CROSS JOIN generate_series(1, 8) r", *args)
-        _run(conn, f"INSERT INTO pcs (ts, site_id, bank_id, dc_power) SELECT g, site, 1, 2 {src}",
-             *args)
-        _run(conn, f"INSERT INTO etc (ts, site_id, bank_id, sensor1_temperature) "
-                   f"SELECT g, site, 1, 20 {src}", *args)
-        _run(conn, f"INSERT INTO frames (ts, site_id, bank_id, seq, map_id, map_version, "
-                   f"committed) SELECT g, site, 1, extract(epoch FROM g)::bigint, 'default', 1, "
-                   f"clock_timestamp() - interval '1 minute' {src}", *args)
-    _run(conn, "INSERT INTO data_status (day, site_id, bank_id, timezone, stored, computed) "
-               "SELECT d::date, 'ret-seoul', 1, 'Asia/Seoul', 24, now() "
-               "FROM generate_series(%s::date, %s::date, interval '1 day') d",
-         TODAY - timedelta(days=40), TODAY)
-
-
-def _manifests(conn) -> dict:
-    """What the export wrote, per site and local day: the database's counts (a stand-in for
-    the manifests until the export is wired in)."""
-    out: dict = {}
-    for site, tz in ZONES.items():
-        for table in TABLES:
-            for day, n in _run(conn, f"SELECT (ts AT TIME ZONE %s)::date, count(*) FROM {table} "
-                                     "WHERE site_id = %s GROUP BY 1", tz, site):
-                out.setdefault((site, day), {})[table] = n
-    return out
-
-
-def _rows_by_day(conn) -> dict:
-    """(raw table, UTC day) -> rows."""
-    return {(table, day): n for table in TABLES
-            for day, n in _run(conn, f"SELECT (ts AT TIME ZONE 'UTC')::date, count(*) "
-                                     f"FROM {table} GROUP BY 1")}
-
-
-def _days_left(conn) -> dict:
-    """UTC day -> raw rows, over every raw table."""
-    out: dict = {}
-    for (_, day), n in _rows_by_day(conn).items():
-        out[day] = out.get(day, 0) + n
-    return out
 
 
 @pytest.fixture(params=["timescale", "partitioned"])
@@ -92,21 +37,21 @@ def conn(request):
     dsn = request.getfixturevalue("timescale_db" if request.param == "timescale" else "plain_db")
     c = connect_dsn(dsn)
     migrate(c, [M], mode=request.param)
-    _load(c, request.param == "partitioned")
+    load(c, request.param == "partitioned")
     assert run_rollups(c, [M]).complete
     yield c
     c.close()
 
 
 def test_forty_days_with_thirty_kept(conn):
-    manifests = _manifests(conn)
+    manifests = counts(conn)
     manifests.pop(("ret-seoul", MISSING))
     manifests[("ret-utc", WRONG)]["bank"] -= 1          # a row the export did not see
-    rollups_before = _run(conn, "SELECT count(*), sum(samples) FROM bank_1m")
-    by_table = _rows_by_day(conn)
-    before = _days_left(conn)
+    rollups_before = run(conn, "SELECT count(*), sum(samples) FROM bank_1m")
+    by_table = rows_by_day(conn)
+    before = days_left(conn)
     results = retire(conn, ZONES, lambda site, day: manifests.get((site, day)), raw_days=30)
-    after = _days_left(conn)
+    after = days_left(conn)
     old = {TODAY - timedelta(days=d) for d in range(31, 41)}
     kept = {MISSING - timedelta(days=1), MISSING, WRONG, GHOST}
     assert {d for d in old if d in after} == kept
@@ -115,16 +60,16 @@ def test_forty_days_with_thirty_kept(conn):
     mismatch = {(m["site"], m["day"]) for r in results for m in r.get("mismatch", [])}
     assert mismatch == {("ret-ghost", None), ("ret-seoul", MISSING.isoformat()),
                         ("ret-utc", WRONG.isoformat())}
-    assert _run(conn, "SELECT count(*), sum(samples) FROM bank_1m") == rollups_before
-    assert _run(conn, "SELECT count(*) FROM data_status") == [[41]]
-    retired = _run(conn, "SELECT tbl, sum(dropped) FROM ess_retired GROUP BY 1 ORDER BY 1")
+    assert run(conn, "SELECT count(*), sum(samples) FROM bank_1m") == rollups_before
+    assert run(conn, "SELECT count(*) FROM data_status") == [[41]]
+    retired = run(conn, "SELECT tbl, sum(dropped) FROM ess_retired GROUP BY 1 ORDER BY 1")
     assert dict(retired) == {t: sum(by_table[(t, d)] for d in old - kept) for t in TABLES}
 
     # the manifest of the missing day appears: the two slices around it go, and the local day
     # before it (dropped in part already) adds up with what was dropped then
-    manifests[("ret-seoul", MISSING)] = _manifests(conn)[("ret-seoul", MISSING)]
+    manifests[("ret-seoul", MISSING)] = counts(conn)[("ret-seoul", MISSING)]
     retire(conn, ZONES, lambda site, day: manifests.get((site, day)), raw_days=30)
-    assert {d for d in old if d in _days_left(conn)} == {WRONG, GHOST}
+    assert {d for d in old if d in days_left(conn)} == {WRONG, GHOST}
     _late_row(conn, manifests)
     _prune(conn)
 
@@ -132,34 +77,34 @@ def test_forty_days_with_thirty_kept(conn):
 def _prune(conn) -> None:
     """Rollup tiers: 1-minute rows older than 35 days and 1-hour rows older than 38 go."""
     now = datetime.now(UTC)
-    before = dict(_run(conn, "SELECT 'm', count(*) FROM rack_1m UNION ALL "
+    before = dict(run(conn, "SELECT 'm', count(*) FROM rack_1m UNION ALL "
                              "SELECT 'h', count(*) FROM rack_1h"))
     deleted = prune_rollups(conn, [M], [(s, 1) for s in ZONES], RetentionPolicy(30, 35, 38),
                             now=now)
     assert deleted["rack_1m"] > 0 and deleted["rack_1h"] > 0
     for table, days in (("rack_1m", 35), ("rack_1h", 38), ("bank_1m", 35)):
-        (oldest, n), = _run(conn, f"SELECT min(bucket), count(*) FROM {table} "
+        (oldest, n), = run(conn, f"SELECT min(bucket), count(*) FROM {table} "
                                   "WHERE site_id <> 'ret-ghost'")     # not configured: kept
         assert oldest >= now - timedelta(days=days), table
-    (left,) = _run(conn, "SELECT count(*) FROM rack_1m")
+    (left,) = run(conn, "SELECT count(*) FROM rack_1m")
     assert left[0] == before["m"] - deleted["rack_1m"]
 
 
 def _late_row(conn, manifests: dict) -> None:
     """A row arriving in a retired day: its slice comes back and is never dropped."""
     day = TODAY - timedelta(days=38)
-    assert day not in _days_left(conn)
-    if _run(conn, "SELECT to_regclass('bank_p' || to_char(%s::date, 'YYYYMMDD'))", day)[0][0] \
-            is None and not _run(conn, "SELECT count(*) FROM pg_extension "
+    assert day not in days_left(conn)
+    if run(conn, "SELECT to_regclass('bank_p' || to_char(%s::date, 'YYYYMMDD'))", day)[0][0] \
+            is None and not run(conn, "SELECT count(*) FROM pg_extension "
                                        "WHERE extname = 'timescaledb'")[0][0]:
         ensure_days(conn, [day])                       # as ingest does for a day without one
     late = datetime.combine(day, time(5, 0, 1), UTC)
-    _run(conn, "INSERT INTO bank (ts, site_id, bank_id, bank_soc) VALUES (%s, 'ret-utc', 1, 9)",
+    run(conn, "INSERT INTO bank (ts, site_id, bank_id, bank_soc) VALUES (%s, 'ret-utc', 1, 9)",
          late)
     results = retire(conn, ZONES, lambda site, day: manifests.get((site, day)), raw_days=30)
     refused = [r for r in results if r["start"].startswith(day.isoformat())]
     assert refused and not refused[0]["dropped"]
-    assert _days_left(conn)[day] == 1
+    assert days_left(conn)[day] == 1
 
 
 def test_recent_ranges_and_other_roles_are_refused(timescale_db):
@@ -172,7 +117,7 @@ def test_recent_ranges_and_other_roles_are_refused(timescale_db):
                     (start, start + timedelta(days=1)))
     assert err.value.args[0]["C"] == "22023"
     conn.rollback()
-    assert _run(conn, "SELECT has_function_privilege('public', "
+    assert run(conn, "SELECT has_function_privilege('public', "
                       "'ess_retire_raw(timestamptz, timestamptz, jsonb, jsonb)', 'EXECUTE')") \
         == [[False]]
     conn.close()

@@ -93,6 +93,19 @@ def raw_ranges(conn, before: datetime) -> list[tuple[datetime, datetime]]:
         return [(r[0], r[1]) for r in cur.fetchall()]
 
 
+def retired_days(conn, site_id: str, days: Iterable[date]) -> set[date]:
+    """The site's local days among `days` that retention has dropped rows of (their files are
+    the only whole copy: the export must not rewrite them from what is left)."""
+    with reading(conn) as cur:
+        cur.execute("SELECT to_regclass('ess_retired') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return set()
+        cur.execute("SELECT DISTINCT day FROM ess_retired WHERE site_id = %s "
+                    "AND day = ANY(%s::date[]) AND dropped > 0",
+                    (site_id, [d.isoformat() for d in days]))
+        return {r[0] for r in cur.fetchall()}
+
+
 def expected_counts(zones: Mapping[str, str], exported: Exported, lo: datetime,
                     hi: datetime) -> dict:
     """{site: {day: {table: rows}}} for the site-local days overlapping [lo, hi) that have a

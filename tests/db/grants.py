@@ -19,7 +19,8 @@ def _database(label: str, writers: list[str], readers: list[str]) -> list[str]:
              f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {w};"]
     if readers:
         lines += [f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {_names(readers)};",
-                  f"GRANT INSERT, UPDATE ON TABLE data_status TO {_names(readers)};"]
+                  f"GRANT INSERT, UPDATE ON TABLE data_status TO {_names(readers)};",
+                  *_upkeep(readers)]
     lines.append("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES "
                  f"TO {w};")
     if readers:
@@ -27,6 +28,20 @@ def _database(label: str, writers: list[str], readers: list[str]) -> list[str]:
                      f"{_names(readers)};")
     lines.append(f"GRANT EXECUTE ON FUNCTION ess_ensure_day_partitions(date) TO {w};")
     return lines
+
+
+# rollups and retention (issue 23): the export's rollup and retention tasks
+_UPKEEP_TABLES = ", ".join(f"'{t}_{lv}'" for t in ("bank", "rack", "pcs", "etc")
+                           for lv in ("1m", "1h")) + ", 'ess_rollup_state'"
+
+
+def _upkeep(readers: list[str]) -> list[str]:
+    return ["-- rollups and retention (issue 23): the export's rollup and retention tasks",
+            f"DO $$ DECLARE t text; BEGIN FOREACH t IN ARRAY ARRAY[{_UPKEEP_TABLES}] LOOP IF "
+            "to_regclass(t) IS NOT NULL THEN EXECUTE format('GRANT INSERT, UPDATE, DELETE ON "
+            f"TABLE %I TO %s', t, '{_names(readers)}'); END IF; END LOOP; END $$;",
+            "GRANT EXECUTE ON FUNCTION ess_retire_raw(timestamptz, timestamptz, jsonb, jsonb) "
+            f"TO {_names(readers)};"]
 
 
 def grants_sql(databases: list[dict]) -> str:

@@ -69,3 +69,22 @@ def test_validation_rejects(module, values, message):
 def test_validation_accepts(module, values):
     proc = _apply(module, values)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scheduler_runs_rollup_and_retention_on_the_export_function(root):
+    from tfmodule import block, refs
+
+    job = root["resource"]["google_cloud_scheduler_job"]["upkeep"]
+    tasks = job["for_each"]
+    assert tasks["rollup"]["schedule"] == "${var.retention.rollup_schedule}"
+    assert tasks["retention"]["schedule"] == "${var.retention.schedule}"
+    assert tasks["rollup"]["body"]["task"] == "rollup"
+    assert tasks["retention"]["body"] == {"trigger": "scheduler", "task": "retention",
+                                          "format": "${var.export_format}"}
+    http = block(job, "http_target")
+    assert refs(http["uri"]) == {("google_cloudfunctions2_function", "export")}
+    assert 'component["scheduler"]' in block(http, "oidc_token")["service_account_email"]
+    env = json.dumps(root["resource"]["google_cloudfunctions2_function"]["export"])
+    for name, attr in (("RAW", "raw_days"), ("MINUTE", "minute_rollup_days"),
+                       ("HOUR", "hour_rollup_days")):
+        assert f"ESS_RETENTION_{name}_DAYS" in env and f"var.retention.{attr}" in env

@@ -92,10 +92,15 @@ def _task(task: str, params: dict):
         return _refused(exc)
     except Exception as exc:  # noqa: BLE001 - a bad configuration, the bucket unreachable
         return _internal(exc)
+    return _with_database(lambda conn: run_task(task, conn, config, dest, fmt))
+
+
+def _with_database(work):
+    """`work(conn)`'s summary with 200, on a connection closed afterwards; 400 or 500 on error."""
     conn = None
     try:
         conn = connect(read_timeout=QUERY_TIMEOUT)
-        return run_task(task, conn, config, dest, fmt), 200
+        return work(conn), 200
     except BadRequest as exc:
         return _refused(exc)
     except Exception as exc:  # noqa: BLE001 - never echoed: it may name the DSN or a host
@@ -122,16 +127,9 @@ def handle(request):
         return {"error": str(exc)}, 500
     except Exception as exc:  # noqa: BLE001 - e.g. the bucket unreachable
         return _internal(exc)
-    conn = None
-    try:
-        conn = connect(read_timeout=QUERY_TIMEOUT)
+
+    def export(conn) -> dict:
         check_first_days(conn, sites_config(), jobs)
-        summary = export_jobs(conn, jobs, dest, fmt=fmt, config=sites_config())
-    except BadRequest as exc:
-        return _refused(exc)
-    except Exception as exc:  # noqa: BLE001 - never echoed: it may name the DSN or a host
-        return _internal(exc)
-    finally:
-        if conn is not None:
-            conn.close()
-    return summary, 200
+        return export_jobs(conn, jobs, dest, fmt=fmt, config=sites_config())
+
+    return _with_database(export)

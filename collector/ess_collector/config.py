@@ -3,20 +3,23 @@
 Types, bounds and every default live in one place: the `collector` section of
 schemas/sites.schema.json, which `ess.sites.parse_sites` checks (the README table is generated
 from it: `python -m ess_collector.settings_doc`). This module fills in those defaults and checks
-what a JSON Schema cannot say: timeout below interval, reconnect.max >= reconnect.initial, and a
-topic that env `ESS_TOPIC` may supply instead of the file.
+what a JSON Schema cannot say: timeout below interval, reconnect.max >= reconnect.initial, a
+topic that env `ESS_TOPIC` may supply instead of the file, and each device's polling settings
+(`ess_collector.polling`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from ess import paths
 from ess.sites import ConfigError, SitesConfig, load_sites
+
+from .polling import DevicePolling, device_polling
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class CollectorSettings:
     reconnect_max: float
     stats_interval: float
     frozen_after: float
+    polling: dict[str, DevicePolling] = field(default_factory=dict)   # by device name
 
 
 @lru_cache(maxsize=1)
@@ -101,6 +105,7 @@ def collector_settings(cfg: SitesConfig, env: dict | None = None,
     # e.g. ESS_TOPIC=projects/my-project/topics/ess-frames
     topic = env.get("ESS_TOPIC") or v["topic"]
     problems = _cross_field_problems(v, topic)
+    polling = device_polling(cfg, v["gateways"], v["interval"], problems)
     if problems:
         raise ConfigError(cfg.source, problems)
     sp = v["spool"]
@@ -113,7 +118,7 @@ def collector_settings(cfg: SitesConfig, env: dict | None = None,
     rec = v["reconnect"]
     return CollectorSettings(PublishSettings(topic=topic, **v["publish"]), spool, v["interval"],
                              v["timeout"], rec["initial"], rec["max"], v["stats_interval"],
-                             v["frozen_after"])
+                             v["frozen_after"], polling)
 
 
 def load_config(path: str | Path, env: dict | None = None) -> tuple[SitesConfig,

@@ -22,7 +22,8 @@ from ess.sites import SitesConfig
 
 from .config import CollectorSettings
 from .frozen import FrozenWatch
-from .modbus import DevicePoller
+from .modbus import DevicePoller, Gateway, Pacing
+from .polling import DevicePolling, polling_defaults
 from .sender import RateLimiter, SiteSender
 from .spool import AsyncSpool, Spool
 from .stats import percentile
@@ -95,6 +96,29 @@ async def _stop_publisher(publisher, timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
+def make_pollers(sites: SitesConfig, s: CollectorSettings) -> list[DevicePoller]:
+    """One poller per device; devices with `shared_connection` share their host and port's
+    Gateway (one connection), the others get one each."""
+    shared: dict[tuple[str, int], Gateway] = {}
+    pollers = []
+    for d in sites.devices():
+        p = s.polling.get(d.name) or DevicePolling(**polling_defaults())
+        pacing = Pacing(p.framing, p.pause_between_requests, p.pause_after_connect)
+        gateway = None
+        if p.shared_connection:
+            gateway = shared.get((d.host, d.port))
+            if gateway is None:
+                gateway = shared[(d.host, d.port)] = Gateway(
+                    d.host, d.port, timeout=s.timeout, pacing=pacing,
+                    reconnect_initial=s.reconnect_initial, reconnect_max=s.reconnect_max,
+                    late_window=s.interval, shared=True, site=d.site_id)
+        pollers.append(DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max,
+                                    gateway=gateway, pacing=pacing,
+                                    max_registers=p.max_registers_per_read,
+                                    late_window=s.interval))
+    return pollers
+
+
 class Collector:
     """Polls every configured device and publishes its frames through the spool."""
 
@@ -105,6 +129,7 @@ class Collector:
         self.frozen: dict[str, FrozenWatch] = {}
         self.summary = RunSummary()
         self.senders: dict[str, SiteSender] = {}
+        self.pollers: list[DevicePoller] = []
 
     def _committed(self, stored: list[tuple[int, Frame]]) -> None:
         by_site: dict[str, list[tuple[int, Frame]]] = {}
@@ -211,6 +236,11 @@ class Collector:
         for site, sender in self.senders.items():
             event(log, f"{site}: publish summary", stage="publish", site=site,
                   **sender.take_stats())
+        for gw in {id(p.gateway): p.gateway for p in self.pollers}.values():
+            counts = gw.take_counts()
+            if any(counts.values()):
+                event(log, f"{gw.name}: connection summary (replies discarded, resets)",
+                      stage="poll", site=gw.site, gateway=gw.name, **counts)
 
     async def _open(self, publisher) -> list[DevicePoller]:
         """Open the spool, one sender per site (configured or with frames in the spool) and one
@@ -224,8 +254,7 @@ class Collector:
         for site in sorted(site_ids):
             self.senders[site] = SiteSender(site, publisher, self.spool, s.publish, limiter,
                                             s.reconnect_max)
-        pollers = [DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max)
-                   for d in self.sites.devices()]
+        pollers = self.pollers = make_pollers(self.sites, s)
         for p in pollers:
             self.stats[p.device.name] = DeviceStats()
             self.frozen[p.device.name] = FrozenWatch(s.frozen_after)

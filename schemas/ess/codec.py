@@ -47,13 +47,20 @@ class CorruptFrame(FrameError):
 
 
 class BlockStatus(enum.IntEnum):
-    """Outcome of reading one block."""
+    """Outcome of reading one block.
+
+    Values travel in frames: a reader refuses a value it does not know (CorruptFrame), so a new
+    value reaches the readers (ingest, redecode) before any collector writes it
+    (docs/architecture.md, "Frames and messages").
+    """
 
     OK = 0
     TIMEOUT = 1
     EXCEPTION = 2   # the device answered with a Modbus exception reply
     TRANSPORT = 3   # connection refused, reset or closed
-    SKIPPED = 4     # not attempted (device not connected)
+    SKIPPED = 4     # not attempted (no time left before the next tick, or backing off)
+    MISMATCHED_REPLY = 5   # a reply came that does not answer the request (nothing of it kept)
+    BAD_CRC = 6     # an RTU reply failed its CRC-16 check
 
 
 @dataclass
@@ -73,7 +80,8 @@ class BlockData:
         return list(struct.unpack(f">{len(self.registers) // 2}H", self.registers))
 
     def describe(self) -> str:
-        """Status text as logged and stored: ok, timeout, exception:<code>, transport, skipped."""
+        """Status text as logged and stored: ok, timeout, exception:<code>, transport, skipped,
+        mismatched_reply, bad_crc."""
         if self.status == BlockStatus.EXCEPTION:
             return f"exception:{self.exception_code}"
         return self.status.name.lower()

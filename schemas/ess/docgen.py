@@ -27,6 +27,21 @@ _TYPE_NOTES = (
     "SunSpec's: the value is raw x 10^sf, sf the int16 register at address a (NULL when sf is "
     "outside -10..10, e.g. 0x8000). A float NaN is stored as NULL.",
     "",
+    "Rounding, exactly. A fixed `scale`: x = raw x scale (one IEEE 754 double multiplication), "
+    "stored as rint(1000 x) / 1000: 1000 x is computed in double and rounded to the nearest "
+    "integer, ties to even, so the tie is decided on that double (raw 25 x 0.0001 gives 0.002, "
+    "raw 135 x 0.0001 gives 0.014, raw 45 x 0.0001 gives 0.005 because 1000 x is "
+    "4.500000000000001); |x| >= 2^52 is an integer already and is stored as it is (the largest "
+    "double x 0.5 stays finite). A scale factor `10^[a]`: no rounding to decimals (raw x 10^sf "
+    "has at most -sf of them); the raw value is taken as a double (exact for every 16- and 32-bit "
+    "raw and for 64-bit raws up to 2^53, beyond that the nearest double, ties to even), then "
+    "divided by 10^-sf (sf < 0) or multiplied by 10^sf (sf >= 0), one correctly rounded "
+    "operation on exact operands: the stored value is the double nearest raw x 10^sf, ties to "
+    "even (raw 3 with sf -1 is 0.3, not 0.30000000000000004; raw 12345 with sf -4 is 1.2345; "
+    "int64 raw 4000000000000002 with sf 1, exactly halfway between two doubles, is "
+    "40000000000000016). A `real` column then holds the nearest float4 (ties to even), which "
+    "keeps every digit of a 16-bit raw.",
+    "",
     "SQL types hold every value exactly: unscaled integers in `smallint`, `integer`, `bigint` "
     "(`int64`, `uint32`) or `numeric(20)` (`uint64`, above bigint's 2^63 - 1); `real` only for "
     "scaled 16-bit registers (at most 5 significant digits, within real's 6); `double "
@@ -70,9 +85,10 @@ def render_data_spec(m: RegisterMap) -> str:
     out = [f"# Data specification (map `{m.map_id}` version {m.version})", "",
            f"Generated from `{_source_text(m)}` by `ess map doc`; do not edit. "
            "A test fails when this file is stale.", "",
-           "Preprocessing per register: sign (`int16` is two's complement), scale and round to "
-           "3 decimals, range check (out-of-range values are kept and listed in the row's "
-           "`out_of_range` column), inversion (0 and 1 swapped), unused registers dropped.", "",
+           "Preprocessing per register: sign (`int16` is two's complement), scale (a fixed "
+           "scale rounds to 3 decimals; a scale factor register does not: see Rounding), range "
+           "check (out-of-range values are kept and listed in the row's `out_of_range` column), "
+           "inversion (0 and 1 swapped), unused registers dropped.", "",
            *_TYPE_NOTES, _real_text(m), "", _sentinel_text(m), "",
            "## Blocks and reads", "",
            "| block | function | addresses | registers | scaled | reads (address+count) |",

@@ -28,13 +28,17 @@ class ReadRequest:
         return FUNCTIONS[self.function]
 
 
-def _needed_ranges(block, extra: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
-    """Half-open address ranges holding used registers (and `extra` addresses, e.g. scale
-    factors), contiguous ones merged."""
+def _spans(block, extra: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+    """Half-open address spans of the used values (a 32-bit value spans two registers) and of
+    `extra` addresses (e.g. scale factors), sorted."""
     spans = [(r.address, r.address + r.width) for r in block.registers if not r.unused]
-    spans += [(a, a + 1) for a in extra]
+    return sorted(spans + [(a, a + 1) for a in extra])
+
+
+def _needed_ranges(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans with contiguous or overlapping ones merged."""
     ranges: list[list[int]] = []
-    for start, end in sorted(spans):
+    for start, end in spans:
         if ranges and ranges[-1][1] >= start:
             ranges[-1][1] = max(ranges[-1][1], end)
         else:
@@ -42,30 +46,47 @@ def _needed_ranges(block, extra: frozenset[int] = frozenset()) -> list[tuple[int
     return [tuple(r) for r in ranges]
 
 
-def _chunk(ranges, limit: int, bridge_gaps: bool) -> list[tuple[int, int]]:
-    """Cover the ranges with windows of at most `limit` registers (greedy, left to right)."""
+def _cut(stop: int, inside: dict[int, int]) -> int:
+    """`stop`, or the start of the value `stop` would split (a read never tears a value)."""
+    return inside.get(stop, stop)
+
+
+def _chunk(ranges, limit: int, bridge_gaps: bool,
+           inside: dict[int, int]) -> list[tuple[int, int]]:
+    """Cover the ranges with windows of at most `limit` registers (greedy, left to right),
+    ending only between values (`inside`: address strictly within a value -> its start)."""
     out: list[list[int]] = []
     for start, end in ranges:
         while start < end:
             if bridge_gaps and out and out[-1][0] + limit > start:
-                out[-1][1] = min(end, out[-1][0] + limit)
-            else:
-                out.append([start, min(end, start + limit)])
-            start = out[-1][1]
+                cut = _cut(min(end, out[-1][0] + limit), inside)
+                if cut > start:
+                    out[-1][1] = start = cut
+                    continue
+            cut = _cut(min(end, start + limit), inside)
+            if cut <= start:
+                raise ValueError(f"the value at address {start} is wider than {limit} registers "
+                                 "(the read limit)")
+            out.append([start, cut])
+            start = cut
     return [tuple(w) for w in out]
 
 
 def plan_block(block, limit: int | None = None,
                extra: frozenset[int] = frozenset()) -> list[ReadRequest]:
-    """Requests for one block; unused gaps are read only when that saves a request.
+    """Requests for one block; unused gaps are read only when that saves a request, and no
+    request ends inside a multi-register value (its words would come from two moments).
 
-    `limit` defaults to the function's Modbus maximum (registers or bits).
+    `limit` defaults to the function's Modbus maximum (registers or bits); a value wider than
+    `limit` raises ValueError.
     """
     if limit is None:
         limit = MAX_BITS_PER_READ if block.is_bits else MAX_REGISTERS_PER_READ
-    ranges = _needed_ranges(block, extra)
-    tight = _chunk(ranges, limit, bridge_gaps=False)
-    bridged = _chunk(ranges, limit, bridge_gaps=True)
+    spans = _spans(block, extra)
+    inside = {a: s for s, e in spans for a in range(s + 1, e)}
+    ranges = _needed_ranges(spans)
+    tight = _chunk(ranges, limit, False, inside)
+    bridged = _chunk(ranges, limit, True, inside)
     windows = bridged if len(bridged) < len(tight) else tight
     return [ReadRequest(block.name, s, e - s, block.function) for s, e in windows]
 
@@ -83,7 +104,8 @@ def _scale_factor_addresses(regmap: RegisterMap) -> dict[str, frozenset[int]]:
 def read_plan(regmap: RegisterMap, limit: int = MAX_REGISTERS_PER_READ) -> list[ReadRequest]:
     """All requests for a map, in block order. Requests never cross a block boundary.
 
-    `limit` caps register reads; bit reads use MAX_BITS_PER_READ.
+    `limit` caps register reads (a device's `max_registers_per_read`); bit reads use
+    MAX_BITS_PER_READ. ValueError when `limit` is outside 1..125 or below the map's widest value.
     """
     if not 1 <= limit <= MAX_REGISTERS_PER_READ:
         raise ValueError(f"limit must be 1..{MAX_REGISTERS_PER_READ}, got {limit}")

@@ -68,6 +68,7 @@ BENCHMARKS = [
     ("tests.bench.model", "bench_storage", ("pg",)),
     ("tests.bench.collector", "cpu_per_poll", ()),
     ("tests.bench.collector", "banks_sustained", ()),
+    ("tests.bench.collector_gateway", "units_per_gateway", ()),
     ("tests.bench.ingest", "bench_ingest", ("pg",)),
     ("tests.bench.export", "bench_export", ("pg", "gcs")),
     ("tests.bench.e2e", "bench_e2e", ("pg",)),

@@ -163,6 +163,23 @@ def _baseline(n: int, port: int, ticks: int) -> dict:
     return {**totals, "cpu_ms_per_poll": 1000 * cpu / max(totals["polls"], 1)}
 
 
+def run_pinned(sim, argv: list[str], timeout: float) -> dict:
+    """Start `sim` (a SimulatorProcess) on the last core, run `python -m argv... <port>` on
+    core 0's side, and return the JSON its last output line holds."""
+    sim.start(timeout=60)
+    try:
+        last = (os.cpu_count() or 1) - 1
+        if hasattr(os, "sched_setaffinity") and last > 0:
+            os.sched_setaffinity(sim.proc.pid, {last})
+        out = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True,
+                             timeout=timeout, cwd=ROOT)
+        if out.returncode != 0:
+            raise RuntimeError(f"bench step failed: {out.stderr[-2000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        sim.stop()
+
+
 def _step(kind: str, n: int, ticks: int) -> dict:
     """Run one step in fresh processes: simulator on the last core, collector on core 0."""
     from ess_collector.simulator.server import SimulatorProcess, free_port_range
@@ -170,19 +187,9 @@ def _step(kind: str, n: int, ticks: int) -> dict:
     from .collector_sim import COMMAND
 
     port = free_port_range(n)
-    sim = SimulatorProcess(port, n, command=COMMAND).start(timeout=60)
-    try:
-        last = (os.cpu_count() or 1) - 1
-        if hasattr(os, "sched_setaffinity") and last > 0:
-            os.sched_setaffinity(sim.proc.pid, {last})
-        out = subprocess.run([sys.executable, "-m", "tests.bench.collector", "_step", kind,
-                              str(n), str(port), str(ticks)], capture_output=True, text=True,
-                             timeout=ticks + 90, cwd=ROOT)
-        if out.returncode != 0:
-            raise RuntimeError(f"bench step failed: {out.stderr[-2000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    finally:
-        sim.stop()
+    return run_pinned(SimulatorProcess(port, n, command=COMMAND),
+                      ["tests.bench.collector", "_step", kind, str(n), str(port), str(ticks)],
+                      ticks + 90)
 
 
 def _sustains(r: dict) -> bool:

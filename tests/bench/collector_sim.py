@@ -4,7 +4,7 @@ It serves the product simulator's values (`ess_collector.simulator.server.Simula
 included) for hundreds of banks, where pymodbus' server costs several ms per poll. Layouts as
 the product simulator: one port per bank (default) or one port with unit id k = bank k.
 
-    python -P tests/bench/collector_sim.py --port P --banks N [--seed S] [--units]
+    python -P tests/bench/collector_sim.py --port P --banks N [--seed S] [--units] [--latency L]
 prints `READY <t0>` once listening (so `SimulatorProcess(command=COMMAND)` can start it).
 """
 
@@ -28,8 +28,10 @@ _REQ = struct.Struct(">BHH")
 
 
 class _FastProtocol(asyncio.Protocol):
-    def __init__(self, sim: Simulator, bank: int | None):
+    def __init__(self, sim: Simulator, bank: int | None, latency: float = 0.0):
         self.sim, self.bank, self.buf, self.transport = sim, bank, b"", None
+        self.latency = latency            # > 0: one request at a time, each taking this long
+        self.queue: asyncio.Queue | None = None
 
     def connection_made(self, transport):
         self.transport = transport
@@ -46,7 +48,20 @@ class _FastProtocol(asyncio.Protocol):
                 self._reply(tid, unit, bytes([(pdu[:1] or b"\0")[0] | 0x80, 1]))
                 continue
             _fc, address, count = _REQ.unpack(pdu)
+            if self.latency:
+                if self.queue is None:
+                    self.queue = asyncio.Queue()
+                    asyncio.get_running_loop().create_task(self._serial())
+                self.queue.put_nowait((tid, unit, bank, address, count))
+                continue
             asyncio.get_running_loop().create_task(self._serve(tid, unit, bank, address, count))
+
+    async def _serial(self):
+        """Like a gateway in front of a serial line: requests one after another."""
+        while not self.transport.is_closing():
+            req = await self.queue.get()
+            await asyncio.sleep(self.latency)
+            await self._serve(*req)
 
     async def _serve(self, tid, unit, bank, address, count):
         kind, payload = await self.sim.answer(bank, address, count)
@@ -63,11 +78,13 @@ class _FastProtocol(asyncio.Protocol):
 
 
 async def start_fast_servers(sim: Simulator, port: int, *, units: bool = False,
-                             host: str = LOCALHOST) -> list[asyncio.Server]:
-    """Start listening (asyncio servers; close them to stop)."""
+                             host: str = LOCALHOST, latency: float = 0.0
+                             ) -> list[asyncio.Server]:
+    """Start listening (asyncio servers; close them to stop). `latency` (units layout): each
+    connection answers one request at a time, `latency` s each (a serial gateway)."""
     loop = asyncio.get_running_loop()
     if units:
-        return [await loop.create_server(lambda: _FastProtocol(sim, None), host, port)]
+        return [await loop.create_server(lambda: _FastProtocol(sim, None, latency), host, port)]
     return [await loop.create_server(functools.partial(_FastProtocol, sim, b), host, port + b - 1)
             for b in sim.models]
 
@@ -78,7 +95,7 @@ async def _serve(args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     t0 = time.time()
     sim = Simulator(args.banks, args.seed, FaultPlan([], args.seed, t0))
-    servers = await start_fast_servers(sim, args.port, units=args.units)
+    servers = await start_fast_servers(sim, args.port, units=args.units, latency=args.latency)
     prefetch = asyncio.create_task(sim.prefetch_forever())
     print(f"READY {t0!r}", flush=True)
     await stop.wait()
@@ -94,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--banks", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--units", action="store_true")
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="seconds per request, one request at a time per connection")
     asyncio.run(_serve(p.parse_args(argv)))
     return 0
 

@@ -12,6 +12,7 @@ import struct
 
 from ess.regmap import Field, RegisterMap
 from ess.regmap.model import BYTE_ORDERS
+from ess.wire.bits import bit_position
 
 from .model import _EPOCH, _mix, _unit
 
@@ -80,7 +81,7 @@ class MapModel:
                         continue
                     if b.is_bits or f.type in ("bits", "bit"):
                         on = self.value(f, t) != f.invert
-                        pos, bit = (k // 16, k % 16) if b.is_bits else (k, f.bit)
+                        pos, bit = bit_position(k) if b.is_bits else (k, f.bit)
                         words[pos] |= int(on) << bit
                         continue
                     w = _words(f, self._raw_value(f, t))

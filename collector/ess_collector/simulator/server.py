@@ -3,9 +3,12 @@
 Layouts:
   * ports (default): bank k listens on `port + k - 1` and answers unit id 1 (the spec's one server
     per bank).
-  * units: every bank on `port`, bank k answers unit id k (a gateway in front of the banks).
-The servers are pymodbus' asyncio ModbusTcpServer with a SimDevice per bank. Run it with
-`python -m ess_collector.simulator` (or `ess simulate`), or `SimulatorProcess` as a subprocess.
+  * units (gateway mode): every bank on `port`, bank k answers unit id k (a gateway in front of
+    the banks; an unknown unit id gets exception 11, gateway target failed to respond).
+Framing: `tcp` (MBAP, default) or `rtu` (RTU frames with CRC-16 over TCP, as a serial gateway
+passes them through). The servers are pymodbus' asyncio ModbusTcpServer with a SimDevice per
+bank. Run it with `python -m ess_collector.simulator` (or `ess simulate`), or `SimulatorProcess`
+as a subprocess.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from ess.logs import event
 from ess.regmap import RegisterMap, load_map
 from ess.regmap.model import BIT_FUNCTIONS, FUNCTIONS
+from ess.wire.bits import pack_words, unpack_words
 
 from .faults import FaultPlan, load_faults
 from .generic import MapModel
@@ -30,6 +34,7 @@ from .model import BankModel
 
 log = logging.getLogger(__name__)
 LOCALHOST = "127.0.0.1"
+FRAMERS = {"tcp": lambda t: t.SOCKET, "rtu": lambda t: t.RTU}
 
 
 class Simulator:
@@ -57,9 +62,8 @@ class Simulator:
             return {b.name: raw[b.start:b.end] for b in self.map.blocks}
         out = {}
         for b, words in zip(self.map.blocks, m.registers(t).values()):
-            w = np.array(words, dtype=np.uint16)
-            out[b.name] = (w[np.arange(b.count) // 16] >> (np.arange(b.count) % 16) & 1
-                           ).astype(np.uint16) if b.is_bits else w
+            out[b.name] = unpack_words(words, b.count) if b.is_bits else np.array(
+                words, dtype=np.uint16)
         return out
 
     def stores(self, bank: int, t: int) -> dict[str, np.ndarray]:
@@ -93,7 +97,7 @@ class Simulator:
     def registers_at(self, bank: int, t: int) -> dict[str, list[int]]:
         """Blocks as a frame carries them during second `t` (bits packed LSB first)."""
         raw = self.stores(bank, int(t))
-        return {b.name: pack_bits(raw[b.name]) if b.is_bits else raw[b.name].tolist()
+        return {b.name: pack_words(raw[b.name]) if b.is_bits else raw[b.name].tolist()
                 for b in self.map.blocks}
 
     async def answer(self, bank: int, address: int, count: int,
@@ -122,18 +126,12 @@ class Simulator:
         return "ok", values if block.is_bits else values.astype(">u2").tobytes()
 
 
-def pack_bits(bits) -> list[int]:
-    """0/1 values as 16-bit words, the first value in bit 0 of the first word."""
-    padded = np.zeros(-(-len(bits) // 16) * 16, dtype=np.uint32)
-    padded[:len(bits)] = bits
-    return (padded.reshape(-1, 16) << np.arange(16, dtype=np.uint32)).sum(1).tolist()
-
-
 # ---- serving ------------------------------------------------------------------------------
 async def start_servers(sim: Simulator, port: int, *, units: bool = False,
-                        host: str = LOCALHOST) -> list:
+                        host: str = LOCALHOST, framing: str = "tcp") -> list:
     """Start listening (returns the pymodbus servers; they serve until shut down)."""
     from pymodbus.constants import ExcCodes
+    from pymodbus.framer import FramerType
     from pymodbus.server import ModbusTcpServer
     from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -158,7 +156,7 @@ async def start_servers(sim: Simulator, port: int, *, units: bool = False,
         if bits:
             span = np.zeros(16 * count, dtype=np.uint16)
             span[address - first:address - first + len(payload)] = payload
-            words = pack_bits(span)
+            words = pack_words(span)
         else:
             words = np.frombuffer(payload, ">u2").tolist()
         off = first // 16 - start_address if bits else address - start_address
@@ -183,7 +181,7 @@ async def start_servers(sim: Simulator, port: int, *, units: bool = False,
     else:
         groups = [(port + b - 1, device(b, 1)) for b in sim.models]
     for p, ctx in groups:
-        server = ModbusTcpServer(ctx, address=(host, p))
+        server = ModbusTcpServer(ctx, address=(host, p), framer=FRAMERS[framing](FramerType))
         await server.serve_forever(background=True)
         servers.append(server)
     return servers
@@ -215,16 +213,17 @@ def free_port_range(n: int, host: str = LOCALHOST) -> int:
 # ---- running --------------------------------------------------------------------------------
 async def run_simulator(port: int, banks: int = 1, *, seed: int = 0, faults_path=None,
                         units: bool = False, host: str = LOCALHOST, map_ref: str = "default",
-                        stop: asyncio.Event | None = None, ready=None) -> None:
+                        stop: asyncio.Event | None = None, ready=None,
+                        framing: str = "tcp") -> None:
     """Serve `map_ref` (a map id or file) until `stop` is set (or forever); `ready(t0)` is
     called once listening."""
     regmap = load_map(map_ref)
     plan = load_faults(faults_path, seed, time.time())
     sim = Simulator(banks, seed, plan, regmap)
-    servers = await start_servers(sim, port, units=units, host=host)
+    servers = await start_servers(sim, port, units=units, host=host, framing=framing)
     prefetch = asyncio.create_task(sim.prefetch_forever())
     event(log, "simulator listening", stage="simulate", port=port, banks=banks, units=units,
-          faults=len(plan.faults), t0=plan.t0, map=regmap.map_id)
+          faults=len(plan.faults), t0=plan.t0, map=regmap.map_id, framing=framing)
     if ready:
         ready(plan.t0)
     try:
@@ -247,8 +246,11 @@ class SimulatorProcess:
 
     def __init__(self, port: int, banks: int = 1, *, seed: int = 0, faults: str | None = None,
                  units: bool = False, log_path: str | None = None,
-                 command: tuple[str, ...] | list[str] = COMMAND, map_ref: str | None = None):
+                 command: tuple[str, ...] | list[str] = COMMAND, map_ref: str | None = None,
+                 framing: str = "tcp"):
         self.argv = [*command, "--port", str(port), "--banks", str(banks), "--seed", str(seed)]
+        if framing != "tcp":
+            self.argv += ["--framing", framing]
         if faults:
             self.argv += ["--faults", str(faults)]
         if map_ref:
@@ -313,7 +315,10 @@ def add_arguments(p) -> None:
     p.add_argument("--banks", type=int, default=1)
     p.add_argument("--faults", help="faults file (YAML or JSON)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--units", action="store_true", help="one port, bank k = unit id k")
+    p.add_argument("--units", "--gateway", action="store_true",
+                   help="gateway mode: one port, bank k = unit id k")
+    p.add_argument("--framing", choices=sorted(FRAMERS), default="tcp",
+                   help="tcp (MBAP) or rtu (RTU frames with CRC over TCP)")
     p.add_argument("--host", default=LOCALHOST)
     p.add_argument("--map", default="default",
                    help="register map to serve: a map id (default, examples/pcs-meter) or a file")
@@ -337,7 +342,7 @@ def serve_from_args(args) -> int:
 
         await run_simulator(args.port, args.banks, seed=args.seed, faults_path=args.faults,
                             units=args.units, host=args.host, map_ref=args.map, stop=stop,
-                            ready=ready)
+                            ready=ready, framing=args.framing)
 
     try:
         asyncio.run(go())

@@ -16,6 +16,7 @@ from ..regmap import RegisterMap
 from ..regmap.checks import SCALE_FACTOR_RANGE
 from .batch import TableBatch, table_exact
 from .program import compile_program
+from .rounding import round3
 from .words import assemble
 
 
@@ -117,7 +118,7 @@ class Decoder:
         if len(p.gbits):
             values[:, p.gbits] = (raw[:, p.srcbits] >> p.bitpos) & 1
         if len(p.scaled):
-            values[:, p.scaled] = np.round(values[:, p.scaled] * p.scale[p.scaled], 3)
+            values[:, p.scaled] = round3(values[:, p.scaled] * p.scale[p.scaled], p.scaled_big)
         if len(p.gsf):
             self._apply_scale_factors(raw, values, ok)
         if p.ranged:

@@ -15,6 +15,8 @@ from types import MappingProxyType
 import numpy as np
 
 from ..regmap import Field, RegisterMap
+from ..wire.bits import bit_position
+from .rounding import big_cells
 from .words import WideGroup, compile_group
 
 
@@ -44,6 +46,7 @@ class Program:
     sf_block: np.ndarray
     scale: np.ndarray                 # per cell: fixed scale, and the cells it is not 1 for
     scaled: np.ndarray
+    scaled_big: np.ndarray            # positions in `scaled` that can reach 2^52 (rounding.py)
     lo: np.ndarray                    # per cell: valid range (-inf/inf when none)
     hi: np.ndarray
     ranged: bool                      # any cell has a range
@@ -93,12 +96,9 @@ def _sources(regmap: RegisterMap, layout: list[Field],
     for f in layout:
         b = regmap.block(f.block)
         k = f.address - b.start
-        if b.is_bits:      # packed 16 to a word, least significant bit first
-            src.append(block_offset[b.name] + k // 16)
-            bit.append(k % 16)
-        else:
-            src.append(block_offset[b.name] + k)
-            bit.append(f.bit or 0)
+        word, pos = bit_position(k) if b.is_bits else (k, f.bit or 0)   # bits: 16 a word
+        src.append(block_offset[b.name] + word)
+        bit.append(pos)
     return np.array(src, dtype=np.intp), np.array(bit, dtype=np.int64)
 
 
@@ -144,6 +144,7 @@ def compile_program(regmap: RegisterMap) -> Program:
                    if g is not None),
         gbits=gbits, srcbits=src[gbits], bitpos=bitpos[gbits],
         **_scale_factors(regmap, layout, offset, names),
-        scale=scale, scaled=np.flatnonzero(scale != 1.0), lo=lo, hi=hi,
+        scale=scale, scaled=np.flatnonzero(scale != 1.0),
+        scaled_big=big_cells(layout, np.flatnonzero(scale != 1.0), scale), lo=lo, hi=hi,
         ranged=bool(np.isfinite(lo).any() or np.isfinite(hi).any()),
         inverted=np.array([i for i, f in enumerate(layout) if f.invert], dtype=np.intp))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..wire.bits import word_count
+
 # Register width in 16-bit words for each data type (`bit`: one bit of a register or one coil).
 TYPE_WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4,
               "float32": 2, "float64": 4, "bits": 1, "bit": 1}
@@ -105,7 +107,7 @@ class Block:
     @property
     def words(self) -> int:
         """Number of 16-bit words the block takes in a frame."""
-        return (self.count + 15) // 16 if self.is_bits else self.count
+        return word_count(self.count) if self.is_bits else self.count
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,11 @@ def collect(conn, args, now: datetime) -> dict:
         for d in days:
             d.timezone = tz
         out["days"] += [d.as_dict() for d in sorted(days, key=lambda d: (d.bank_id, d.day))]
-        out["banks"] += report.last_seen(conn, site, banks, now, frozen)
+        seen = report.last_seen(conn, site, banks, now, frozen)
+        kinds = report.kinds_by_bank(days)
+        for b in seen:      # failed blocks by kind over the reported days
+            b["failed_by_kind"] = kinds.get(b["bank_id"], {})
+        out["banks"] += seen
         out["gaps"] += gaps
     return out
 
@@ -71,8 +75,10 @@ def _text(doc: dict) -> str:
     lines = []
     for b in doc["banks"]:
         age = "never" if b["age_s"] is None else f"{b['age_s']}s ago (lag {b['lag_s']}s)"
+        kinds = ", ".join(f"{k} x{v}" for k, v in b["failed_by_kind"].items())
         lines.append(f"{b['site_id']}/bank{b['bank_id']}: last seen {age}"
-                     + (f", FROZEN for {b['frozen_s']}s" if b["frozen"] else ""))
+                     + (f", FROZEN for {b['frozen_s']}s" if b["frozen"] else "")
+                     + (f"; failed blocks: {kinds}" if kinds else ""))
     for d in doc["days"]:
         failed = ", ".join(f"{k} x{v}" for k, v in sorted(d["failed"].items()))
         lines.append(f"  {d['site_id']}/bank{d['bank_id']} {d['day']}: "

@@ -41,6 +41,12 @@ class BankDay:
     frozen_s: int = 0
 
     @property
+    def failed_by_kind(self) -> dict[str, int]:
+        """Failed blocks by kind (timeout, exception:<code>, transport, skipped,
+        mismatched_reply, bad_crc), summed over blocks."""
+        return failed_by_kind(self.failed)
+
+    @property
     def completeness(self) -> float:
         """Share of expected ticks with a stored frame (1.0 for a day with none expected)."""
         return min(1.0, self.stored / self.expected) if self.expected else 1.0
@@ -48,9 +54,29 @@ class BankDay:
     def as_dict(self) -> dict:
         out = asdict(self)
         out["completeness"] = round(self.completeness, 6)
+        out["failed_by_kind"] = self.failed_by_kind
         for k in ("day", "first_poll", "last_poll"):
             out[k] = out[k].isoformat() if out[k] is not None else None
         return out
+
+
+def failed_by_kind(failed: dict[str, int]) -> dict[str, int]:
+    """`{"block:kind": n}` summed by kind (the part after the block's name)."""
+    out: dict[str, int] = {}
+    for what, n in failed.items():
+        kind = what.split(":", 1)[1] if ":" in what else what
+        out[kind] = out.get(kind, 0) + n
+    return dict(sorted(out.items()))
+
+
+def kinds_by_bank(days: list[BankDay]) -> dict[int, dict[str, int]]:
+    """Failed blocks by kind per bank, summed over `days`."""
+    out: dict[int, dict[str, int]] = {}
+    for d in days:
+        acc = out.setdefault(d.bank_id, {})
+        for kind, n in d.failed_by_kind.items():
+            acc[kind] = acc.get(kind, 0) + n
+    return {bank: dict(sorted(k.items())) for bank, k in out.items()}
 
 
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:

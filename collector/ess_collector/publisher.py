@@ -1,7 +1,8 @@
 """Pub/Sub publishing: frames of one site packed into messages, with the contract's attributes.
 
 Each message holds 1..max_frames frames of a single site (`ess.codec.encode_frames`) and carries
-site_id, schema_version, frame_count, first_poll and last_poll (ISO 8601 UTC). With ordering
+site_id, schema_version (the codec's message version: 1, or 2 when `publish.compress` deflates
+the body), frame_count, first_poll and last_poll (ISO 8601 UTC). With ordering
 enabled the site id is the ordering key. `PUBSUB_EMULATOR_HOST` is honoured by the client.
 """
 
@@ -11,7 +12,7 @@ import concurrent.futures
 import os
 from datetime import UTC, datetime
 
-from ess.codec import VERSION, Frame, encode_frames
+from ess.codec import COMPRESSED, VERSION, Frame, encode_frames
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 
@@ -27,13 +28,16 @@ def iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
 
 
-def message_for(site: str, frames: list[Frame]) -> tuple[bytes, dict[str, str]]:
-    """Body and attributes of one message (all frames must belong to `site`)."""
+def message_for(site: str, frames: list[Frame],
+                compress: bool = False) -> tuple[bytes, dict[str, str]]:
+    """Body and attributes of one message (all frames must belong to `site`); deflated
+    (message version 2) when `compress`."""
     if any(f.site_id != site for f in frames):
         raise ValueError("one message never mixes sites")
     polls = [f.poll_start_us for f in frames]
-    return encode_frames(frames), {
-        "site_id": site, "schema_version": str(VERSION), "frame_count": str(len(frames)),
+    return encode_frames(frames, compress), {
+        "site_id": site, "schema_version": str(COMPRESSED if compress else VERSION),
+        "frame_count": str(len(frames)),
         "first_poll": iso(min(polls)), "last_poll": iso(max(polls))}
 
 
@@ -87,7 +91,7 @@ class FramePublisher:
 
     def publish(self, site: str, frames: list[Frame]) -> concurrent.futures.Future:
         """Publish one message; the future resolves to the message id or raises."""
-        data, attrs = message_for(site, frames)
+        data, attrs = message_for(site, frames, self.settings.compress)
         key = site if self.settings.ordering else ""
         return self.client.publish(self.topic, data, ordering_key=key, retry=self.retry,
                                    timeout=min(self.settings.timeout, 60.0), **attrs)

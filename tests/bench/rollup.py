@@ -91,11 +91,23 @@ def _write(conn, regmap, batches: list[list]) -> float:
 
 
 def _copy_without_index(cluster, source: str, name: str) -> object:
+    """A copy of `source` (CREATE DATABASE ... TEMPLATE) without the commit-time index. The copy
+    needs `source` idle: TimescaleDB's background workers connect to it now and then, so their
+    sessions are ended and the copy retried."""
     from ess.db.connect import connect_dsn
 
     admin = cluster.connect()
     try:
-        admin.run(f"CREATE DATABASE {name} TEMPLATE {source} OWNER ess")
+        for attempt in range(50):
+            admin.run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = :d AND pid <> pg_backend_pid()", d=source)
+            try:
+                admin.run(f"CREATE DATABASE {name} TEMPLATE {source} OWNER ess")
+                break
+            except Exception:  # noqa: BLE001 - "being accessed by other users": again
+                if attempt == 49:
+                    raise
+                time.sleep(0.2)
     finally:
         admin.close()
     conn = connect_dsn(cluster.dsn(name), read_timeout=3600)
@@ -116,13 +128,13 @@ def bench_rollup_cost(cluster) -> list[dict]:
     spent = {"index": 0.0, "job": 0.0, "base": 0.0}
     conns: list = []
     try:
-        conns.append(_db(cluster, names[0], regmap))
+        first = _db(cluster, names[0], regmap)
         t = time.perf_counter()
-        _preload(conns[0], day)
+        _preload(first, day)
         preload_s = time.perf_counter() - t
-        conns[0].close()
-        conns[1:] = [_copy_without_index(cluster, *names)]
-        conns[0] = _db_conn(cluster, names[0])
+        first.close()
+        conns.append(_copy_without_index(cluster, *names))
+        conns.insert(0, _db_conn(cluster, names[0]))
         t0 = int(day.timestamp()) + PRELOAD_HOURS * 3600
         for r in range(ROUNDS):
             batches = _statements(regmap, r * SECONDS_PER_ROUND, t0)

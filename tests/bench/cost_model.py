@@ -17,16 +17,17 @@ BANKS = 10
 
 # Measured (docs/benchmarks.md, `make bench`; the run on the date in that file).
 WIRE_BYTES_PER_FRAME = 1082        # codec body per frame, 10-frame messages (bench_wire_bytes)
-WIRE_BYTES_COMPRESSED = 300        # the same, compressed codec (bench_wire_bytes)
-MESSAGE_OVERHEAD = 160             # attributes + 20 B timestamp + message id, per message
-DB_BYTES_PER_FRAME = 2976          # 11 rows + ledger row, all indexes incl. committed (bench)
+WIRE_BYTES_COMPRESSED = 299        # the same, compressed codec (bench_wire_bytes)
+MESSAGE_OVERHEAD = 140             # attributes + 20 B timestamp + message id, per message
+DB_BYTES_PER_FRAME = 2974          # 11 rows + ledger row, all indexes incl. committed (bench)
 ROLLUP_1M_BYTES_PER_BANK_MINUTE = 7700    # bank_1m + rack_1m + pcs_1m + etc_1m rows
 PARQUET_BYTES_PER_FRAME = 187      # export, Parquet (bench_export)
 CSV_BYTES_PER_FRAME = 1988         # export, CSV (bench_export)
 AVRO_BYTES_PER_FRAME = 1100        # raw archive: the message body and attributes in Avro
-FN_CPU_MS_PER_MESSAGE = 4.6        # ingest function CPU per 10-frame message (bench fleet)
-DB_CPU_US_PER_FRAME = 406          # database CPU per stored frame (bench fleet)
-ROLLUP_SHARE = 0.10                # rollup maintenance as a share of ingest (bench rollup)
+FN_CPU_MS_PER_MESSAGE = 4.73       # ingest function CPU per 10-frame message (bench fleet)
+DB_CPU_US_PER_FRAME = 479          # database CPU per stored frame (bench fleet)
+ROLLUP_SHARE = 0.25                # the rollup job's database time per frame (~120 us, bench
+                                   # rollup) over the database's ingest CPU per frame
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,20 @@ CKV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
 CKV_STAMP := $(CKV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: install system-deps checkov provider-schema test lint run bench package clean
+.PHONY: install system-deps checkov provider-schema test test-unit lint run run-db bench package clean
 
 install: $(STAMP)
 
+# Quiet: setuptools' notice about editable installs is silenced, and the *.egg-info it leaves in
+# the source tree is removed (the installed metadata is in .venv). The project's own modules are
+# compiled once here (pip compiles only site-packages), so a first `make test-unit` is as quick.
 $(STAMP): pyproject.toml infra/local/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e infra/local
+	PYTHONWARNINGS="ignore:Editable installation" \
+	  $(BIN)/pip install --quiet -e '.[dev]' -e infra/local
+	rm -rf *.egg-info infra/local/*.egg-info
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q -j 0 schemas/ess collector functions infra/local/ess_local
 	touch $(STAMP)
 
 # Services the tests and `make run` start: PostgreSQL + TimescaleDB, Pub/Sub and GCS emulators.
@@ -43,6 +49,11 @@ provider-schema: install
 test: install system-deps checkov provider-schema
 	$(BIN)/python -m pytest -q
 
+# The fast tier: every test that needs no service (tests/conftest.py marks the others `service`);
+# needs only `make install`. Bytecode caching on: compiling every module again costs seconds.
+test-unit: install
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -m "not service"
+
 lint: install
 	$(BIN)/ruff check schemas collector functions infra tests
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive infra; \
@@ -51,6 +62,11 @@ lint: install
 run: install system-deps
 	$(BIN)/python -m ess_local.run $(if $(DURATION),--duration $(DURATION)) $(if $(CONFIG),--config $(CONFIG)) $(if $(MAP),--map $(MAP))
 
+# The databases of the latest `make run` again (RUN=.run/<start> for another), until Ctrl-C.
+RUN ?=
+run-db: install
+	$(BIN)/python -m ess_local.kept $(RUN)
+
 # Deployment artifacts for infra/ (wheel, schema data, function archives) in build/.
 package: install
 	$(BIN)/python infra/package.py
@@ -58,5 +74,7 @@ package: install
 bench: install system-deps
 	$(BIN)/python -m tests.bench --out docs/benchmarks.md
 
+# A run whose clone the postgres user cannot reach keeps its cluster outside: .run/*/pg links it.
 clean:
+	for pg in .run/*/pg; do if [ -L "$$pg" ]; then rm -rf "$$(readlink "$$pg")"; fi; done
 	rm -rf $(VENV) $(CKV_VENV) build .run

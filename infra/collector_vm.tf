@@ -1,5 +1,12 @@
 # Collector VM: small, no external IP, OS Login, Shielded VM, its own service account.
 
+locals {
+  # What the VM (and the database job, migrate.tf) install besides the wheel: pinned versions
+  # only (collector/requirements.txt, the versions `make test` runs), and pip itself pinned.
+  pinned_requirements = trimspace(file("${path.module}/../collector/requirements.txt"))
+  pip_version         = "26.3"
+}
+
 resource "google_compute_instance" "collector" {
   #checkov:skip=CKV_GCP_38:Boot disk holds only the OS, the public wheel and a transient spool; Google-managed encryption at rest is sufficient and CSEK would block unattended restarts.
   project                   = var.project_id
@@ -47,6 +54,8 @@ resource "google_compute_instance" "collector" {
       project_id        = var.project_id
       install_ops_agent = var.collector_install_ops_agent
       unit_file         = trimspace(file("${path.module}/../collector/systemd/ess-collector.service"))
+      requirements      = local.pinned_requirements
+      pip_version       = local.pip_version
     })
   }
 

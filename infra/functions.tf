@@ -45,6 +45,8 @@ resource "time_sleep" "iam_propagation" {
 
   depends_on = [
     google_project_iam_member.component,
+    google_project_iam_member.builder_sources,
+    google_storage_bucket_iam_member.builder_sources,
     google_storage_bucket_iam_member.artifacts_reader,
     google_artifact_registry_repository_iam_member.builder_writer,
     google_secret_manager_secret_iam_member.main_dsn_accessor,

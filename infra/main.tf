@@ -1,5 +1,6 @@
 # Shared locals. Resources are split by concern: apis.tf, network.tf, iam.tf, pubsub.tf,
-# functions.tf, sql.tf, storage.tf, scheduler.tf, collector_vm.tf, monitoring.tf, secrets.tf.
+# replay.tf (dead-letter replay), functions.tf, sql.tf, migrate.tf (the database job), storage.tf,
+# scheduler.tf, collector_vm.tf, monitoring.tf, alerts_loss.tf, secrets.tf.
 
 locals {
   bucket_location = coalesce(var.bucket_location, var.region)
@@ -21,6 +22,7 @@ locals {
     invoker          = "Pub/Sub push identity (OIDC) allowed to invoke the ingest functions"
     scheduler        = "Cloud Scheduler identity (OIDC) allowed to invoke the export function"
     builder          = "Cloud Build identity that builds the function containers"
+    migrate          = "ESS database job: the schema owner (migrations, grants, status, redecode)"
   }
 
   # Project-level roles per service account. Resource-level grants (topic, buckets, secrets,
@@ -33,9 +35,11 @@ locals {
     export           = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
     invoker          = []
     scheduler        = []
-    # Builds read the source Cloud Functions copies to gcf-v2-sources-<number>-<region> and write
-    # build logs: the role the custom build service account needs (docs/deploy.md, IAM table).
-    builder = ["roles/cloudbuild.builds.builder"]
+    # Build logs only; reading the sources and pushing the image are granted on those resources
+    # (iam.tf, functions.tf, storage.tf). No roles/cloudbuild.builds.builder: it may write any
+    # bucket of the project (the wheel and sites.yaml the VM installs, the exported data).
+    builder = ["roles/logging.logWriter"]
+    migrate = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"]
   }
 
   sites_object = "config/sites.yaml"

@@ -2,7 +2,7 @@
 #
 # The metrics are defined on the structured JSON logs written by `ess.logs` (collector on the VM,
 # ingest/export on Cloud Run). Fields of jsonPayload:
-#   stage         poll | publish | preprocess | store | accumulate (export)
+#   stage         poll | publish | spool | preprocess | store | accumulate (export)
 #   site          site id                       frames        frames in the message / poll
 #   rows          rows written (store) or exported (accumulate)
 #   duplicates    rows skipped by ON CONFLICT DO NOTHING
@@ -104,6 +104,14 @@ locals {
     ess_days_incomplete = {
       description = "Bank-days whose completeness is below var.completeness_threshold_percent (data status lines stage=status)."
       filter      = "jsonPayload.stage=\"status\" AND jsonPayload.completeness_pct<${var.completeness_threshold_percent}"
+      value       = null
+      unit        = "1"
+    }
+    # Issue 21: the collector's spool lost frames (a bound dropped them, a write failed) or set a
+    # corrupt row aside; each ERROR line of stage=spool counts once (`frames` says how many).
+    ess_spool_errors = {
+      description = "Collector spool errors: frames dropped by the spool's size or age bound, lost to a failed write (full disk), or set aside as corrupt (stage=spool, severity ERROR)."
+      filter      = "jsonPayload.stage=\"spool\" AND severity>=ERROR"
       value       = null
       unit        = "1"
     }
@@ -332,8 +340,8 @@ resource "google_monitoring_alert_policy" "export_job_failed" {
 }
 
 # Data status (issue 14): the daily export logs one stage=status line per bank and local day
-# (functions/ess_functions/export.py), the collector one line when a bank freezes. Each policy
-# fires on a log-based counter of those lines, per site.
+# (functions/ess_functions/export.py), the collector one line when a bank freezes and one when
+# its spool loses frames. Each policy fires on a log-based counter of those lines, per site.
 locals {
   status_alerts = {
     frames_lost = {
@@ -350,6 +358,12 @@ locals {
       metric = "ess_frozen_banks"
       name   = "ESS: frozen device"
       doc    = "A bank of site $${metric.label.site} has returned byte-identical registers in every block for collector.frozen_after seconds (a BMS that hangs but answers). Check the device; the collector logs when it thaws."
+    }
+    # Issue 21: the collector's spool lost frames (its lines carry no site: a drop spans sites).
+    spool_lost = {
+      metric = "ess_spool_errors"
+      name   = "ESS: collector spool lost frames"
+      doc    = "The collector's spool dropped frames (its size or age bound, during a long Pub/Sub outage), lost them to a failed write (a full disk) or set a corrupt row aside. `journalctl -u ess-collector | grep '\"stage\": \"spool\"'` names the frames' seq ranges; they count as lost in `ess status`. Fix the disk or the link, or raise collector.spool.max_mb / max_age_hours."
     }
   }
 }

@@ -8,6 +8,14 @@ output "dead_letter_subscription" {
   value       = google_pubsub_subscription.dead_letter.id
 }
 
+output "dead_letter_replay_command" {
+  description = "Run after a sink's outage outlasted its retry budget (docs/deploy.md): sends each dead-lettered message to the replay topic of the sink that failed it."
+  value = join(" ", concat(
+    ["ess replay-dead-letters --subscription", google_pubsub_subscription.dead_letter.id],
+    [for src, topic in local.dead_letter_routes : "--route ${src}=${topic}"],
+  ))
+}
+
 output "ingest_function_urls" {
   description = "HTTPS endpoints of the ingest functions by sink (push subscription targets)."
   value       = { for k, f in google_cloudfunctions2_function.ingest : k => f.service_config[0].uri }
@@ -64,6 +72,16 @@ output "db_grants_sql" {
       }] : [],
     )
   })
+}
+
+output "db_setup_commands" {
+  description = "First deploy (docs/deploy.md): per Cloud SQL instance, give the migration user cloudsqlsuperuser once, then run the database job (ess db setup); both idempotent."
+  value = {
+    for k, inst in google_sql_database_instance.this : k => [
+      "gcloud sql users assign-roles ${google_sql_user.migrate[k].name} --instance=${inst.name} --type=CLOUD_IAM_SERVICE_ACCOUNT --database-roles=cloudsqlsuperuser --project=${var.project_id}",
+      "gcloud run jobs execute ${google_cloud_run_v2_job.db[k].name} --region=${var.region} --project=${var.project_id} --wait",
+    ]
+  }
 }
 
 output "collector_instance" {

@@ -1,7 +1,9 @@
 """Build the deployment artifacts Terraform uploads (`make package`).
 
 build/ess_pipeline-<version>-py3-none-any.whl  the project wheel, installed on the collector VM
-                                               (its data ships inside, as ess/model/)
+                                               and by the database job with --no-deps over
+                                               collector/requirements.txt (pinned; its data
+                                               ships inside, as ess/model/)
 build/ingest.zip, build/export.zip             Cloud Run function sources
 
 Each function archive holds only what that function runs: its `main.py` and pinned
@@ -22,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -167,15 +170,27 @@ def write_zip(entries: dict[str, Path], out: Path) -> None:
 
 
 
+# What the wheel is built from (pyproject.toml's package-dir), copied to a scratch directory
+WHEEL_SOURCES = ("pyproject.toml", "schemas", "collector", "functions")
+
+
 def build_wheel(root: Path, out_dir: Path) -> Path:
+    """The project wheel, built from a fresh copy of its sources in a scratch directory:
+    setuptools leaves `build/lib` and `*.egg-info` where it builds (and reuses `build/lib`, so a
+    deleted module could ship); the source tree gets neither."""
     for old in out_dir.glob("ess_pipeline-*.whl"):
         old.unlink()
-    # setuptools copies sources into <root>/build/lib and reuses it: a module deleted from the
-    # tree would stay there and ship. Build from fresh copies.
-    for stale in ("lib", "bdist.linux-x86_64"):
-        shutil.rmtree(root / "build" / stale, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(out_dir), str(root)], check=True)
+    with tempfile.TemporaryDirectory(prefix="ess-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*")
+        for name in WHEEL_SOURCES:
+            if (root / name).is_dir():
+                shutil.copytree(root / name, src / name, ignore=ignore)
+            else:
+                shutil.copy2(root / name, src / name)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                        "--wheel-dir", str(out_dir.resolve()), str(src)], check=True)
     wheels = sorted(out_dir.glob("ess_pipeline-*.whl"))
     if len(wheels) != 1:
         raise SystemExit(f"expected one wheel in {out_dir}, found {wheels}")
@@ -186,6 +201,8 @@ def package(root: Path, out_dir: Path, wheel: bool = True) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     built = []
     if wheel:
+        # the VM and the database job install the wheel --no-deps over these pins
+        check_requirements(root / "collector" / "requirements.txt")
         built.append(build_wheel(root, out_dir))
     for archive, folder in FUNCTIONS.items():
         out = out_dir / f"{archive}.zip"

@@ -26,23 +26,35 @@ resource "google_pubsub_topic_iam_member" "collector_publisher" {
   member  = "serviceAccount:${google_service_account.component["collector"].email}"
 }
 
-# One push subscription per sink, each pushing to its own ingest function with an OIDC token.
+# Push subscriptions to the ingest functions, each with an OIDC token: per sink, one on the
+# frames topic (key = the sink) and one on its replay topic (key replay-<sink>, replay.tf).
+locals {
+  push_subscriptions = merge(
+    { for k, _ in local.sinks : k => {
+      sink = k, name = "${var.prefix}-frames-ingest-${k}", topic = google_pubsub_topic.frames.id
+    } },
+    { for k, _ in local.sinks : "replay-${k}" => {
+      sink = k, name = "${var.prefix}-frames-replay-${k}", topic = google_pubsub_topic.replay[k].id
+    } },
+  )
+}
+
 resource "google_pubsub_subscription" "ingest" {
-  for_each = local.sinks
+  for_each = local.push_subscriptions
 
   project                    = var.project_id
-  name                       = "${var.prefix}-frames-ingest-${each.key}"
-  topic                      = google_pubsub_topic.frames.id
+  name                       = each.value.name
+  topic                      = each.value.topic
   ack_deadline_seconds       = var.push_ack_deadline_seconds
   message_retention_duration = var.subscription_message_retention
   labels                     = local.labels
 
   push_config {
-    push_endpoint = google_cloudfunctions2_function.ingest[each.key].service_config[0].uri
+    push_endpoint = google_cloudfunctions2_function.ingest[each.value.sink].service_config[0].uri
 
     oidc_token {
       service_account_email = google_service_account.component["invoker"].email
-      audience              = google_cloudfunctions2_function.ingest[each.key].service_config[0].uri
+      audience              = google_cloudfunctions2_function.ingest[each.value.sink].service_config[0].uri
     }
   }
 
@@ -51,6 +63,8 @@ resource "google_pubsub_subscription" "ingest" {
     maximum_backoff = var.push_max_backoff
   }
 
+  # A replay into a sink that is still down ends in the same dead-letter topic, from its replay
+  # subscription, which `ess replay-dead-letters` routes to the same sink again.
   dead_letter_policy {
     dead_letter_topic     = google_pubsub_topic.dead_letter.id
     max_delivery_attempts = var.max_delivery_attempts
@@ -143,7 +157,7 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  for_each = local.sinks
+  for_each = local.push_subscriptions
 
   project      = var.project_id
   subscription = google_pubsub_subscription.ingest[each.key].name

@@ -206,10 +206,10 @@ resource "google_storage_bucket_object" "sites" {
 
 # --- bucket IAM -----------------------------------------------------------------
 
-# Readers of the artifacts bucket: the collector (wheel, sites.yaml), the functions (sites.yaml).
-# The builder reads the copy Cloud Functions makes in gcf-v2-sources-* (project role, main.tf).
+# Readers of the artifacts bucket: the collector (wheel, sites.yaml), the functions (sites.yaml),
+# the database job (wheel, sites.yaml). The builder reads only the function sources (iam.tf).
 resource "google_storage_bucket_iam_member" "artifacts_reader" {
-  for_each = toset(["collector", "ingest-main", "ingest-replica", "export"])
+  for_each = toset(["collector", "ingest-main", "ingest-replica", "export", "migrate"])
 
   bucket = google_storage_bucket.this["artifacts"].name
   role   = "roles/storage.objectViewer"

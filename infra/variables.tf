@@ -182,8 +182,13 @@ variable "push_max_backoff" {
 
 variable "max_delivery_attempts" {
   type        = number
-  description = "Delivery attempts before a message goes to the dead-letter topic (5-100)."
-  default     = 10
+  description = "Delivery attempts before a message goes to the dead-letter topic (5-100). With push_min_backoff 10s and push_max_backoff 600s, 100 attempts retry a sink's outage for about 16 hours; what is still failing then waits in the dead-letter subscription for `ess replay-dead-letters` (docs/deploy.md)."
+  default     = 100
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "max_delivery_attempts must be a whole number from 5 to 100 (Pub/Sub's range)."
+  }
 }
 
 variable "raw_archive_max_duration" {
@@ -513,6 +518,41 @@ variable "completeness_threshold_percent" {
   validation {
     condition     = var.completeness_threshold_percent > 0 && var.completeness_threshold_percent <= 100
     error_message = "completeness_threshold_percent must be in (0, 100]."
+  }
+}
+
+# --- alerts on backlogs (issue 21) --------------------------------------------
+
+variable "backlog_alert_age_seconds" {
+  type = object({
+    ingest      = optional(number, 900)
+    raw_archive = optional(number, 1800)
+    dead_letter = optional(number, 172800)
+  })
+  description = "Alert when the oldest unacknowledged message of a subscription is older than this many seconds: each sink's ingest and replay subscriptions (default 15 min, far below the ~16 h retry budget), the raw archive (30 min; it writes a file at least every raw_archive_max_duration), the dead-letter subscription (2 days: replay before its 7-day retention ends)."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for v in values(var.backlog_alert_age_seconds) : v >= 60 && v < 604800])
+    error_message = "backlog_alert_age_seconds values must be from 60 s up to (not including) 7 days, the messages' retention."
+  }
+}
+
+# --- database job (issue 21) --------------------------------------------------
+
+variable "db_job" {
+  type = object({
+    image           = optional(string, "docker.io/library/python:3.11-slim-bookworm")
+    timeout_seconds = optional(number, 3600)
+  })
+  description = "The database job (migrate.tf): a Python 3.11 image it installs the wheel into (the collector VM's Python; Docker Hub's official image by default: Cloud Run deploys Docker Hub and Artifact Registry images), and how long one run may take."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = length(var.db_job.image) > 0 && var.db_job.timeout_seconds >= 60 && var.db_job.timeout_seconds <= 86400
+    error_message = "db_job.image must be set and db_job.timeout_seconds from 60 to 86400."
   }
 }
 

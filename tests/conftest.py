@@ -1,9 +1,18 @@
-"""Shared fixtures: the real local services (no mocks), each started lazily on a free port.
+"""Shared fixtures: the real local services (no mocks), each started lazily on a free port,
+and the two test tiers.
 
 Session-scoped: `pg_cluster` (PostgreSQL + TimescaleDB), `pubsub_emulator`, `gcs_emulator`.
 Function-scoped: `timescale_db` and `plain_db` (throwaway databases; yield their DSN).
 A service that is missing or does not start FAILS the tests that need it (never skips);
 `make system-deps` (infra/local/install.sh) installs them.
+
+Tiers: every service fixture depends on `needs_service`, so a test whose fixtures (direct or
+indirect) include it is marked `service` at collection. `make test-unit` runs the rest
+(`-m "not service"`): there `needs_service` fails instead of starting anything, and
+`ESS_NO_SERVICES` makes the local stack refuse to start a service (ess_local.procs), also in a
+child process. A test that starts a service itself (e.g. a FunctionProcess) requests
+`needs_service` (`@pytest.mark.usefixtures("needs_service")`), as does a fixture that needs a
+tool `make install` does not install (checkov, the provider schema).
 """
 
 from __future__ import annotations
@@ -19,10 +28,12 @@ from typing import TypeVar
 import pytest
 from ess_local.gcs import GcsEmulator
 from ess_local.postgres import Cluster
-from ess_local.procs import free_port
+from ess_local.procs import NO_SERVICES, free_port
 from ess_local.pubsub import Emulator
 
 T = TypeVar("T")
+SERVICE = "service"   # the marker of the full tier's tests
+UNIT_TIER_EXPR = f"not {SERVICE}"
 PUBSUB_PROJECT = "ess-local-test"
 _STACK_NOTES: list[str] = []
 
@@ -55,8 +66,36 @@ def _start(what: str, factory: Callable[[int], T], attempts: int = 3) -> T:
     )
 
 
+def unit_tier(config: pytest.Config) -> bool:
+    """True when this run selects only the tests that need no service (`make test-unit`)."""
+    return " ".join((config.getoption("markexpr") or "").split()) == UNIT_TIER_EXPR
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if unit_tier(config):
+        os.environ[NO_SERVICES] = "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `service` every test whose fixture closure holds `needs_service`."""
+    for item in items:
+        if "needs_service" in getattr(item, "fixturenames", ()):
+            item.add_marker(SERVICE)
+
+
 @pytest.fixture(scope="session")
-def stack_dir() -> Iterator[Path]:
+def needs_service(request: pytest.FixtureRequest) -> None:
+    """The full tier's token: what depends on it starts a service or needs a tool that
+    `make install` does not provide. Fails loudly in the unit tier (a test that reaches it
+    there asked for a service at run time, e.g. via request.getfixturevalue)."""
+    if unit_tier(request.config):
+        pytest.fail("this test needs a service, but the unit tier starts none: request "
+                    "`needs_service` (or a service fixture) in its signature or in its "
+                    "fixtures' so that it is marked `service`", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack_dir(needs_service: None) -> Iterator[Path]:
     """A temp dir for the services' data and logs, searchable by the postgres OS user."""
     d = Path(tempfile.mkdtemp(prefix="ess-stack-"))
     os.chmod(d, 0o755)

@@ -30,11 +30,25 @@ def _package():
     return package
 
 
+# what a build may leave in the source tree: nothing (build/ is an output folder of its own)
+LEFTOVERS = ("*.egg-info", "infra/local/*.egg-info", "build/lib", "build/bdist.*")
+
+
+def _leftovers() -> set[Path]:
+    return {p for pattern in LEFTOVERS for p in ROOT.glob(pattern)}
+
+
 @pytest.fixture(scope="module")
-def build(tmp_path_factory) -> Path:
+def build(tmp_path_factory, needs_service) -> Path:
+    """What infra/package.py builds, quietly and leaving nothing in the source tree. The full
+    tier: `pip wheel` fetches the build backend from the package index (build isolation) and
+    takes seconds."""
     out = tmp_path_factory.mktemp("build")
-    subprocess.run([sys.executable, str(ROOT / "infra" / "package.py"), "--out", str(out)],
-                   check=True, cwd=ROOT, capture_output=True)
+    before = _leftovers()
+    proc = subprocess.run([sys.executable, str(ROOT / "infra" / "package.py"), "--out",
+                           str(out)], check=True, cwd=ROOT, capture_output=True, text=True)
+    assert "would be ignored" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    assert _leftovers() <= before, _leftovers() - before
     return out
 
 

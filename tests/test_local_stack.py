@@ -179,6 +179,7 @@ def test_gcs_roundtrip_and_generation_precondition(gcs_emulator, monkeypatch):
     assert [b.name for b in client.list_blobs("ess-test-bucket")] == ["exports/a.csv"]
 
 
+@pytest.mark.usefixtures("needs_service")
 def test_function_process_serves_http(tmp_path):
     src = tmp_path / "main.py"
     src.write_text(
@@ -218,9 +219,10 @@ def _ledger_frames(site: str, start_s: int, ticks: int, skip: set[int]) -> list:
     return out
 
 
-def test_make_run_status_counts_completeness_and_lost(timescale_db, tmp_path):
+def test_make_run_status_counts_run_completeness_and_lost(timescale_db, tmp_path):
     """The status line and SUMMARY fields of `make run` (ess_local.status) on a real ledger:
-    ticks 5..7 never polled (missed), the frame of tick 12 deleted (lost)."""
+    ticks 5..7 never polled (missed), the frame of tick 12 deleted (lost). The run's figure is
+    `run_completeness`, never plain `completeness` (the day's figure of ess status)."""
     from ess.db.connect import connect_dsn
     from ess.db.migrate import migrate
     from ess.db.writer import write_frames
@@ -242,11 +244,11 @@ def test_make_run_status_counts_completeness_and_lost(timescale_db, tmp_path):
     conn.commit()
     conn.close()
     status = run_status(timescale_db, load_sites(sites))
-    assert status["site-a"] == {"stored": 16, "ticks": 20, "completeness": 0.8, "lost": 1}
-    assert status["site-b"] == {"stored": 0, "ticks": 0, "completeness": 0.0, "lost": 0}
-    assert status_line(status) == "completeness 80.000% lost 1"
+    assert status["site-a"] == {"stored": 16, "ticks": 20, "run_completeness": 0.8, "lost": 1}
+    assert status["site-b"] == {"stored": 0, "ticks": 0, "run_completeness": 0.0, "lost": 0}
+    assert status_line(status) == "run completeness 80.000% lost 1"
     fields = summary_fields(status)
-    assert fields == {"lost_frames": 1, "completeness": {"site-a": 0.8, "site-b": 0.0}}
+    assert fields == {"lost_frames": 1, "run_completeness": {"site-a": 0.8, "site-b": 0.0}}
     rows = {"bank": 15}
     assert exit_code({"rows_main": rows, "rows_replica": rows, **fields}) == 1
     assert exit_code({"rows_main": rows, "rows_replica": rows, "lost_frames": 0}) == 0
@@ -254,23 +256,27 @@ def test_make_run_status_counts_completeness_and_lost(timescale_db, tmp_path):
 
 
 @pytest.mark.slow
-def test_make_run_summary_has_lost_frames_and_completeness(stack_dir):
-    """A short `make run` (python -m ess_local.run): status lines with completeness and lost,
-    SUMMARY with lost_frames 0 and completeness per site; exit 0."""
+def test_make_run_summary_has_lost_frames_and_run_completeness(stack_dir):
+    """A short `make run` (python -m ess_local.run): status lines with the run's completeness
+    and lost, SUMMARY with lost_frames 0 and run_completeness per site; exit 0. Afterwards the
+    run's folder keeps the exported files, and its databases open again (make run-db)."""
     import subprocess
     import sys
 
+    run_dir = stack_dir / "make-run"
     out = subprocess.run([sys.executable, "-m", "ess_local.run", "--duration", "15",
-                          "--sites", "2", "--run-dir", str(stack_dir / "make-run")],
+                          "--sites", "2", "--run-dir", str(run_dir)],
                          capture_output=True, text=True, timeout=300)
     lines = out.stdout.splitlines()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     status = [ln for ln in lines if ln.startswith("status:")]
-    assert status and all(" | completeness " in ln and " lost 0" in ln for ln in status), status
+    assert status and all(" | run completeness " in ln and " lost 0" in ln
+                          for ln in status), status
     [summary] = [json.loads(ln[len("SUMMARY "):]) for ln in lines if ln.startswith("SUMMARY ")]
-    assert summary["lost_frames"] == 0
-    assert set(summary["completeness"]) == {"site-a", "site-b"}
-    assert all(0.9 <= c <= 1.0 for c in summary["completeness"].values()), summary
+    assert summary["lost_frames"] == 0 and "completeness" not in summary
+    assert set(summary["run_completeness"]) == {"site-a", "site-b"}
+    assert all(0.9 <= c <= 1.0 for c in summary["run_completeness"].values()), summary
+    _the_run_is_kept(run_dir, summary)
     # the export on exit wrote the type-first layout (issue 16) and the day's manifest aside
     import re
 
@@ -287,3 +293,24 @@ def test_make_run_summary_has_lost_frames_and_completeness(stack_dir):
     assert rollups and re.match(r"run: rollup [1-9]\d* minute and [1-9]\d* hour rows",
                                 rollups[-1]), rollups
     assert any(re.match(r"run: retention \d+ raw range", ln) for ln in lines), lines[-20:]
+
+
+def _the_run_is_kept(run_dir, summary: dict) -> None:
+    """The export bucket's objects in <run>/export (the emulator is gone), the raw archive in
+    <run>/archive, and the cluster opens again with the rows SUMMARY counted."""
+    from ess_local.kept import describe
+    from ess_local.postgres import Cluster, connect
+
+    export = run_dir / "export"
+    kept = sorted(p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file())
+    assert kept == summary["objects"]
+    assert summary["kept"]["export/"] == len(kept) and summary["kept"]["archive/"] > 0
+    assert list((run_dir / "archive" / "frames").rglob("*.avro"))
+    with Cluster((run_dir / "pg" / "data").resolve(), free_port()) as cluster:
+        assert any("ess_main" in line for line in describe(run_dir, cluster))
+        con = connect(cluster.dsn("ess_main"))
+        try:
+            assert {t: con.run(f"SELECT count(*) FROM {t}")[0][0]  # noqa: S608 - our names
+                    for t in summary["rows_main"]} == summary["rows_main"]
+        finally:
+            con.close()

@@ -13,24 +13,20 @@ log = logging.getLogger(__name__)
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
+    """A missing or invalid config is told in one line by ess.command (exit 2) before logging
+    starts; nothing is created."""
+    from ess import command
     from ess.logs import setup_logging
-    from ess.sites import ConfigError
 
     from .config import load_config
     from .service import Collector
 
-    setup_logging("collector")
-    # e.g. ESS_SITES_CONFIG=/etc/ess/sites.yaml
-    path = args.config or os.environ.get("ESS_SITES_CONFIG")
+    path = command.config_path(args)
     if not path:
-        sys.stderr.write("ess collect: no configuration (use --config or ESS_SITES_CONFIG)\n")
-        return 2
-    try:
-        sites, settings = load_config(path)
-    except ConfigError as exc:
-        sys.stderr.write(f"ess collect: {exc}\n")
-        log.error("refusing to start: %s", exc)
-        return 2
+        raise command.UsageError("no configuration: pass --config sites.yaml or set "
+                                 "ESS_SITES_CONFIG")
+    sites, settings = load_config(path)
+    setup_logging("collector")
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -75,7 +71,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add `collect` and `simulate` to the `ess` command."""
     p = sub.add_parser("collect", help="poll the configured ESS devices and publish frames")
-    p.add_argument("--config", help="sites.yaml (default: $ESS_SITES_CONFIG)")
+    from ess import command
+
+    command.add_config_option(p, "required")
     p.add_argument("--ticks", type=int, help="stop after this many polls per device")
     p.set_defaults(func=_cmd_collect)
 

@@ -1,6 +1,7 @@
 """Pub/Sub publishing: frames of one site packed into messages, with the contract's attributes.
 
-Each message holds 1..max_frames frames of a single site (`ess.codec.encode_frames`) and carries
+Each message holds 1..max_frames frame bodies of a single site, as the spool stored them
+(`ess.codec.pack_bodies`: a frame is encoded once, when it is spooled), and carries
 site_id, schema_version (the codec's message version: 1, or 2 when `publish.compress` deflates
 the body), frame_count, first_poll and last_poll (ISO 8601 UTC). With ordering
 enabled the site id is the ordering key. `PUBSUB_EMULATOR_HOST` is honoured by the client.
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from datetime import UTC, datetime
 
-from ess.codec import COMPRESSED, VERSION, Frame, encode_frames
+from ess.codec import COMPRESSED, VERSION, pack_bodies
+from ess.wire.times import iso_z
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 
@@ -23,22 +24,14 @@ _RETRYABLE = if_exception_type(gexc.Aborted, gexc.Cancelled, gexc.DeadlineExceed
                                gexc.ServiceUnavailable, gexc.Unknown)
 
 
-def iso(us: int) -> str:
-    """ISO 8601 UTC with microseconds and a Z."""
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat().replace("+00:00", "Z")
-
-
-def message_for(site: str, frames: list[Frame],
+def message_for(site: str, bodies: list[bytes], polls_us: list[int],
                 compress: bool = False) -> tuple[bytes, dict[str, str]]:
-    """Body and attributes of one message (all frames must belong to `site`); deflated
-    (message version 2) when `compress`."""
-    if any(f.site_id != site for f in frames):
-        raise ValueError("one message never mixes sites")
-    polls = [f.poll_start_us for f in frames]
-    return encode_frames(frames, compress), {
+    """Body and attributes of one message: frame bodies of `site` and their poll starts;
+    deflated (message version 2) when `compress`."""
+    return pack_bodies(bodies, compress), {
         "site_id": site, "schema_version": str(COMPRESSED if compress else VERSION),
-        "frame_count": str(len(frames)),
-        "first_poll": iso(min(polls)), "last_poll": iso(max(polls))}
+        "frame_count": str(len(bodies)),
+        "first_poll": iso_z(min(polls_us)), "last_poll": iso_z(max(polls_us))}
 
 
 # Reconnect quickly after an outage (gRPC's default back-off grows to 120 s).
@@ -89,9 +82,11 @@ class FramePublisher:
         self.retry = Retry(predicate=_RETRYABLE, initial=0.2, maximum=5.0, multiplier=2.0,
                            timeout=settings.timeout)
 
-    def publish(self, site: str, frames: list[Frame]) -> concurrent.futures.Future:
-        """Publish one message; the future resolves to the message id or raises."""
-        data, attrs = message_for(site, frames, self.settings.compress)
+    def publish(self, site: str, bodies: list[bytes],
+                polls_us: list[int]) -> concurrent.futures.Future:
+        """Publish one message of frame bodies (all of `site`); the future resolves to the
+        message id or raises."""
+        data, attrs = message_for(site, bodies, polls_us, self.settings.compress)
         key = site if self.settings.ordering else ""
         return self.client.publish(self.topic, data, ordering_key=key, retry=self.retry,
                                    timeout=min(self.settings.timeout, 60.0), **attrs)

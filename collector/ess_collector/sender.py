@@ -6,6 +6,9 @@ catch-up mode: once nothing is in flight, frames are read back from the spool ol
 (rate-limited across sites) and published page by page; new frames only join the spool. When
 the spool holds nothing newer, the site goes live again. The same catch-up replays the spool at
 start-up. A frame leaves the spool only after its publish future succeeded.
+
+Frames travel as the bodies the spool stored (checked against their checksum when read back),
+never decoded and encoded again.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import logging
 import time
 from collections import deque
 
-from ess.codec import Frame, FrameError, decode_frame
+from ess.codec import FrameError, verify_frame
 from ess.logs import event
 
 from .config import PublishSettings
-from .spool import AsyncSpool
+from .spool import AsyncSpool, Stored
 from .stats import percentile
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,9 @@ class SiteSender:
         self.site, self.publisher, self.spool, self.s = site, publisher, spool, settings
         self.limiter = limiter
         self.queue_max = max(1000, 2 * settings.max_frames * settings.max_in_flight)
-        self.queue: deque[tuple[int, Frame, float]] = deque()
-        self.buffer: deque[tuple[int, Frame, float]] = deque(maxlen=self.BUFFER)
+        # (spool row id, frame body, poll start µs, when queued)
+        self.queue: deque[tuple[int, bytes, int, float]] = deque()
+        self.buffer: deque[tuple[int, bytes, int, float]] = deque(maxlen=self.BUFFER)
         self.catching_up = True
         self.inflight = 0
         self.wake = asyncio.Event()
@@ -70,11 +74,11 @@ class SiteSender:
         self.latency_ms: list[float] = []
 
     # ---- input ----------------------------------------------------------------------------
-    def offer(self, items: list[tuple[int, Frame]]) -> None:
+    def offer(self, items: list[Stored]) -> None:
         """Frames just committed to the spool (in id order)."""
         now = time.monotonic()
         target = self.buffer if self.catching_up else self.queue
-        target.extend((i, f, now) for i, f in items)
+        target.extend((s.id, s.body, s.frame.poll_start_us, now) for s in items)
         if not self.catching_up and len(self.queue) > self.queue_max:
             # publishing is stalled (e.g. Pub/Sub unreachable): keep memory bounded, the frames
             # are in the spool and are read back in order once the messages in flight settle
@@ -104,9 +108,9 @@ class SiteSender:
             await asyncio.shield(self._delete_task)
 
     # ---- publishing -----------------------------------------------------------------------
-    def _publish(self, items: list[tuple[int, Frame, float]], replay: bool):
+    def _publish(self, items: list[tuple[int, bytes, int, float]], replay: bool):
         """Start one publish; returns an asyncio future resolving to None or the exception."""
-        ids = [i for i, _, _ in items]
+        ids = [x[0] for x in items]
         started = time.monotonic()
         self.inflight += 1
         self.settled.clear()
@@ -117,7 +121,8 @@ class SiteSender:
             self.loop.call_soon_threadsafe(self._finished, ids, exc, started, replay, done)
 
         try:
-            self.publisher.publish(self.site, [f for _, f, _ in items]).add_done_callback(finish)
+            self.publisher.publish(self.site, [x[1] for x in items],
+                                   [x[2] for x in items]).add_done_callback(finish)
         except Exception as exc:  # noqa: BLE001 - any client error means: retry from the spool
             self._finished(ids, exc, started, replay, done)
         return done
@@ -150,7 +155,7 @@ class SiteSender:
             await self.wake.wait()
             return
         while len(self.queue) < self.s.max_frames and not self.catching_up and not self.stopping:
-            left = self.queue[0][2] + self.s.max_latency - time.monotonic()
+            left = self.queue[0][3] + self.s.max_latency - time.monotonic()
             if left <= 0:
                 break
             self.wake.clear()
@@ -163,6 +168,8 @@ class SiteSender:
         while self.inflight >= self.s.max_in_flight:
             self.settled.clear()
             await self.settled.wait()
+        if self.catching_up or not self.queue:   # a publish failed meanwhile: the spool's turn
+            return
         items = [self.queue.popleft() for _ in range(min(self.s.max_frames, len(self.queue)))]
         self._publish(items, replay=False)
 
@@ -198,7 +205,7 @@ class SiteSender:
             for k in range(0, len(rows), self.s.max_frames):
                 chunk = rows[k:k + self.s.max_frames]
                 await self.limiter.take(len(chunk))
-                items = [(i, f, now) for i, f in await self._decoded(chunk)]
+                items = [(*row, now) for row in await self._checked(chunk)]
                 if items:
                     waits.append(self._publish(items, replay=True))
             results = await asyncio.gather(*waits)
@@ -206,17 +213,20 @@ class SiteSender:
                 return          # run() comes back here after the back-off
             cursor = rows[-1][0]
 
-    async def _decoded(self, rows: list[tuple[int, bytes]]) -> list[tuple[int, Frame]]:
-        """Spool rows as frames; an undecodable row is set aside (bytes kept) and logged."""
+    async def _checked(self, rows: list[tuple[int, int, bytes]]) -> list[tuple[int, bytes, int]]:
+        """Spool rows (id, poll µs, body) as (id, body, poll µs), each body checked against its
+        checksum; a corrupt row is set aside (bytes kept) and logged."""
         out = []
-        for i, body in rows:
+        for i, poll_us, body in rows:
             try:
-                out.append((i, decode_frame(body)))
+                verify_frame(body)
             except FrameError as exc:
                 await self.spool.set_aside(i, str(exc))
                 event(log, f"spool row {i} of site {self.site} is undecodable ({exc}); set "
                       "aside in the spool's corrupt table", stage="spool", level=logging.ERROR,
                       site=self.site, reason=exc.reason, error=str(exc), row=i)
+                continue
+            out.append((i, body, poll_us))
         return out
 
     async def run(self) -> None:

@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 
+from . import command
+
 # Entry points in this group name a register(subparsers) function (see pyproject.toml).
 PLUGIN_GROUP = "ess.cli"
 # Subcommands of this package: running one loads no plugin (their imports cost ~0.7 s).
-BUILTIN = ("decode", "map", "db", "status")
+BUILTIN = ("decode", "map", "db", "status", "replay-dead-letters")
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -18,7 +20,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     from .regmap import load_map
 
     decoder = decoder_for(load_map(args.map))
-    failed = 0
+    failed = 0     # each refused line is told on stderr; the others are decoded
     for lineno, line in enumerate(sys.stdin, 1):
         if not line.strip():
             continue
@@ -36,33 +38,27 @@ def _cmd_decode(args: argparse.Namespace) -> int:
             failed += 1
             continue
         sys.stdout.write("".join(json.dumps(r) + "\n" for r in rows))
-    return 1 if failed else 0
+    return command.FINDINGS if failed else command.OK
 
 
 def _cmd_map_check(args: argparse.Namespace) -> int:
     from .plan import read_plan
-    from .regmap import MapError, load_map
+    from .regmap import load_map
 
-    try:
-        m = load_map(args.file)
-    except MapError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    m = load_map(args.file)
     reads = ", ".join(f"{r.block} {r.address}+{r.count}" for r in read_plan(m))
-    print(f"{m.source}: map {m.map_id} v{m.version} is valid; reads: {reads}")
+    print(f"{m.source}: map {m.map_id} v{m.version} is valid; reads: {reads}; "
+          "a frame (ess decode's input): "
+          + ", ".join(f"{b.name} {b.size_text}" for b in m.blocks))
     return 0
 
 
 def _cmd_map_import(args: argparse.Namespace) -> int:
-    from .regmap import MapError, parse_map
+    from .regmap import parse_map
     from .regmap.csv_import import dump_map_yaml, map_from_csv
 
     doc = map_from_csv(args.csv, map_id=args.map_id, version=args.version)
-    try:
-        parse_map(doc, args.csv)
-    except MapError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    parse_map(doc, args.csv)
     sys.stdout.write(dump_map_yaml(doc))
     return 0
 
@@ -90,19 +86,37 @@ def _cmd_map_bigquery(args: argparse.Namespace) -> int:
     return 0
 
 
+DECODE_INPUT = """\
+input (stdin): one frame a line, a JSON object with one key per block of the map: the block's
+registers as read, from its start address, as integers 0..65535 (a coil or discrete-input
+block: ceil(bits/16) words, its first address in bit 0 of the first word); null for a block
+that could not be read. `ess map check MAP` prints each block's word count.
+output (stdout): one JSON object a row: table, bank_id (rack_id for a rack), the map's columns.
+exit: 0; 1 when a line was refused (each told on stderr with its line number); 2 on a bad map.
+
+example (the SunSpec 802 map: one block M802 of 64 registers from 40070):
+  python3 -c 'import json; print(json.dumps({"M802": [0] * 64}))' |
+    ess decode --map examples/sunspec-802
+"""
+
+
 def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     """The `ess` parser; `plugins=False` leaves out the entry points' subcommands."""
-    parser = argparse.ArgumentParser(prog="ess", description=__doc__)
+    parser = command.Parser(prog="ess", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("decode", help="decode raw frames (JSON lines on stdin) into rows")
-    p.add_argument("--bank-id", type=int, default=1)
-    p.add_argument("--map", default="default", help="map name in schemas/maps or a file path")
+    p = sub.add_parser("decode", help="decode raw frames (JSON lines on stdin) into rows",
+                       description="Decode raw frames into rows, as ingest does, to debug a "
+                       "device or a map.", epilog=DECODE_INPUT,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bank-id", type=int, default=1, help="bank_id of the rows (default 1)")
+    p.add_argument("--map", default="default",
+                   help="map id in schemas/maps (e.g. examples/pcs-meter) or a file path")
     p.set_defaults(func=_cmd_decode)
 
     pm = sub.add_parser("map", help="register map tools").add_subparsers(dest="map_cmd",
                                                                           required=True)
-    p = pm.add_parser("check", help="validate a map file and print its read plan")
+    p = pm.add_parser("check", help="validate a map file; print its read plan and frame layout")
     p.add_argument("file")
     p.set_defaults(func=_cmd_map_check)
     p = pm.add_parser("import-csv", help="convert a register CSV (spec format) to map YAML")
@@ -125,18 +139,32 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     from .status import cli as status_cli
 
     status_cli.register(sub)
+    from . import replay
+
+    replay.register(sub)
     if plugins:
         from importlib.metadata import entry_points
 
         for plugin in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
             plugin.load()(sub)
+    _name_commands(parser)
     return parser
 
 
+def _name_commands(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command's parser sets `_prog` ("ess map check"), its errors' prefix."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                p.set_defaults(_prog=p.prog)
+                _name_commands(p)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `ess` command: an exit code (ess.command), a user's mistake told in one line."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(plugins=not (argv and argv[0] in BUILTIN)).parse_args(argv)
-    return args.func(args) or 0
+    return command.run(args._prog, args.func, args)
 
 
 if __name__ == "__main__":

@@ -143,11 +143,17 @@ def encode_frame(frame: Frame) -> bytes:
 
 def encode_frames(frames: list[Frame], compress: bool = False) -> bytes:
     """Pack frames into one message body (message version 2, deflated, when `compress`)."""
-    if not 1 <= len(frames) <= MAX_FRAMES_PER_MESSAGE:
-        raise FrameError(f"a message holds 1..{MAX_FRAMES_PER_MESSAGE} frames, got {len(frames)}")
-    out = [_MSG_HEAD.pack(MAGIC, VERSION, len(frames))]
-    for frame in frames:
-        body = encode_frame(frame)
+    return pack_bodies([encode_frame(f) for f in frames], compress)
+
+
+def pack_bodies(bodies: list[bytes], compress: bool = False) -> bytes:
+    """One message body from frame bodies as `encode_frame` wrote them (byte for byte: the
+    collector's spool hands its stored bodies over without decoding them again); message
+    version 2 (deflated) when `compress`."""
+    if not 1 <= len(bodies) <= MAX_FRAMES_PER_MESSAGE:
+        raise FrameError(f"a message holds 1..{MAX_FRAMES_PER_MESSAGE} frames, got {len(bodies)}")
+    out = [_MSG_HEAD.pack(MAGIC, VERSION, len(bodies))]
+    for body in bodies:
         out += [_LEN.pack(len(body)), body]
     plain = b"".join(out)
     if not compress:
@@ -171,6 +177,17 @@ def _inflate(data: bytes) -> bytes:
         raise CorruptFrame(f"message: {len(inflater.unused_data)} stray bytes after the "
                            "compressed payload")
     return MAGIC + bytes([VERSION]) + rest
+
+
+def verify_frame(body: bytes, where: str = "frame") -> None:
+    """Raise CorruptFrame unless `body` carries its own checksum (no parsing: a stored body's
+    bytes are checked before they are sent on as they are)."""
+    size = len(body) - _CRC.size
+    if size < _FRAME_HEAD.size:
+        raise CorruptFrame(f"{where}: {len(body)} bytes is too short for a frame")
+    (crc,) = _CRC.unpack_from(body, size)
+    if zlib.crc32(memoryview(body)[:size]) != crc:
+        raise CorruptFrame(f"{where}: checksum mismatch")
 
 
 _STATUS = {status.value: status for status in BlockStatus}

@@ -1,24 +1,32 @@
 """Checks of decoded frames before they are written (ingest and redecode), and their errors.
 
 Every frame must fit the database (bank id, poll time), name a configured device (site, bank),
-carry that device's map, and carry blocks, all of them known to the map. `FrameChecks` builds
-its lookups once per configuration; `check(frames)` raises the first problem as a typed
-PermanentError, whose `reason` code logs and quarantine use.
+carry that device's map, and carry blocks, all of them known to the map, and have been polled
+within `poll_window` (default 7 days) of the message's publish time when it has one (a clock
+years off would otherwise create a day's partitions for every day it names: a message's frames
+create at most the window's days). `FrameChecks` builds its lookups once per configuration;
+`check(frames, published)` raises the first problem as a typed PermanentError, whose `reason`
+code logs and quarantine use.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from . import codec
 from .errors import PermanentError
 from .regmap import RegisterMap
 from .sites import SitesConfig
-from .wire.times import US_MAX, US_MIN
+from .wire.times import US_MAX, US_MIN, iso_z, to_us
 
 BANK_MAX = 32767   # bank_id is a smallint column
 POLL_MIN_US, POLL_MAX_US = US_MIN, US_MAX   # a timestamptz holds the years 1..9999
 POLL_US_MAX = 2 ** 31 - 1   # the ledger's poll duration is an int4 of microseconds
 SEQ_MAX = 2 ** 63 - 1      # the ledger's seq is a bigint
 DEFAULT_MAX_FRAMES = 2000   # well above the collector's largest max_frames (1000)
+# The collector's spool keeps a frame at most 7 days (collector.spool.max_age_hours): a poll
+# further than that from its publish time is a wrong clock (ESS_POLL_WINDOW_DAYS).
+DEFAULT_POLL_WINDOW = timedelta(days=7)
 
 
 class UnknownSite(PermanentError):
@@ -58,6 +66,13 @@ class PollTimeOutOfRange(PermanentError):
     reason = "poll_time_out_of_range"
 
 
+class PollTimeFarFromPublish(PermanentError):
+    """A frame's poll start lies further than the poll window from the message's publish time
+    (the collector host's clock is off)."""
+
+    reason = "poll_time_far_from_publish"
+
+
 class SeqOutOfRange(PermanentError):
     """A frame's sequence number does not fit the ledger's bigint seq column."""
 
@@ -93,22 +108,36 @@ class FrameChecks:
 
     def __init__(self, sites: SitesConfig | None,
                  maps: dict[tuple[str, int], RegisterMap] | None = None,
-                 max_frames: int = DEFAULT_MAX_FRAMES):
+                 max_frames: int = DEFAULT_MAX_FRAMES,
+                 poll_window: timedelta = DEFAULT_POLL_WINDOW):
         self.sites, self.max_frames = sites, max_frames
+        self.window_us = poll_window // timedelta(microseconds=1) if poll_window else None
         self.maps = maps if maps is not None else (sites.maps() if sites else {})
         self.devices = ({(d.site_id, d.bank_id): d.map.key for d in sites.devices()}
                         if sites else None)
         self.site_ids = sites.site_ids if sites else frozenset()
         self.blocks = {key: frozenset(b.name for b in m.blocks) for key, m in self.maps.items()}
 
-    def check(self, frames: list[codec.Frame]) -> None:
-        """Raise the first problem of the message as a typed PermanentError."""
+    def check(self, frames: list[codec.Frame], published: datetime | None = None) -> None:
+        """Raise the first problem of the message (published at `published`, if known) as a
+        typed PermanentError."""
         if not frames:
             raise EmptyMessage("the message holds no frames")
         if len(frames) > self.max_frames:
             raise TooManyFrames(f"{len(frames)} frames in one message (limit {self.max_frames})")
         for f in frames:
             self.check_frame(f)
+        if published is not None and self.window_us is not None:
+            self.check_window(frames, to_us(published))
+
+    def check_window(self, frames: list[codec.Frame], published_us: int) -> None:
+        """Raise PollTimeFarFromPublish for the first frame polled too far from the publish."""
+        for f in frames:
+            if abs(f.poll_start_us - published_us) > self.window_us:
+                raise PollTimeFarFromPublish(
+                    f"frame seq {f.seq}: polled {iso_z(f.poll_start_us)}, more than "
+                    f"{self.window_us // 86_400_000_000} days from its publish time "
+                    f"{iso_z(published_us)}: check the collector host's clock")
 
     def check_frame(self, f: codec.Frame) -> None:
         """Raise the first problem of one frame."""

@@ -15,6 +15,7 @@ import yaml
 from . import paths
 from .errors import PermanentError
 from .regmap import MapError, RegisterMap, load_map
+from .regmap.load import yaml_problem
 
 DEFAULT_TIMEZONE = "Asia/Seoul"
 
@@ -184,10 +185,10 @@ def load_sites(path: str | Path) -> SitesConfig:
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise ConfigError(text_source, [f"cannot read: {exc}"]) from exc
+            raise ConfigError(text_source, [f"cannot read: {exc.strerror or exc}"]) from exc
         base = Path(path).resolve().parent
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(text_source, [f"not valid YAML: {exc}"]) from exc
+        raise ConfigError(text_source, [yaml_problem(exc)]) from exc
     return parse_sites(doc, text_source, base)

@@ -26,7 +26,6 @@ import threading
 import time
 from pathlib import Path
 
-from ess.codec import Frame
 from ess_collector.publisher import message_for
 
 WARMUP_TICKS = 2
@@ -41,11 +40,12 @@ class NullPublisher:
         self.messages = self.frames = self.bytes = 0
         self._lock = threading.Lock()
 
-    def publish(self, site: str, frames: list[Frame]) -> concurrent.futures.Future:
-        data, _ = message_for(site, frames)
+    def publish(self, site: str, bodies: list[bytes],
+                polls_us: list[int]) -> concurrent.futures.Future:
+        data, _ = message_for(site, bodies, polls_us)
         with self._lock:
             self.messages += 1
-            self.frames += len(frames)
+            self.frames += len(bodies)
             self.bytes += len(data)
         fut: concurrent.futures.Future = concurrent.futures.Future()
         fut.set_result(str(self.messages))

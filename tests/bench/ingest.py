@@ -52,6 +52,7 @@ def _frames(regmap, site: str, n: int, start_us: int) -> list:
 
 def _push_bodies(frames: list, per_message: int) -> list[dict]:
     from ess.codec import encode_frames
+    from ess.wire.times import iso_z
 
     out = []
     for k in range(0, len(frames), per_message):
@@ -59,7 +60,7 @@ def _push_bodies(frames: list, per_message: int) -> list[dict]:
         out.append({"message": {"data": base64.b64encode(encode_frames(chunk)).decode(),
                                 "attributes": {"site_id": chunk[0].site_id},
                                 "messageId": f"{chunk[0].site_id}-{k}",
-                                "publishTime": "2025-01-01T00:00:00Z"},
+                                "publishTime": iso_z(chunk[-1].poll_end_us)},
                     "subscription": "projects/bench/subscriptions/bench"})
     return out
 

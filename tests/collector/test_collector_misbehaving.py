@@ -11,7 +11,7 @@ import concurrent.futures
 import time
 
 import pytest
-from ess.codec import BlockStatus, decode_frames, encode_frames
+from ess.codec import BlockStatus, decode_frames, pack_bodies
 from ess.sites import parse_sites
 from ess_collector.config import collector_settings
 from ess_collector.service import Collector
@@ -28,8 +28,8 @@ class CapturePublisher:
     def __init__(self):
         self.frames = []
 
-    def publish(self, site, frames):
-        self.frames += decode_frames(encode_frames(frames))
+    def publish(self, site, bodies, polls_us):
+        self.frames += decode_frames(pack_bodies(bodies))   # the spool's bytes, as sent
         fut = concurrent.futures.Future()
         fut.set_result("id")
         return fut

@@ -17,14 +17,14 @@ def _frame(bank: int, t_us: int) -> Frame:
 def test_sequence_numbers_survive_reopen(tmp_path):
     s = Spool(tmp_path / "s.sqlite")
     stored = s.append([_frame(1, 1_000_000), _frame(2, 1_000_000), _frame(1, 2_000_000)])
-    assert [f.seq for _, f in stored] == [1, 1, 2]
-    s.delete([i for i, _ in stored])
+    assert [x.frame.seq for x in stored] == [1, 1, 2]
+    s.delete([x.id for x in stored])
     s.close()
     s = Spool(tmp_path / "s.sqlite")
     assert s.count() == 0
-    assert [f.seq for _, f in s.append([_frame(1, 3_000_000)])] == [3]
-    (i, body), = s.read("site-a", 0, 10)
-    assert decode_frame(body).seq == 3
+    assert [x.frame.seq for x in s.append([_frame(1, 3_000_000)])] == [3]
+    (i, poll_us, body), = s.read("site-a", 0, 10)
+    assert decode_frame(body).seq == 3 and poll_us == 3_000_000
 
 
 def test_bounds_drop_oldest_and_log_error(tmp_path, caplog):
@@ -44,5 +44,5 @@ def test_bounds_drop_oldest_and_log_error(tmp_path, caplog):
     json.dumps(fields)
     # what is left is the newest, oldest first
     rows = s.read("site-a", 0, 1000)
-    polls = [decode_frame(b).poll_start_us for _, b in rows]
+    polls = [decode_frame(b).poll_start_us for _, _, b in rows]
     assert polls == sorted(polls) and polls[-1] == int((now - 1) * 1e6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from ess.codec import COMPRESSED, BlockData, Frame, decode_frames
+from ess.codec import COMPRESSED, BlockData, Frame, decode_frames, encode_frame
 from ess.regmap import load_map
 from ess_collector.config import PublishSettings
 from ess_collector.publisher import FramePublisher
@@ -25,7 +25,8 @@ def test_a_compressed_publish_reads_back(pubsub_emulator, monkeypatch):
                                max_in_flight=10, compress=True)
     publisher = FramePublisher(settings)
     try:
-        publisher.publish("site-z", frames).result(30)
+        publisher.publish("site-z", [encode_frame(f) for f in frames],
+                          [f.poll_start_us for f in frames]).result(30)
     finally:
         publisher.stop()
     [msg] = pubsub_emulator.admin.pull(topic, timeout=30)

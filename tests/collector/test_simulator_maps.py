@@ -35,26 +35,44 @@ async def _serving(name: str, faults: list[Fault] = ()):
     return sim, port, await start_servers(sim, port)
 
 
-@pytest.mark.parametrize("name", ["default", "examples/pcs-meter", "examples/sunspec-802"])
-def test_polls_read_back_what_was_served(name):
-    async def go():
-        # wild: random words (and bits) in every block, so packed bits are not all zero
-        sim, port, servers = await _serving(name, [Fault("wild", count=8)])
-        poller = DevicePoller(Device("s", "127.0.0.1", port, 1, 1, sim.map), 1.0)
-        try:
-            for _ in range(3):
-                await asyncio.sleep(1.05 - time.time() % 1)     # poll early in a second
-                blocks, start, end = await poller.poll(time.monotonic() + 0.5)
-                assert start // 1_000_000 == end // 1_000_000
-                served = sim.registers_at(1, start // 1_000_000)
-                got = {n: b.values() for n, b in blocks.items()}
-                assert _read(sim.map, got) == _read(sim.map, served)
-        finally:
-            poller.close()
-            for s in servers:
-                await s.shutdown()
+MAPS = ["default", "examples/pcs-meter", "examples/sunspec-802"]
 
-    asyncio.run(go())
+
+async def _poll_each_second(name: str, seconds: int) -> list[tuple[dict, dict]]:
+    """(read back, served at that second) per poll: one poll early in each of `seconds`."""
+    # wild: random words (and bits) in every block, so packed bits are not all zero
+    sim, port, servers = await _serving(name, [Fault("wild", count=8)])
+    poller = DevicePoller(Device("s", "127.0.0.1", port, 1, 1, sim.map), 1.0)
+    out = []
+    try:
+        for _ in range(seconds):
+            await asyncio.sleep(1.05 - time.time() % 1)     # poll early in a second
+            blocks, start, end = await poller.poll(time.monotonic() + 0.5)
+            assert start // 1_000_000 == end // 1_000_000
+            served = sim.registers_at(1, start // 1_000_000)
+            got = {n: b.values() for n, b in blocks.items()}
+            out.append((_read(sim.map, got), _read(sim.map, served)))
+    finally:
+        poller.close()
+        for s in servers:
+            await s.shutdown()
+    return out
+
+
+@pytest.fixture(scope="module")
+def polled() -> dict[str, list[tuple[dict, dict]]]:
+    """Three seconds of polls of every map, the maps served side by side (3 s, not 9)."""
+    async def go():
+        return await asyncio.gather(*(_poll_each_second(name, 3) for name in MAPS))
+
+    return dict(zip(MAPS, asyncio.run(go())))
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_polls_read_back_what_was_served(name, polled):
+    assert len(polled[name]) == 3
+    for got, served in polled[name]:
+        assert got == served
 
 
 def test_functions_have_their_own_address_spaces():

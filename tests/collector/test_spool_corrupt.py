@@ -27,7 +27,7 @@ def _frame(t_us: int) -> Frame:
 def test_a_corrupt_row_is_set_aside_and_the_others_decode(tmp_path, caplog):
     spool = Spool(tmp_path / "s.sqlite")
     stored = spool.append([_frame(k * 1_000_000) for k in range(1, 4)])
-    bad_id = stored[1][0]
+    bad_id = stored[1].id
     body = spool.db.execute("SELECT body FROM frames WHERE id = ?", (bad_id,)).fetchone()[0]
     broken = body[:-1] + bytes([body[-1] ^ 0xFF])          # checksum mismatch
     spool.db.execute("UPDATE frames SET body = ? WHERE id = ?", (broken, bad_id))
@@ -36,8 +36,8 @@ def test_a_corrupt_row_is_set_aside_and_the_others_decode(tmp_path, caplog):
         set_aside=lambda i, e: asyncio.sleep(0, spool.set_aside(i, e)))
     rows = spool.read("site-a", 0, 10)
     with caplog.at_level(logging.ERROR):
-        frames = asyncio.run(sender._decoded(rows))
-    assert [i for i, _ in frames] == [stored[0][0], stored[2][0]]
+        frames = asyncio.run(sender._checked(rows))
+    assert [i for i, _, _ in frames] == [stored[0].id, stored[2].id]
     assert spool.corrupt() == [(bad_id, "site-a", broken, "frame: checksum mismatch")]
     assert spool.count("site-a") == 2
     assert any("undecodable" in r.getMessage() and r.levelno == logging.ERROR
@@ -56,7 +56,7 @@ def test_real_sender_publishes_the_other_frames(tmp_path, pubsub_emulator):
         base = (int(time.time()) - 60) * 1_000_000
         spool = Spool(tmp_path / "spool.sqlite")
         stored = spool.append([_frame(base + k * 1_000_000) for k in range(3)])
-        bad_id = stored[1][0]
+        bad_id = stored[1].id
         body = spool.db.execute("SELECT body FROM frames WHERE id = ?", (bad_id,)).fetchone()[0]
         spool.db.execute("UPDATE frames SET body = ? WHERE id = ?",
                          (body[:-1] + bytes([body[-1] ^ 0xFF]), bad_id))

@@ -11,7 +11,6 @@ import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pg8000.dbapi
 import pytest
@@ -26,7 +25,9 @@ from ess_functions.ingest.envelope import Message
 from ess_functions.ingest.ingestor import Ingestor
 from ess_functions.ingest.pool import Connections
 from ess_functions.ingest.quarantine import Quarantine
+from grants import as_user as _as
 from grants import grants_sql, statements
+from grants import run_sql as _run
 
 M = load_map("default")
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "db_grants.sql.tftpl"
@@ -41,20 +42,6 @@ CASES = {
     "replica only": [{"label": "replica", "writers": ["rep"], "readers": []}],
     "none": [],
 }
-
-
-def _as(dsn: str, user: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port}"))
-
-
-def _run(dsn: str, *sql: str) -> None:
-    conn = connect_dsn(dsn)
-    cur = conn.cursor()
-    for s in sql:
-        cur.execute(s)
-    conn.commit()
-    conn.close()
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def count(conn, sql, *args):
 
 
 @pytest.fixture(params=["timescale", "partitioned"])
-def db(request):
+def db(request, needs_service):
     dsn = request.getfixturevalue("timescale_db" if request.param == "timescale" else "plain_db")
     conn = connect_dsn(dsn)
     yield request.param, conn

@@ -11,6 +11,7 @@ import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from ess.cli import main as ess_main
 from ess.sites import load_sites
 from ess_local.functions import FunctionProcess
@@ -45,6 +46,9 @@ def _bad_bodies(day) -> list[tuple[str, bytes, str]]:
         ("date a list", js({"date": [str(day)]}), "invalid date"),
         ("site a list", js({"site": ["site-a"]}), "unknown site"),
         ("format a number", js({"format": 5}), "unknown format 5"),
+        ("format a list", js({"format": []}), "unknown format []"),
+        ("format an object", js({"format": {"csv": 1}}), "unknown format"),
+        ("JSON nested 50,000 deep", b"[" * 50_000 + b"]" * 50_000, "not valid JSON"),
         ("no such day", js({"date": "2026-02-30"}), "invalid date '2026-02-30'"),
         ("short date", js({"date": "2026-1-1"}), "expected YYYY-MM-DD"),
         ("trailing newline", js({"date": f"{day}\n"}), "invalid date"),
@@ -118,6 +122,7 @@ def test_configured_first_date(timescale_db, tmp_path, capsys):
     assert "export.first_date" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("needs_service")
 def test_unreachable_bucket_fails_fast(sites_path, tmp_path):
     """GCS down (a closed port): a generic 500 well within the function's timeout."""
     port = free_port()

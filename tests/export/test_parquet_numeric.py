@@ -38,9 +38,10 @@ def test_widened_numeric_exports_exactly_to_parquet(plain_db):
     conn.commit()
     text, parquet = io.BytesIO(), io.BytesIO()
     with transaction(conn, begin=SNAPSHOT) as snap:
-        scope_snapshot(snap, "s", "UTC", t0, t0 + timedelta(days=1))
-        copy(snap, copy_sql(SPEC), text, FORMATS["csv"], SPEC)
-        copy(snap, copy_sql(SPEC), parquet, FORMATS["parquet"], SPEC)
+        scope_snapshot(snap, "s", "UTC")
+        window = (t0, t0 + timedelta(days=1))
+        copy(snap, copy_sql(SPEC, *window), text, FORMATS["csv"], SPEC)
+        copy(snap, copy_sql(SPEC, *window), parquet, FORMATS["parquet"], SPEC)
     conn.close()
     rows = list(csv.DictReader(io.StringIO(text.getvalue().decode())))
     table = pq.read_table(io.BytesIO(parquet.getvalue()))

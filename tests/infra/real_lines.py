@@ -6,7 +6,8 @@
 - the collector (`ess collect` as a subprocess, its JSON lines on stderr): one bank on the
   simulator with a failing block and one frozen for a few seconds (faults file; it freezes and
   thaws), one on a closed port (connect failure), and Pub/Sub pointed at a dead emulator port
-  (publish failure);
+  (publish failure), with a spool of ~10 frames (its size bound drops the oldest) that starts
+  with one corrupt row (set aside);
 - the export (the real HTTP function through functions-framework's test client): a run to
   the GCS emulator and a failure (database down), and a run of a second site whose day has a
   full ledger (two banks; one with a sequence gap of one frame), so the data status lines
@@ -69,6 +70,8 @@ KINDS = [
     ("export_manifest", r"^manifest "),
     ("export_file", r"^export \S+: (written|unchanged)$"),
     ("poll_failed_block", r"^\S+/bank\d+: .*(timeout|exception|transport)"),
+    ("spool_dropped", r"^spool dropped \d+ frames \("),
+    ("spool_corrupt", r"^spool row \d+ of site \S+ is undecodable"),
 ]
 
 
@@ -175,7 +178,9 @@ def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
                                           {"kind": "frozen", "bank": 2, "end": 8}])
     try:
         cfg = write_config(tmp, sim, "projects/ess-local-test/topics/none", stats_interval=2,
-                           publish={"timeout": 1, "max_latency": 0.2}, frozen_after=1)
+                           publish={"timeout": 1, "max_latency": 0.2}, frozen_after=1,
+                           spool={"max_mb": 0.01})
+        _corrupt_spool_row(tmp / "spool.sqlite")
         doc = yaml.safe_load(cfg.read_text())
         doc["sites"][0]["devices"].append({"host": "127.0.0.1", "port": free_port(),
                                            "bank_id": 3})
@@ -189,6 +194,18 @@ def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
         return proc.events()
     finally:
         sim.stop()
+
+
+def _corrupt_spool_row(path: Path) -> None:
+    """One frame of site-a bank 1 in the spool, its checksum broken (the sender sets it aside)."""
+    from ess_collector.spool import Spool
+
+    spool = Spool(path)
+    (row_id, _, body), = [(x.id, x.frame, x.body) for x in spool.append(
+        _frames("site-a", datetime.now(UTC))[:1])]
+    spool.db.execute("UPDATE frames SET body = ? WHERE id = ?",
+                     (body[:-1] + bytes([body[-1] ^ 0xFF]), row_id))
+    spool.close()
 
 
 def export_lines(dsn: str, sites_path: Path, gcs_env: dict, bucket: str) -> list[dict]:

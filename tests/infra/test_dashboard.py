@@ -22,7 +22,9 @@ REQUIRED = {"project_id": "p", "artifacts": {
 DEVICE = {"host": "gw.example.internal", "port": 502, "unit_id": 1, "bank_id": 1, "map": "default"}
 THREE = {"sites": [{"site_id": s, "devices": [DEVICE]} for s in ("north-1", "south-2", "east-3")]}
 
-pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH")
+# runs terraform, a tool `make install` does not install: the full tier (tests/conftest.py)
+pytestmark = [pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH"),
+              pytest.mark.usefixtures("needs_service")]
 
 
 @pytest.fixture(scope="module")

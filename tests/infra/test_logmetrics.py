@@ -23,7 +23,7 @@ INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
             "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
-            "status", "frozen", "thawed")
+            "status", "frozen", "thawed", "spool_dropped", "spool_corrupt")
 STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
@@ -46,6 +46,7 @@ EXPECTED = {
     "ess_days_with_loss": {"status_lost": None},
     "ess_days_incomplete": {"status_incomplete": None},
     "ess_frozen_banks": {"frozen": None},
+    "ess_spool_errors": {"spool_dropped": None, "spool_corrupt": None},
 }
 VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows",
                "ess_rows_written": "inserted",
@@ -181,7 +182,8 @@ def test_status_alerts_count_their_metric_per_site(policies, metrics):
         d = _norm(hcl2.load(f))
     alerts = next(b["status_alerts"] for b in d["locals"] if "status_alerts" in b)
     assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
-                                                      "ess_days_incomplete", "ess_frozen_banks"}
+                                                      "ess_days_incomplete", "ess_frozen_banks",
+                                                      "ess_spool_errors"}
     for a in alerts.values():
         assert metrics[a["metric"]]["value"] is None, "a counter of lines"
     cond = p["conditions"][0]["condition_threshold"][0]

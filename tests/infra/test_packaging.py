@@ -90,6 +90,11 @@ def test_makefile_targets():
     assert re.search(r"^package:.*\n\t.*infra/package.py", mk, re.M)
     assert re.search(r"^test:.*\bcheckov\b", mk, re.M)
     assert ".venv-checkov" in mk
+    assert re.search(r'^test-unit: install\n\t.*pytest .*-m "not service"', mk, re.M)
+    # quiet installs: the editable notice silenced, the egg-info setuptools leaves removed
+    install = mk.split("\n$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert 'PYTHONWARNINGS="ignore:Editable installation"' in install
+    assert "rm -rf *.egg-info infra/local/*.egg-info" in install
 
 
 # --- README ----------------------------------------------------------------------------------

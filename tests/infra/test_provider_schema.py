@@ -26,7 +26,8 @@ META = {"count", "for_each", "provider", "depends_on", "lifecycle", "provisioner
 
 
 @pytest.fixture(scope="module")
-def schemas() -> dict[str, dict]:
+def schemas(needs_service) -> dict[str, dict]:
+    """The provider schemas `make provider-schema` downloaded (not `make install`)."""
     out = {}
     for provider, (_, _, version) in PACKAGES.items():
         path = SCHEMA_DIR / f"{provider}-{version}.json"

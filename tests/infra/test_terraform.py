@@ -104,14 +104,20 @@ def test_no_primitive_or_authoritative_iam(root):
 
 # --- checkov ---------------------------------------------------------------------------------
 
-def test_checkov_is_installed():
+@pytest.fixture(scope="module")
+def checkov(needs_service) -> str:
+    """The checkov `make checkov` installs (not `make install`)."""
     assert CHECKOV.is_file(), f"{CHECKOV} missing: run `make checkov` (make test does)"
+    return str(CHECKOV)
 
 
-def test_checkov_reports_no_failures():
-    assert CHECKOV.is_file(), f"{CHECKOV} missing: run `make checkov` (make test does)"
+def test_checkov_is_installed(checkov):
+    assert checkov
+
+
+def test_checkov_reports_no_failures(checkov):
     proc = subprocess.run(
-        [str(CHECKOV), "-d", str(INFRA), "--quiet", "--compact", "--skip-download",
+        [checkov, "-d", str(INFRA), "--quiet", "--compact", "--skip-download",
          "--output", "json"], capture_output=True, text=True, timeout=900)
     assert proc.stdout.strip(), proc.stderr[-2000:]
     reports = json.loads(proc.stdout)

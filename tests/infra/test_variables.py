@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TERRAFORM = shutil.which("terraform")
 
-pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH")
+# runs terraform, a tool `make install` does not install: the full tier (tests/conftest.py)
+pytestmark = [pytest.mark.skipif(TERRAFORM is None, reason="no terraform binary on PATH"),
+              pytest.mark.usefixtures("needs_service")]
 
 ARTIFACTS = {"wheel": "build/ess_pipeline-0.1.0-py3-none-any.whl",
              "ingest_zip": "build/ingest.zip", "export_zip": "build/export.zip"}
@@ -104,6 +106,9 @@ BAD = [
     ({"database": {"max_connections": 10}}, "database.max_connections must"),
     ({"database": {"external_dsn_secret": {"replica": "a b"}}}, "database.external_dsn_secret"),
     ({"push_ack_deadline_seconds": 601}, "push_ack_deadline_seconds must"),
+    ({"max_delivery_attempts": 101}, "max_delivery_attempts must"),
+    ({"max_delivery_attempts": 4}, "max_delivery_attempts must"),
+    ({"backlog_alert_age_seconds": {"dead_letter": 604800}}, "backlog_alert_age_seconds values"),
 ]
 
 

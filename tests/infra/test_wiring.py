@@ -78,10 +78,17 @@ def test_push_subscriptions_target_functions_with_oidc(root):
         assert block(sub, "dead_letter_policy")["dead_letter_topic"]
         assert block(sub, "retry_policy")["maximum_backoff"]
         assert sub["ack_deadline_seconds"] and sub["message_retention_duration"]
-    # one push subscription per sink, each to the matching ingest function
-    assert "for_each" in pushes["ingest"] and "local.sinks" in pushes["ingest"]["for_each"]
-    assert "[each.key]" in block(pushes["ingest"], "push_config")["push_endpoint"]
+    # per sink a push subscription on the frames topic and one on its replay topic (replay.tf),
+    # each to the matching ingest function
+    assert pushes["ingest"]["for_each"] == "${local.push_subscriptions}"
+    assert "[each.value.sink]" in block(pushes["ingest"], "push_config")["push_endpoint"]
     assert set(root["locals"]["sinks"]) == {"main", "replica"}
+    pairs = text(root["locals"]["push_subscriptions"])
+    assert 'for k, _ in local.sinks : k => {sink = k, name = "${var.prefix}-frames-ingest-${k}", ' \
+        "topic = google_pubsub_topic.frames.id}" in pairs, pairs
+    assert 'for k, _ in local.sinks : "replay-${k}" => {sink = k, ' \
+        'name = "${var.prefix}-frames-replay-${k}", topic = google_pubsub_topic.replay[k].id}' \
+        in pairs, pairs
     gcs = [s for s in subs.values() if "cloud_storage_config" in s]
     assert gcs and 'google_storage_bucket.this["raw"]' in text(gcs[0])
 
@@ -164,9 +171,14 @@ def _actual_roles(root: dict) -> dict[str, set[str]]:
     target_attrs = ("topic", "bucket", "secret_id", "subscription", "repository", "name",
                     "service_account_id")
     for rtype, named in root["resource"].items():
-        if not rtype.endswith("_iam_member") or rtype == "google_project_iam_member":
+        if not rtype.endswith("_iam_member"):
             continue
         for rname, body in named.items():
+            if rtype == "google_project_iam_member":
+                if rname != "component":     # a single (conditioned) project binding
+                    for w in sa_keys(body["member"], root):
+                        actual.setdefault(w, set()).add(f"{body['role']} on project")
+                continue
             member, role = body["member"], body["role"]
             attr = next(a for a in target_attrs if a in body)
             target = TARGET_REF.search(body[attr]).group(0)
@@ -186,7 +198,8 @@ def _actual_roles(root: dict) -> dict[str, set[str]]:
 
 def test_service_accounts_hold_only_their_roles(root):
     assert set(root["locals"]["service_accounts"]) == {
-        "collector", "ingest-main", "ingest-replica", "export", "invoker", "scheduler", "builder"}
+        "collector", "ingest-main", "ingest-replica", "export", "invoker", "scheduler", "builder",
+        "migrate"}
     sa = root["resource"]["google_service_account"]["component"]
     assert sa["for_each"] == "${local.service_accounts}"
     assert _actual_roles(root) == _iam_table()
@@ -272,7 +285,9 @@ def test_cloud_sql_settings(root):
     assert optional_default(root, "database", "deletion_protection") == "true"
     assert root["resource"]["google_sql_database"]["this"]["for_each"] == "${local.sql_instances}"
     users = root["resource"]["google_sql_user"]
-    assert set(users) == {"iam"} and users["iam"]["for_each"] == "${local.sql_iam_users}"
+    assert set(users) == {"iam", "migrate"}
+    assert users["iam"]["for_each"] == "${local.sql_iam_users}"
+    assert users["migrate"]["for_each"] == "${local.sql_instances}"
     iam_users = root["locals"]["sql_iam_users"]
     for sa, instance in (("ingest-main", "main"), ("export", "main"),
                          ("ingest-replica", "replica")):

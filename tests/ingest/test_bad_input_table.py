@@ -13,7 +13,7 @@ import re
 import urllib.error
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -31,7 +31,9 @@ from .helpers import count_rows, make_frames
 SITE, EXT_SITE = "badin", "badin-ext"
 MAX_BYTES, MAX_FRAMES = 200_000, 50
 EXTENDED = ROOT / "tests" / "golden" / "maps" / "extended.yaml"
-PUBLISHED = "2024-03-05T06:07:08.123456Z"
+# Half an hour after the test frames' polls (helpers.make_frames: an hour ago): within the poll
+# window, so only the case that moves its polls away is poll_time_far_from_publish.
+PUBLISHED = (datetime.now(UTC) - timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,14 @@ def _message_cases() -> dict[str, tuple[bytes, str]]:
         "poll of an hour": (encode_frames(_frames(start=17, poll_end_us=_frames()[0].poll_start_us
                                                   + 3600 * 10 ** 6)), "poll_time_out_of_range"),
         "seq 2^64-1": (encode_frames(_frames(start=18, seq=2 ** 64 - 1)), "seq_out_of_range"),
+        "polled 8 days before its publish": (encode_frames(_frames(
+            start=19, poll_start_us=_frames()[0].poll_start_us - 8 * 86_400_000_000,
+            poll_end_us=_frames()[0].poll_start_us - 8 * 86_400_000_000 + 20_000)),
+            "poll_time_far_from_publish"),
+        "polled in year 9999": (encode_frames(_frames(start=20, poll_start_us=253_402_200_000
+                                                      * 10 ** 6, poll_end_us=253_402_200_000
+                                                      * 10 ** 6 + 1)),
+                                "poll_time_far_from_publish"),
         "unknown site": (encode_frames(_frames(start=15, site_id="nowhere")), "unknown_site"),
         "unknown map version": (encode_frames(_frames(start=16, map_version=99)),
                                 "unknown_map_version"),
@@ -141,6 +151,7 @@ def _body_cases() -> dict[str, tuple[bytes, str]]:
         "message a string": json.dumps({"message": "hello"}).encode(),
         "attributes a list": push(encode_frames(_frames(start=61)), attributes=["a"]),
         "publishTime a number": push(encode_frames(_frames(start=62)), publishTime=5),
+        "JSON nested 50,000 deep": b'{"message": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
     }
     out = {k: (v, "application/json") for k, v in body.items()}
     out["structured CloudEvent, message a string"] = (json.dumps({
@@ -170,6 +181,24 @@ def test_every_bad_message_is_quarantined_with_its_reason(badfn, stack):
     assert post(fn.url, push(encode_frames(good))) == 200
     assert count_rows(stack.dsn["main"], SITE) == 3 * 11   # only the good message: no partials
     assert count_rows(stack.dsn["main"], EXT_SITE) == 0
+
+
+def test_a_replayed_message_is_judged_by_its_first_publish_time(badfn, stack):
+    """Frames polled 8 days ago, sent back by `ess replay-dead-letters` now: their first
+    publish time (an hour after the polls) is within the window, so they are stored."""
+    from ess.replay import FIRST_PUBLISH
+
+    fn, _ = badfn
+    frames = _frames(2, start=400)
+    for f in frames:
+        f.poll_start_us -= 8 * 86_400_000_000
+        f.poll_end_us -= 8 * 86_400_000_000
+    first = datetime.fromtimestamp(frames[0].poll_start_us / 1e6 + 3600, UTC)
+    rows = count_rows(stack.dsn["main"], SITE)
+    body = push(encode_frames(frames), mid="replayed-1",
+                attributes={"site_id": SITE, FIRST_PUBLISH: first.isoformat()})
+    assert post(fn.url, body) == 200
+    assert count_rows(stack.dsn["main"], SITE) == rows + 2 * 11
 
 
 # Valid ISO 8601 times whose instant UTC cannot represent (before year 1, after year 9999)
@@ -211,7 +240,7 @@ def test_every_bad_push_body_is_kept_byte_for_byte(badfn):
         blob = bucket.get_blob(found[0])
         assert blob.metadata["reason"] == "bad_payload", case
         if PUBLISHED.encode() in body:
-            assert "/2024-03-05/" in found[0], case      # filed under the publish day
+            assert f"/{PUBLISHED[:10]}/" in found[0], case      # filed under the publish day
         if b'"attributes": {"site_id"' in body:
             assert json.loads(blob.metadata["attributes"]) == {"site_id": SITE}, case
     huge = b"x" * (MAX_BYTES * 2)

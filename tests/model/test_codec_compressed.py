@@ -29,9 +29,10 @@ def test_compressed_messages_decode_to_the_same_frames_and_old_ones_still_read()
     assert plain[4] == codec.VERSION and packed[:5] == MAGIC + bytes([COMPRESSED])
     assert decode_frames(packed) == decode_frames(plain) == frames
     assert len(packed) < len(plain) / 2          # Pub/Sub bills these bytes
-    body, attrs = message_for("site-z", frames, compress=True)
+    bodies, polls = [codec.encode_frame(f) for f in frames], [f.poll_start_us for f in frames]
+    body, attrs = message_for("site-z", bodies, polls, compress=True)
     assert body == packed and attrs["schema_version"] == "2"
-    assert message_for("site-z", frames)[1]["schema_version"] == "1"
+    assert message_for("site-z", bodies, polls)[1]["schema_version"] == "1"
 
 
 def test_broken_compressed_payloads_are_refused(monkeypatch):

@@ -34,7 +34,7 @@ def local(tmp_path) -> DirStore:
 
 
 @pytest.fixture(params=["gcs", "local"])
-def store(request):
+def store(request, needs_service):
     return request.getfixturevalue(request.param)
 
 

@@ -5,8 +5,15 @@ Injected while it runs (times in seconds after the simulator's start, its fault-
 bank 2 frozen from FROZEN_AT on; bank 1 dropping every connection for 10 s (DROP); bank 1's PCS
 block answering an exception every 5th poll; the collector killed with kill -9 and restarted;
 the database restarted. `ess status` must report exactly that: missed = the ticks the collector
-was down, failed = the drop's and the exception's polls (each within one tick at each edge),
-lost = 0, no reset; bank 2 flagged frozen within frozen_after + 5 s.
+was down (plus any it reports it missed by overrunning), failed = the drop's and the exception's
+polls among the polls that happened (each frame's failures those injected at its second, one
+tick either side at an edge), lost = 0, no reset; bank 2 flagged frozen, the frame that makes
+it so committed within frozen_after + 5 s of the freeze.
+
+What a busy machine cannot promise is left out of the expectations: which ticks were polled,
+which replies came too late, and when `ess status` (a subprocess) gets to run. Those come from
+what the pipeline recorded: the frame ledger (each frame's poll time, failures, registers' CRC,
+commit time) and the collector's log (ticks it missed).
 
 Delivery is pull-and-post (tests/ingest/relay.py): the emulator's own push would redeliver the
 deliveries that failed while the database was down only after 1000 s.
@@ -61,6 +68,7 @@ class Run:
     code: int
     events: list[dict]
     failed_deliveries: int        # pushes refused while the database was restarting
+    ledger: dict[int, list[dict]]  # per bank: ts, failed, crc, committed (Unix s), by ts
 
 
 def _status(dsn: str, sites: Path, d0, d1) -> tuple[int, dict]:
@@ -115,6 +123,21 @@ def _settle(dsn: str, timeout: float = 40) -> None:
         time.sleep(0.5)
 
 
+def _ledger(dsn: str) -> dict[int, list[dict]]:
+    conn = connect_dsn(dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT bank_id, extract(epoch FROM ts)::float8, failed, crc, "
+                    "extract(epoch FROM committed)::float8 FROM frames ORDER BY bank_id, ts")
+        out: dict[int, list[dict]] = {}
+        for bank, ts, failed, crc, committed in cur.fetchall():
+            out.setdefault(bank, []).append({"ts": ts, "failed": failed or [], "crc": crc,
+                                             "committed": committed})
+        return out
+    finally:
+        conn.close()
+
+
 def _sites(tmp: Path, sim, topic: str) -> Path:
     path = write_config(tmp, sim, topic, frozen_after=FROZEN_AFTER, stats_interval=5,
                         reconnect={"initial": 0.2, "max": 0.5})
@@ -147,7 +170,8 @@ def run(pg_cluster, pubsub_emulator, tmp_path_factory) -> Run:
     try:
         col.start()
         _wait_started(col, 1)
-        frozen_doc = _wait_frozen(dsn, sites, sim.t0 + FROZEN_AT + FROZEN_AFTER + 5)
+        # `ess status` may be slow to start on a busy machine: look until just before the kill
+        frozen_doc = _wait_frozen(dsn, sites, sim.t0 + KILL_AT - 4)
         _until(sim.t0 + KILL_AT + 0.4)
         col.kill9()
         killed_at = time.time()
@@ -161,6 +185,7 @@ def run(pg_cluster, pubsub_emulator, tmp_path_factory) -> Run:
         _settle(dsn)
         code, doc = _status(dsn, sites, datetime.fromtimestamp(sim.t0, UTC).date(),
                             datetime.now(UTC).date())
+        ledger = _ledger(dsn)
     finally:
         col.stop()
         relay.stop()
@@ -168,7 +193,7 @@ def run(pg_cluster, pubsub_emulator, tmp_path_factory) -> Run:
         sim.stop()
     plan = FaultPlan([Fault(**f) for f in FAULTS], 0, sim.t0)
     return Run(plan, sim.t0, killed_at, restarted_at, frozen_doc, doc, code, col.events(),
-               relay.failures)
+               relay.failures, ledger)
 
 
 def _bank(doc: dict, bank: int) -> dict:
@@ -207,6 +232,13 @@ def test_nothing_is_lost_and_no_reset(run):
         assert b["expected"] == b["stored"] + b["missed"] + b["lost"]
 
 
+def _overrun_misses(run: Run, bank: int) -> int:
+    """Ticks the collector says it skipped for the bank because a poll overran (a busy
+    machine), from its stats lines."""
+    return sum(e.get("missed_ticks", 0) for e in run.events
+               if e.get("device") == f"site-a/bank{bank}" and e.get("stage") == "poll")
+
+
 def test_missed_equals_the_ticks_the_collector_was_down(run):
     down = _down(run)
     assert len(down) >= DOWN_FOR
@@ -216,35 +248,96 @@ def test_missed_equals_the_ticks_the_collector_was_down(run):
         after = b["expected"] - (b["last"] - int(b["day_start"].timestamp()) + 1)
         in_run = b["missed"] - before - after
         assert in_run == b["last"] - b["first"] + 1 - b["stored"]
-        print(f"bank {bank}: missed {in_run} in the run, collector down {len(down)} ticks")
-        assert _within(in_run, len(down)), (bank, in_run, down)
+        overran = _overrun_misses(run, bank)
+        print(f"bank {bank}: missed {in_run} in the run, collector down {len(down)} ticks, "
+              f"{overran} skipped by overruns")
+        assert _within(in_run, len(down) + overran), (bank, in_run, down, overran)
+
+
+# Failures a busy machine adds on its own (a reply later than collector.timeout, no time left
+# in the tick): recorded like any other, so status must count them, but not injected here.
+LOAD_KINDS = ("timeout", "skipped")
+
+
+def _injected(run: Run, s: int) -> set[str]:
+    """The failures the fault plan puts into bank 1's poll at second s."""
+    if run.plan.first("drop", 1, "BMS1", s):
+        return {f"{n}:transport" for n in BLOCKS}
+    if run.plan.first("exception", 1, "PCS", s):
+        return {"PCS:exception:4"}
+    return set()
+
+
+def _ledger_failed(rows: list[dict]) -> tuple[dict[str, int], int]:
+    """`block:kind` counts and failed polls, counted from the ledger's frames."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        for f in r["failed"]:
+            counts[f] = counts.get(f, 0) + 1
+    return counts, sum(1 for r in rows if r["failed"])
 
 
 def test_failed_equals_the_drop_and_the_periodic_exception(run):
-    b = _bank(run.doc, 1)
-    down = set(_down(run))
-    polled = [s for s in range(b["first"], b["last"] + 1) if s not in down]
+    """Per frame of bank 1 the collector polled (a busy machine may skip a tick): its failures
+    are the faults injected at its poll second (either second at a fault's edge), besides any a
+    busy machine caused (LOAD_KINDS); `ess status` counts exactly the ledger's failures."""
+    polled = [math.floor(r["ts"]) for r in run.ledger[1]]
     dropped = [s for s in polled if run.plan.first("drop", 1, "BMS1", s)]
-    excepted = [s for s in polled if run.plan.first("exception", 1, "PCS", s)
-                and s not in dropped]
-    assert len(dropped) >= DROP[1] - DROP[0] - 1 and len(excepted) >= 5
-    failed = b["failed"]
-    assert set(failed) <= {f"{n}:transport" for n in BLOCKS} | {"PCS:exception:4"}, failed
-    assert _within(failed.get("PCS:exception:4", 0), len(excepted)), (failed, excepted)
-    for n in BLOCKS:
-        assert _within(failed.get(f"{n}:transport", 0), len(dropped)), (n, failed, dropped)
-    print(f"bank 1: failed {failed}; injected {len(dropped)} dropped, {len(excepted)} "
+    excepted = [s for s in polled if _injected(run, s) == {"PCS:exception:4"}]
+    # the scenario hit both faults: most of the drop's 10 s, and exception seconds 25, 45 and
+    # 50 at least (between the drop and the kill, after the database restart)
+    assert len(dropped) >= (DROP[1] - DROP[0]) // 2 and len(excepted) >= 3, (dropped, excepted)
+    for r, s in zip(run.ledger[1], polled):
+        got = {f for f in r["failed"] if f.split(":", 1)[1] not in LOAD_KINDS}
+        near = [_injected(run, t) for t in (s - 1, s, s + 1)]
+        assert got <= set().union(*near), (s - run.t0, r["failed"])
+        if near[0] == near[1] == near[2] and got == set(r["failed"]):
+            assert got == near[1], (s - run.t0, r["failed"])     # away from an edge: exact
+    b = _bank(run.doc, 1)
+    counts, failed_polls = _ledger_failed(run.ledger[1])
+    assert b["stored"] == len(run.ledger[1])
+    assert b["failed"] == counts and b["failed_polls"] == failed_polls
+    print(f"bank 1: failed {counts}; injected {len(dropped)} dropped, {len(excepted)} "
           "exception polls")
-    assert _within(b["failed_polls"], len(dropped) + len(excepted), 3)
     healthy = _bank(run.doc, 2)
-    assert healthy["failed_polls"] == 0 and healthy["failed"] == {}
+    counts, failed_polls = _ledger_failed(run.ledger[2])
+    assert all(f.split(":", 1)[1] in LOAD_KINDS for f in counts), counts
+    assert healthy["failed"] == counts and healthy["failed_polls"] == failed_polls
+
+
+def _frozen_from(rows: list[dict]) -> tuple[float, float, int]:
+    """Bank 2's first run of identical registers (same CRC) that lasts frozen_after, as
+    `ess status` finds it (a frame not fully read has no CRC and breaks a run): its first poll,
+    the commit time of its frame polled frozen_after later (from which status reports the bank
+    frozen), and how many frames not fully read broke runs before it."""
+    run_start, crc, broken = None, None, 0
+    for r in rows:
+        if r["crc"] is None:
+            run_start, crc, broken = None, None, broken + 1
+        elif run_start is None or r["crc"] != crc:
+            run_start, crc = r["ts"], r["crc"]
+        elif r["ts"] - run_start >= FROZEN_AFTER:
+            return run_start, r["committed"], broken
+    raise AssertionError("bank 2 never froze in the ledger")
 
 
 def test_frozen_bank_flagged_within_frozen_after_plus_5s(run):
-    deadline = run.t0 + FROZEN_AT + FROZEN_AFTER + 5
+    """From the ledger, not from when the test's `ess status` subprocess got to run (seconds
+    late on a busy machine): the freeze starts at FROZEN_AT (or at bank 2's first poll, if
+    the collector started later), and the frame that makes status report it is committed
+    within frozen_after + 5 s of that; status did report it."""
+    first_poll = run.ledger[2][0]["ts"]
+    frozen_from = max(run.t0 + FROZEN_AT, first_poll)     # what the pipeline could see
+    run_start, visible_at, broken = _frozen_from(run.ledger[2])
+    assert run_start >= math.floor(frozen_from) - 1, (run_start - run.t0, frozen_from - run.t0)
+    if not broken:         # no frame of bank 2 a busy machine failed: the run starts right away
+        assert _within(math.floor(run_start), math.floor(frozen_from), 1), (
+            run_start - run.t0, frozen_from - run.t0)
+    deadline = run_start + FROZEN_AFTER + 5
+    assert visible_at <= deadline, (visible_at - run.t0, deadline - run.t0)
     assert run.frozen_doc is not None, "bank 2 was never flagged frozen"
-    flagged_at = datetime.fromisoformat(run.frozen_doc["now"]).timestamp()
-    assert flagged_at <= deadline, (flagged_at - run.t0, deadline - run.t0)
+    flagged = next(b for b in run.frozen_doc["banks"] if b["bank_id"] == 2)
+    assert flagged["frozen_s"] >= FROZEN_AFTER
     bank1 = next(b for b in run.frozen_doc["banks"] if b["bank_id"] == 1)
     assert not bank1["frozen"]
     logged = [e for e in run.events if e.get("device") == "site-a/bank2" and e.get("frozen")]

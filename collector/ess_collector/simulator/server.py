@@ -326,6 +326,7 @@ def add_arguments(p) -> None:
 
 def serve_from_args(args) -> int:
     """Run until SIGTERM/SIGINT; print READY <t0> once listening."""
+    from ess.command import MISTAKE, one_line
     from ess.regmap import MapError
 
     from .faults import FaultError
@@ -346,10 +347,9 @@ def serve_from_args(args) -> int:
 
     try:
         asyncio.run(go())
-    except (FaultError, MapError) as exc:
-        log.error("%s", exc)
-        sys.stderr.write(f"ess simulate: {exc}\n")
-        return 2
+    except (FaultError, MapError) as exc:        # one line, as every `ess` mistake
+        sys.stderr.write(f"ess simulate: {one_line(exc)}\n")
+        return MISTAKE
     return 0
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import sys
 from datetime import UTC, datetime, timedelta
+
+from ess import command
 
 _LAG = re.compile(r"(\d+)([smhd])")
 
@@ -27,34 +27,46 @@ def _lag(text: str) -> timedelta:
     return timedelta(**{unit: int(m.group(1))})
 
 
+def _source(spec: str):
+    """The archive to read, checked before the database is needed: a missing directory or bucket
+    is a DestinationError (exit 2), a store that cannot be listed a StoreError (3)."""
+    from pathlib import Path
+
+    from ..objstore import DestinationError, open_store
+
+    store = open_store(spec)
+    if not spec.startswith("gs://") and not Path(spec.removeprefix("file://")).is_dir():
+        raise DestinationError(f"--source {spec}: no such directory")
+    store.check()
+    return store
+
+
 def _cmd(args: argparse.Namespace) -> int:
-    from ess.db.connect import connect
+    """Mistakes in the arguments, config, maps or source are told before connecting."""
     from ess.db.migrate import migrate
     from ess.logs import setup_logging
-    from ess.regmap import MapError, load_map, load_map_file
-    from ess.sites import ConfigError, load_sites
+    from ess.regmap import load_map, load_map_file
+    from ess.sites import load_sites
 
-    from .redecode import redecode
+    from .redecode import archive_objects, redecode
 
     setup_logging("redecode", level="WARNING")
-    try:
-        sites = load_sites(args.sites) if args.sites else None
-        maps = dict(sites.maps()) if sites else {load_map().key: load_map()}
-        if args.map:
-            new = load_map_file(args.map)
-            maps[new.key] = new
-    except (ConfigError, MapError) as exc:
-        print(f"ess redecode: {exc}", file=sys.stderr)
-        return 2
+    path = command.config_path(args)
+    sites = load_sites(path) if path else None
+    maps = dict(sites.maps()) if sites else {load_map().key: load_map()}
+    if args.map:
+        new = load_map_file(args.map)
+        maps[new.key] = new
     if args.until <= args.since:
-        print("ess redecode: --until must be after --since", file=sys.stderr)
-        return 2
-    conn = connect(args.dsn)
+        raise command.UsageError("--until must be after --since")
+    store = _source(args.source)
+    names = archive_objects(store, args.since, args.until, args.max_lag)
+    conn = command.connect(args.dsn)
     try:
         migrate(conn, list(maps.values()))
-        result = redecode(conn, args.source, args.since, args.until, maps, sites=sites,
+        result = redecode(conn, store, args.since, args.until, maps, sites=sites,
                           update=bool(args.map), max_lag=args.max_lag,
-                          progress=not args.quiet)
+                          progress=not args.quiet, names=names)
     finally:
         conn.close()
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "none"
@@ -76,10 +88,8 @@ def register(sub) -> None:
     p.add_argument("--until", required=True, type=_time, help="poll time, exclusive")
     p.add_argument("--map", help="a changed map file (same map_id/version): rows are rewritten")
     p.add_argument("--dsn", help="target database (default ESS_DB_DSN / ESS_DB_INSTANCE)")
-    # e.g. ESS_SITES_CONFIG=sites.yaml
-    p.add_argument("--sites", default=os.environ.get("ESS_SITES_CONFIG"),
-                   help="sites config (default ESS_SITES_CONFIG); without it the default map "
-                   "and --map are used and sites are not checked")
+    command.add_config_option(p, "without one, the default map and --map are used and sites "
+                              "are not checked")
     p.add_argument("--max-lag", type=_lag, default=timedelta(days=7),
                    help="longest poll-to-publish delay to look for (default 7d)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

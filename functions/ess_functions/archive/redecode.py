@@ -70,7 +70,7 @@ def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until
             result.messages += 1
             try:
                 frames = codec.decode_frames(rec.data)
-                checks.check(frames)
+                checks.check(frames, rec.publish_time)   # as ingest checked it
             except PermanentError as exc:
                 result.skip(exc.reason)
                 continue
@@ -82,15 +82,17 @@ def frames_in_range(store: ObjectStore, names: list[str], since: datetime, until
             progress.set_postfix(frames=result.frames, rows=result.written, refresh=False)
 
 
-def redecode(conn, source: str, since: datetime, until: datetime,
+def redecode(conn, source: str | ObjectStore, since: datetime, until: datetime,
              maps: dict[tuple[str, int], RegisterMap], *, sites: SitesConfig | None = None,
              update: bool = False, batch: int = 500, max_lag: timedelta = DEFAULT_MAX_LAG,
-             progress: bool = True) -> RedecodeResult:
-    """Store every archived frame polled in [since, until); rewrite rows when `update`."""
+             progress: bool = True, names: list[str] | None = None) -> RedecodeResult:
+    """Store every archived frame polled in [since, until); rewrite rows when `update`.
+    `names`: the archive objects, if already listed (archive_objects)."""
     from tqdm import tqdm
 
-    store = open_store(source)
-    names = archive_objects(store, since, until, max_lag)
+    store = open_store(source) if isinstance(source, str) else source
+    if names is None:
+        names = archive_objects(store, since, until, max_lag)
     result = RedecodeResult()
     bar = tqdm(total=len(names), unit="obj", desc="redecode", disable=not progress)
     pending: list[codec.Frame] = []

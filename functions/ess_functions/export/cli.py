@@ -8,10 +8,7 @@ import json
 import os
 import sys
 
-
-def _fail(msg: str, code: int = 2) -> int:
-    print(f"ess export: {msg}", file=sys.stderr)
-    return code
+from ess import command
 
 
 def _plan(args: argparse.Namespace):
@@ -22,7 +19,7 @@ def _plan(args: argparse.Namespace):
     from .request import BadRequest, date_range, parse_date, parse_format, plan_jobs
 
     # e.g. ESS_SITES_CONFIG=infra/examples/dev/sites.yaml
-    config_path = args.config or os.environ.get("ESS_SITES_CONFIG")
+    config_path = command.config_path(args)
     # e.g. ESS_EXPORT_BUCKET=my-project-ess-csv (used when --dest is not given)
     bucket = os.environ.get("ESS_EXPORT_BUCKET", "").strip()
     dest_spec = args.dest or (f"gs://{bucket}/{os.environ.get('ESS_EXPORT_PREFIX', '')}"
@@ -69,29 +66,20 @@ def _run(args: argparse.Namespace, conn, jobs, dest, config) -> dict:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ess.db.connect import DatabaseUnavailable, connect
+    """A bad request or config (2), the database or the store unavailable (3): ess.command."""
     from ess.logs import setup_logging
-    from ess.sites import ConfigError
 
-    from ..objstore import DestinationError
     from .dates import check_first_days
-    from .request import BadRequest
     from .run import QUERY_TIMEOUT
 
     setup_logging("export", level=args.log_level)
-    try:
-        jobs, dest, config = _plan(args)
-    except (BadRequest, DestinationError, ConfigError) as exc:
-        return _fail(str(exc))
-    try:
-        conn = connect(args.dsn, read_timeout=QUERY_TIMEOUT)
-    except (DatabaseUnavailable, ValueError) as exc:
-        return _fail(str(exc), 1)
+    jobs, dest, config = _plan(args)        # the request, the config, the destination first
+    conn = command.connect(args.dsn, read_timeout=QUERY_TIMEOUT)
     try:
         check_first_days(conn, config, jobs)
-    except (BadRequest, ConfigError) as exc:
+    except BaseException:
         conn.close()
-        return _fail(str(exc))
+        raise
     summary = _run(args, conn, jobs, dest, config)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -101,7 +89,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"ess export: {summary['written']} written, {summary['unchanged']} unchanged, "
               f"{summary['conflicts']} conflicts, {len(summary['manifests'])} day(s) -> "
               f"{summary['destination']}{retired}")
-    return 1 if summary["conflicts"] else 0
+    return command.FINDINGS if summary["conflicts"] else command.OK
 
 
 def register(sub) -> None:
@@ -114,7 +102,7 @@ def register(sub) -> None:
     p.add_argument("--dest", help="gs://BUCKET/PREFIX or a local directory "
                                   "(default: gs://$ESS_EXPORT_BUCKET/$ESS_EXPORT_PREFIX)")
     p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
-    p.add_argument("--config", help="sites.yaml (default: ESS_SITES_CONFIG)")
+    command.add_config_option(p, "required")
     p.add_argument("--format", choices=("csv", "csv.gz", "parquet"),
                    help="file format (default: csv)")
     p.add_argument("--gzip", action="store_true", help="write .csv.gz files (= --format csv.gz)")

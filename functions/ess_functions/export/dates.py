@@ -1,8 +1,12 @@
 """Which days the export accepts: from the first day to today, in each site's time zone.
 
-The first day is `export.first_date` of the sites config, else the local day of the earliest row
-stored for any configured bank (one index probe per bank and table). An empty database has no
-past: only yesterday and today. This keeps a typo such as 1999 from writing empty files.
+The first day is `export.first_date` of the sites config. Without it, a day is accepted when it
+is yesterday or today, on or after the first day the export saved (`data_status`, any site),
+when the ledger (or a data table keyed by bank) has rows of a configured site in that local day,
+or when an earlier day of the same request has. So a typo such as 1999 writes no empty files,
+and no lookup reads more than the day asked for: every query is bounded by the day's own times,
+which the planner prunes partitions and chunks by (the former "earliest row of all time" probe
+opened every partition: thousands after a few years).
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from ess.db.quote import ident
-from ess.db.schema import LEDGER, table_specs
+from ess.db.schema import DATA_STATUS, LEDGER, table_specs
 from ess.sites import ConfigError, Site, SitesConfig
 from ess.wire.transaction import reading
 
 from .request import BadRequest
+from .sql import day_window
 
 
 def configured_first_date(config: SitesConfig) -> date | None:
@@ -27,37 +32,33 @@ def configured_first_date(config: SitesConfig) -> date | None:
 
 
 def _probe_tables(config: SitesConfig) -> list[str]:
-    """The ledger and every data table keyed by (ts, site_id, bank_id) alone: their primary
-    key (site_id, bank_id, ts) gives each bank's first row in one index probe."""
+    """The ledger and every data table keyed by (ts, site_id, bank_id) alone (rows stored
+    before the ledger existed have no ledger row)."""
     specs = table_specs(list(config.maps().values()))
     return [LEDGER.name] + [n for n, s in specs.items() if s.key_names == LEDGER.key_names]
 
 
-def earliest_row(conn, config: SitesConfig) -> datetime | None:
-    """The time of the earliest row of any configured bank, or None when there is none."""
-    banks = [(d.site_id, d.bank_id) for d in config.devices()]
-    probes = [f"SELECT (SELECT t.ts FROM {ident(name)} t WHERE t.site_id = d.s "
-              f"AND t.bank_id = d.b ORDER BY t.ts LIMIT 1) AS ts "
-              f"FROM unnest(CAST(%s AS text[]), CAST(%s AS smallint[])) AS d(s, b)"
-              for name in _probe_tables(config)]
-    sql = "SELECT min(ts) FROM (" + " UNION ALL ".join(probes) + ") x"
-    params = []
-    for _ in probes:
-        params += [[s for s, _ in banks], [b for _, b in banks]]
+def exported_first_day(conn) -> date | None:
+    """The first day the export saved a data status for (any site), or None."""
     with reading(conn) as cur:
-        cur.execute(sql, params)
-        (first,) = cur.fetchone()
-    return first
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (DATA_STATUS.name,))
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute(f"SELECT min(day) FROM {ident(DATA_STATUS.name)}")
+        return cur.fetchone()[0]
 
 
-def first_day(site: Site, configured: date | None, earliest: datetime | None,
-              now: datetime) -> date:
-    """The first day the export accepts for the site."""
-    if configured is not None:
-        return configured
-    if earliest is None:
-        return now.astimezone(site.tz).date() - timedelta(days=1)
-    return earliest.astimezone(site.tz).date()
+def has_rows(conn, config: SitesConfig, site: Site, day: date) -> bool:
+    """Whether the ledger (or a bank-keyed data table) has rows of a configured site in the
+    site's local `day`: one probe per table, bounded by the day (pruned to its partitions)."""
+    start, end = day_window(day, site.tz)
+    sites = sorted(config.site_ids)
+    probes = [f"SELECT EXISTS (SELECT 1 FROM {ident(name)} t WHERE t.site_id = ANY(%s) "
+              f"AND t.ts >= %s AND t.ts < %s)" for name in _probe_tables(config)]
+    with reading(conn) as cur:
+        cur.execute("SELECT " + " OR ".join(f"({p})" for p in probes),
+                    [v for _ in probes for v in (sites, start, end)])
+        return bool(cur.fetchone()[0])
 
 
 def check_first_days(conn, config: SitesConfig, jobs: list[tuple[Site, date]], *,
@@ -65,11 +66,25 @@ def check_first_days(conn, config: SitesConfig, jobs: list[tuple[Site, date]], *
     """BadRequest when a job's day is before its site's first day (see the module docstring)."""
     now = now or datetime.now(UTC)
     configured = configured_first_date(config)
-    earliest = None if configured else earliest_row(conn, config)
-    for site, day in jobs:
-        first = first_day(site, configured, earliest, now)
-        if day < first:
-            origin = ("export.first_date" if configured else
-                      "the earliest stored row" if earliest else "no rows stored yet")
-            raise BadRequest(f"date {day} is before the first day {first} of site "
-                             f"{site.site_id!r} ({origin})")
+    exported: list[date | None] = []
+    found: dict[str, date] = {}           # per site, the first day of the request with rows
+    for site, day in sorted(jobs, key=lambda j: j[1]):
+        if configured is not None:
+            if day < configured:
+                raise BadRequest(f"date {day} is before the first day {configured} of site "
+                                 f"{site.site_id!r} (export.first_date)")
+            continue
+        if day >= now.astimezone(site.tz).date() - timedelta(days=1) or (
+                site.site_id in found and day >= found[site.site_id]):
+            continue
+        if not exported:
+            exported.append(exported_first_day(conn))
+        if (exported[0] is not None and day >= exported[0]) or has_rows(conn, config, site,
+                                                                        day):
+            found.setdefault(site.site_id, day)
+            continue
+        origin = (f"the first day exported is {exported[0]}" if exported[0] is not None
+                  else "no day exported yet")
+        raise BadRequest(f"date {day} is before the first day of site {site.site_id!r} "
+                         f"({origin}, and no frames are stored that day; set "
+                         "export.first_date to export earlier days)")

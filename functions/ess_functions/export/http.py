@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -46,9 +47,11 @@ def destination() -> GcsStore:
 
 
 def _params(request) -> dict:
-    body = request.get_json(silent=True) if request.data else {}
-    if body is None and request.data:
-        raise BadRequest("request body is not valid JSON")
+    data = request.get_data()
+    try:
+        body = json.loads(data) if data else {}
+    except (ValueError, RecursionError):    # RecursionError: JSON nested thousands deep
+        raise BadRequest("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return {**request.args.to_dict(), **body}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 
 from ..objstore import Conflict, ObjectStore
 from .manifest import file_key, manifest_key
@@ -74,15 +73,13 @@ def migrate_layout(dest: ObjectStore, *, dry_run: bool = False, say=print) -> di
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from ..objstore import DestinationError, StoreError, open_store
+    """A bad destination (exit 2) or a store error (3) is told by ess.command; 1 when a file
+    was kept because its new key was taken."""
+    from ..objstore import open_store
 
-    try:
-        dest = open_store(args.dest)
-        dest.check()
-        done = migrate_layout(dest, dry_run=args.dry_run)
-    except (DestinationError, StoreError) as exc:
-        print(f"ess export-migrate: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, DestinationError) else 1
+    dest = open_store(args.dest)
+    dest.check()
+    done = migrate_layout(dest, dry_run=args.dry_run)
     if not args.dry_run:
         print(f"ess export-migrate: {done['moved']} moved, {done['kept']} kept, "
               f"{done['manifests']} manifest(s) -> {dest.url}")

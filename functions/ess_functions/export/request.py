@@ -38,7 +38,7 @@ def parse_format(fmt: object = None, gzip: object = False) -> str:
     """`csv`, `csv.gz` or `parquet` (default csv; the older `gzip` flag means csv.gz)."""
     if fmt in (None, ""):
         return "csv.gz" if gzip else DEFAULT_FORMAT
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise BadRequest(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if gzip and fmt != "csv.gz":
         raise BadRequest(f"gzip goes with format csv.gz, not {fmt!r}")

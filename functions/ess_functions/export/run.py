@@ -77,6 +77,7 @@ class _DayRun:
     fmt: Format
     run_id: str
     base: dict   # the facts every file of the site-day shares (site, date, window, maps...)
+    window: tuple[datetime, datetime]   # [start, end) of the local day
 
 
 def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
@@ -93,8 +94,8 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
             "format": form.name, "compression": form.compression}
     results, entries = [], {}
     with transaction(conn, begin=SNAPSHOT) as cur:
-        scope_snapshot(cur, site.site_id, site.timezone, start, end)
-        run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base)
+        scope_snapshot(cur, site.site_id, site.timezone)
+        run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base, (start, end))
         for table, spec in table_specs(maps).items():
             key = file_key(table, day.isoformat(), site.site_id, form.suffix)
             result, entry = _export_file(run, spec, key, (manifest_files or {}).get(key))
@@ -114,7 +115,7 @@ def _export_file(run: _DayRun, spec: TableSpec, key: str,
     known = _known(stored, manifest_entry)
     base = {**run.base, "type": spec.name}
     if known is not None:  # first pass: hash only, to leave an unchanged file alone
-        probe, rows = copy(run.cur, copy_sql(spec))
+        probe, rows = copy(run.cur, copy_sql(spec, *run.window))
         facts = _facts(probe, rows)
         if known.get("sha256") == facts["sha256"]:
             status, entry = "unchanged", known
@@ -150,7 +151,7 @@ def _upload(run: _DayRun, spec: TableSpec, key: str, entry: dict,
     out: dict = {}
 
     def produce(f) -> None:
-        stream, rows = copy(run.cur, copy_sql(spec), f, run.fmt, spec)
+        stream, rows = copy(run.cur, copy_sql(spec, *run.window), f, run.fmt, spec)
         out.update(_facts(stream, rows))
         if expected and out["sha256"] != expected:
             raise RuntimeError(f"{key}: content changed between passes of one snapshot")

@@ -1,7 +1,11 @@
-"""SQL of the daily export: one `COPY (SELECT ...) TO STDOUT` per table, bound through settings.
+"""SQL of the daily export: one `COPY (SELECT ...) TO STDOUT` per table.
 
-COPY takes no bind parameters, so the site and the day's bounds are set with `set_config` (bound
-parameters) and read back in the query with `current_setting`. Identifiers go through `ident`.
+COPY takes no bind parameters. The site is set with `set_config` (a bound parameter) and read back
+with `current_setting`; the day's bounds are `timestamptz` literals of the computed day window
+(`ess.db.quote.timestamptz`, never input), because the planner prunes partitions and chunks only
+by constants: with `current_setting()` bounds it opened and locked every partition of the table
+(thousands after a few years, beyond a small Cloud SQL instance's lock table). Identifiers go
+through `ident`.
 """
 
 from __future__ import annotations
@@ -10,14 +14,14 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ess.db.bigquery import export_columns
-from ess.db.quote import ident
+from ess.db.quote import ident, timestamptz
 from ess.db.schema import TableSpec
 
 # ISO 8601, microseconds, the session time zone's offset: 2026-11-25T00:00:00.000000+09:00
 TS_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM'
 OOR_SEPARATOR = ";"
 SORT_MEMORY = "64MB"  # work_mem for the export's sorts (a site-day of racks sorts in memory)
-_SITE, _START, _END = "ess.export_site", "ess.export_start", "ess.export_end"
+_SITE = "ess.export_site"
 # One snapshot per site-day: every COPY in it sees the same rows, so a hash pass and an upload
 # pass agree.
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
@@ -30,8 +34,8 @@ def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def copy_sql(spec: TableSpec) -> str:
-    """COPY of one site-day of a table, sorted by time, then bank (and rack).
+def copy_sql(spec: TableSpec, start: datetime, end: datetime) -> str:
+    """COPY of one site-day [start, end) of a table, sorted by time, then bank (and rack).
 
     Filters and ORDER BY name the table's columns through its alias (`t.ts` is the timestamptz;
     a bare `ts` in ORDER BY would mean the formatted text column).
@@ -49,15 +53,13 @@ def copy_sql(spec: TableSpec) -> str:
     order = [f"{t}.{ident(k)}" for k in ("ts", "bank_id", "rack_id") if k in spec.key_names]
     return (f"COPY (SELECT {', '.join(cols)} FROM {ident(spec.name)} AS {t} "
             f"WHERE {t}.{ident('site_id')} = current_setting('{_SITE}') "
-            f"AND {t}.{ident('ts')} >= current_setting('{_START}')::timestamptz "
-            f"AND {t}.{ident('ts')} < current_setting('{_END}')::timestamptz "
+            f"AND {t}.{ident('ts')} >= {timestamptz(start)} "
+            f"AND {t}.{ident('ts')} < {timestamptz(end)} "
             f"ORDER BY {', '.join(order)}) TO STDOUT WITH (FORMAT csv, HEADER)")
 
 
-def scope_snapshot(cur, site_id: str, tz: str, start: datetime, end: datetime) -> None:
-    """Scope a SNAPSHOT transaction to one site-day in the site's zone (its COPYs read it)."""
+def scope_snapshot(cur, site_id: str, tz: str) -> None:
+    """Scope a SNAPSHOT transaction to one site in its zone (its COPYs read it)."""
     cur.execute("SELECT set_config('TimeZone', %s, true), set_config('extra_float_digits', '1', "
-                "true), set_config('work_mem', %s, true), set_config(%s, %s, true), "
-                "set_config(%s, %s, true), set_config(%s, %s, true)",
-                (tz, SORT_MEMORY, _SITE, site_id, _START, start.isoformat(), _END,
-                 end.isoformat()))
+                "true), set_config('work_mem', %s, true), set_config(%s, %s, true)",
+                (tz, SORT_MEMORY, _SITE, site_id))

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ess.replay import FIRST_PUBLISH
+
 from .errors import BadPayload
 
 
@@ -38,6 +40,12 @@ def _parse_time(text: object) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return parsed
+
+
+def first_published(message: Message) -> datetime | None:
+    """When the message was first published: its `ess_first_publish_time` attribute (a message
+    `ess replay-dead-letters` sent back after an outage), else its own publish time."""
+    return _parse_time(message.attributes.get(FIRST_PUBLISH)) or message.publish_time
 
 
 def body_id(body: bytes) -> str:
@@ -94,6 +102,8 @@ def message_from_push(body: bytes) -> Message:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _fail(body, None, f"push body is not JSON: {exc}") from exc
+    except RecursionError:      # thousands of nested arrays or objects
+        raise _fail(body, None, "push body is JSON nested too deeply to read") from None
     if not isinstance(doc, dict):
         raise _fail(body, None, f"push body is a JSON {type(doc).__name__}, not an object")
     if "message" not in doc:

@@ -12,18 +12,25 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ess import codec
 from ess.db.connect import is_transient
 from ess.db.writer import WriteResult
 from ess.decode import DecodeError
 from ess.errors import PermanentError
-from ess.frame_checks import DEFAULT_MAX_FRAMES, EmptyMessage, FrameChecks
+from ess.frame_checks import DEFAULT_MAX_FRAMES, DEFAULT_POLL_WINDOW, EmptyMessage, FrameChecks
 from ess.logs import event, setup_logging
 from ess.sites import SitesConfig, load_sites
 
 from ..trace import request_trace
-from .envelope import Message, body_id, message_from_cloud_event, message_from_push
+from .envelope import (
+    Message,
+    body_id,
+    first_published,
+    message_from_cloud_event,
+    message_from_push,
+)
 from .errors import BadPayload, MessageTooLarge
 from .group_commit import GroupWriter
 from .pool import Connections, default_factory
@@ -58,10 +65,10 @@ class Ingestor:
 
     def __init__(self, sites: SitesConfig, sink: str, connections: Connections,
                  quarantine: Quarantine, writers: int = 2, max_frames: int = DEFAULT_MAX_FRAMES,
-                 max_bytes: int = DEFAULT_MAX_BYTES):
+                 max_bytes: int = DEFAULT_MAX_BYTES, poll_window=DEFAULT_POLL_WINDOW):
         self.sites, self.sink = sites, sink
         self.maps = sites.maps()
-        self.checks = FrameChecks(sites, self.maps, max_frames)
+        self.checks = FrameChecks(sites, self.maps, max_frames, poll_window)
         self.max_bytes = max_bytes
         # a push body is base64 (4/3) plus its JSON envelope
         self.max_push_bytes = max_bytes * 4 // 3 + 64 * 1024
@@ -84,8 +91,11 @@ class Ingestor:
         max_frames = int(os.environ.get("ESS_MAX_FRAMES", str(DEFAULT_MAX_FRAMES)))
         # e.g. ESS_MAX_MESSAGE_BYTES=4194304 (message data): larger is message_too_large
         max_bytes = int(os.environ.get("ESS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_BYTES)))
+        # e.g. ESS_POLL_WINDOW_DAYS=7: a frame polled further from its message's publish time
+        # is quarantined as poll_time_far_from_publish (a collector clock off)
+        window = timedelta(days=float(os.environ.get("ESS_POLL_WINDOW_DAYS", "7")))
         return cls(sites, sink, Connections(default_factory()), Quarantine.from_env(), writers,
-                   max_frames, max_bytes)
+                   max_frames, max_bytes, window)
 
     def handle(self, message: Message) -> Outcome:
         """Store the message, or quarantine it when it is poison; raise on anything retryable."""
@@ -98,7 +108,8 @@ class Ingestor:
                 raise MessageTooLarge(f"message data is {len(message.data)} bytes "
                                       f"(limit {self.max_bytes})")
             frames = codec.decode_frames(message.data)
-            self.checks.check(frames)
+            published = first_published(message)
+            self.checks.check(frames, published)
         except PermanentError as exc:
             return self.poison(message, exc, ids)
         ids["site"] = frames[0].site_id
@@ -106,7 +117,7 @@ class Ingestor:
             event(log, f"decoded {len(frames)} frames", stage="preprocess", level=logging.DEBUG,
                   frames=len(frames), bytes=len(message.data), **ids)
         try:
-            result = self._store(frames, ids, message.publish_time)
+            result = self._store(frames, ids, published)
         except DecodeError as exc:  # registers do not fit the frame's map: never storable
             return self.poison(message, exc, ids)
         self._log_stored(message, frames, result, ids)

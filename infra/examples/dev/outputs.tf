@@ -27,3 +27,13 @@ output "db_grants_sql" {
   description = "SQL grants for the IAM database users."
   value       = module.ess.db_grants_sql
 }
+
+output "dead_letter_replay_command" {
+  description = "After a sink's outage outlasted its retry budget: the command that replays the dead letters into their sinks (docs/deploy.md)."
+  value       = module.ess.dead_letter_replay_command
+}
+
+output "db_setup_commands" {
+  description = "First deploy: per Cloud SQL instance, the one-off role for the migration user and the database job (docs/deploy.md)."
+  value       = module.ess.db_setup_commands
+}

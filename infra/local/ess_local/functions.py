@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .procs import LOCALHOST, ManagedProcess, Service
+from .procs import LOCALHOST, ManagedProcess, Service, refuse_if_forbidden
 
 SIGNATURES = ("http", "event", "cloudevent", "typed")
 
@@ -59,6 +59,7 @@ class FunctionProcess(Service):
         """Start serving and wait until the port accepts connections."""
         if self._proc is not None and self._proc.running:
             return self
+        refuse_if_forbidden(f"functions-framework ({self.target})")
         if not self.source.exists():
             raise FunctionError(f"source {self.source} does not exist")
         argv = [

@@ -15,7 +15,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from .procs import LOCALHOST, ManagedProcess, Service
+from .procs import LOCALHOST, ManagedProcess, Service, refuse_if_forbidden
 
 
 class GcsUnavailable(RuntimeError):
@@ -87,6 +87,7 @@ class GcsEmulator(Service):
         """Start the server and wait until its JSON API answers."""
         if self._proc is not None and self._proc.running:
             return self
+        refuse_if_forbidden("the GCS emulator")
         argv = [
             str(binary_path()), "-scheme", "http", "-host", LOCALHOST, "-port", str(self.port),
             "-external-url", self.endpoint, "-public-host", f"{LOCALHOST}:{self.port}",

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pg8000.native
 from ess.db.quote import ident
 
-from .procs import LOCALHOST, ManagedProcess, Service
+from .procs import LOCALHOST, ManagedProcess, Service, refuse_if_forbidden
 
 APP_USER = "ess"
 ADMIN_USER = "postgres"
@@ -201,9 +201,11 @@ class Cluster(Service):
         """Start the server (initializing first if needed) and wait until it accepts logins."""
         if self.running:
             return self
+        refuse_if_forbidden("PostgreSQL")
         self.init()
         self._proc = ManagedProcess(
-            [str(self.install.bindir / "postgres"), "-D", str(self.datadir)],
+            # -p: a kept cluster opened again gets a fresh port (the conf has its first one)
+            [str(self.install.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port)],
             name=f"postgres-{self.major}:{self.port}",
             log_path=self.datadir.parent / f"{self.datadir.name}.log",
             cwd="/",

@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
+# Set (by the unit test tier, tests/conftest.py) to forbid starting any service in this process
+# and its children: PostgreSQL, the emulators and functions-framework refuse with ProcessError.
+NO_SERVICES = "ESS_NO_SERVICES"
 
 
 class ProcessError(RuntimeError):
@@ -23,6 +26,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOCALHOST, 0))
         return s.getsockname()[1]
+
+
+def refuse_if_forbidden(what: str) -> None:
+    """Raise ProcessError instead of starting `what` when $ESS_NO_SERVICES is set."""
+    if os.environ.get(NO_SERVICES):
+        raise ProcessError(f"{what} not started: {NO_SERVICES} is set (the unit test tier "
+                           "starts no service)")
 
 
 def port_open(port: int, host: str = LOCALHOST, timeout: float = 0.2) -> bool:

@@ -19,7 +19,7 @@ from google.cloud import pubsub_v1
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from .procs import LOCALHOST, ManagedProcess, Service
+from .procs import LOCALHOST, ManagedProcess, Service, refuse_if_forbidden
 
 OFFICIAL_BIN = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 _CACHE = os.environ.get("ESS_LOCAL_CACHE") or (
@@ -205,6 +205,7 @@ class Emulator(Service):
         """Start the emulator and wait until it answers gRPC calls."""
         if self._proc is not None and self._proc.running:
             return self
+        refuse_if_forbidden("the Pub/Sub emulator")
         self.kind = available_kind()
         env = dict(os.environ)
         if self.kind == "official":

@@ -17,10 +17,8 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -31,10 +29,19 @@ import yaml
 
 from .functions import FunctionProcess
 from .gcs import GcsEmulator
-from .postgres import Cluster, unsearchable_parent
+from .kept import keep_buckets, keep_database_dir
+from .postgres import Cluster
 from .procs import LOCALHOST, ManagedProcess, free_port
 from .pubsub import Emulator, PubSub
-from .status import exit_code, run_status, status_line, summary_fields
+from .status import (
+    collector_stats,
+    error_lines,
+    exit_code,
+    run_status,
+    spool_depth,
+    status_line,
+    summary_fields,
+)
 from .upkeep import ROLLUP_EVERY, describe, run_task
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -77,6 +84,7 @@ class Pipeline:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stack = contextlib.ExitStack()
         self.stop = threading.Event()
+        self.kept: dict[str, int] = {}     # folder of the run -> files kept there
 
     # ---- start ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,13 +116,8 @@ class Pipeline:
             f"logs in {self.logs}")
 
     def _start_databases(self) -> None:
-        pg_dir = self.run_dir / "pg"
-        pg_dir.mkdir(exist_ok=True)
-        pg_dir.chmod(0o755)
-        if unsearchable_parent(pg_dir / "data"):   # e.g. a clone under /root, run as root
-            pg_dir = Path(tempfile.mkdtemp(prefix="ess-run-pg-"))
-            pg_dir.chmod(0o755)
-            self.stack.callback(shutil.rmtree, pg_dir, ignore_errors=True)
+        """The run's cluster, kept after the run in <run>/pg/data (`make run-db` opens it)."""
+        pg_dir = keep_database_dir(self.run_dir)
         self.pg = self.stack.enter_context(Cluster(pg_dir / "data", free_port(), settings={
             "track_commit_timestamp": "on"}))
         self.dsn = {"main": self.pg.create_database("ess_main", timescale=True),
@@ -228,49 +231,6 @@ class Pipeline:
         conn.close()
         return (round(row[0], 1), round(row[1], 1)) if row and row[0] is not None else (0, 0)
 
-    def collector_stats(self) -> dict[str, dict[str, int]]:
-        """Frames polled and published per site, summed from the collector's summary logs."""
-        out = {s.site_id: {"frames_polled": 0, "frames_published": 0} for s in self.sites.sites}
-        errors = 0
-        with contextlib.suppress(FileNotFoundError):
-            for line in open(self.logs / "collector.log", errors="replace"):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if rec.get("severity") in ("ERROR", "CRITICAL"):
-                    errors += 1
-                site = rec.get("site")
-                if site not in out:
-                    continue
-                if rec.get("stage") == "poll" and "polls" in rec:
-                    out[site]["frames_polled"] += rec["polls"]
-                elif rec.get("stage") == "publish" and "frames" in rec and "queued" in rec:
-                    out[site]["frames_published"] += rec["frames"]
-        self.collector_errors = errors
-        return out
-
-    def errors(self) -> int:
-        n = 0
-        for path in self.logs.glob("*.log"):
-            with open(path, errors="replace") as fh:
-                n += sum(1 for line in fh if '"severity": "ERROR"' in line
-                         or '"severity": "CRITICAL"' in line)
-        return n
-
-    def spool_depth(self) -> int:
-        import sqlite3
-
-        path = self.run_dir / "spool.sqlite"
-        if not path.exists():
-            return 0
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                timeout=1)) as db:
-            try:
-                return db.execute("SELECT count(*) FROM frames").fetchone()[0]
-            except sqlite3.Error:
-                return -1
-
     def export(self) -> int:
         """Trigger the export for today in each site's zone, as the scheduler would."""
         done = 0
@@ -314,8 +274,8 @@ class Pipeline:
                 say(f"status: {now - t0:5.0f}s frames/s {fps:5.1f} | main "
                     + " ".join(f"{t}={c['main'][t]}" for t in self.tables) + " | replica "
                     + " ".join(f"{t}={c['replica'][t]}" for t in self.tables)
-                    + f" | lag p50 {p50:.0f} ms p99 {p99:.0f} ms | errors {self.errors()}"
-                    + f" | spool {self.spool_depth()}"
+                    + f" | lag p50 {p50:.0f} ms p99 {p99:.0f} ms | errors "
+                    + f"{error_lines(self.logs)} | spool {spool_depth(self.run_dir)}"
                     + f" | {status_line(run_status(self.dsn['main'], self.sites))}")
             if now - last_export >= EXPORT_EVERY:
                 last_export = now
@@ -332,7 +292,7 @@ class Pipeline:
         settled_at, last = None, None
         while time.monotonic() < deadline:
             c = self.counts()
-            if c == last and c["main"] == c["replica"] and self.spool_depth() == 0:
+            if c == last and c["main"] == c["replica"] and spool_depth(self.run_dir) == 0:
                 if settled_at and time.monotonic() - settled_at > 3:
                     break
                 settled_at = settled_at or time.monotonic()
@@ -343,15 +303,17 @@ class Pipeline:
         say(f"run: export on exit ({self.export()} site(s) written)")
         for task in ("rollup", "retention"):
             say(f"run: {task} {describe(run_task(self.functions['export'].url, task))}")
+        self.kept = keep_buckets(self.gcs.client(PROJECT), BUCKETS, self.run_dir)
+        say("run: kept in " + ", ".join(f"{d} ({n} files)" for d, n in self.kept.items()))
         return last or self.counts()
 
     def summary(self, counts: dict) -> dict:
         p50, p99 = self.latency_ms()
-        return {"sites": self.collector_stats(), "rows_main": counts["main"],
-                "rows_replica": counts["replica"], "csv_objects": self.csv_objects(),
-                "objects": self.object_names(),
-                "latency_p50_ms": p50, "latency_p99_ms": p99, "errors": self.errors(),
-                "run_dir": str(self.run_dir),
+        return {"sites": collector_stats(self.logs, self.sites),
+                "rows_main": counts["main"], "rows_replica": counts["replica"],
+                "csv_objects": self.csv_objects(), "objects": self.object_names(),
+                "latency_p50_ms": p50, "latency_p99_ms": p99, "errors": error_lines(self.logs),
+                "run_dir": str(self.run_dir), "kept": self.kept,
                 **summary_fields(run_status(self.dsn["main"], self.sites))}
 
 

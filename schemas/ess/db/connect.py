@@ -110,7 +110,10 @@ def connect_dsn(dsn: str, no_delay: bool = True, timeout: float = 10.0,
                 continue        # allow: plaintext failed, try TLS
             if isinstance(exc, pg.DatabaseError):
                 raise
-            raise DatabaseUnavailable(f"cannot connect to {u.hostname}:{u.port}: {exc}") from exc
+            # pg8000 words a refused socket at length; the socket's own reason is clearer
+            why = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else None
+            raise DatabaseUnavailable(f"database unavailable: cannot connect to {host}:"
+                                      f"{u.port or 5432}: {why or exc}") from exc
     pg.tune(conn, no_delay, read_timeout)
     return conn
 

@@ -49,18 +49,17 @@ def values_lines(values: np.ndarray) -> list[str] | None:
     below 65,536, which is what the table lookups cover."""
     missing = np.isnan(values)
     known = np.where(missing, 0.0, values)
-    if not np.isfinite(known).all():                 # a float32 register can hold inf
+    # first the magnitude (which also refuses inf): a 64-bit integer column's large value would
+    # overflow the int64 cast below
+    if not (np.abs(known) < 65536.0).all():
         return None
     thousandths = np.rint(known * 1000.0)
     if not np.array_equal(thousandths / 1000.0, known):
         return None
-    m = thousandths.astype(np.int64)
-    whole, frac = np.divmod(np.abs(m), 1000)
-    if whole.size and whole.max() > 65535:
-        return None
+    whole, frac = np.divmod(np.abs(thousandths.astype(np.int64)), 1000)
     ints, fracs = _digit_tables()
     out = np.empty((*values.shape, 11), np.uint8)
-    out[..., 0] = np.where(m < 0, 45, 0)                    # "-"
+    out[..., 0] = np.where(np.signbit(known), 45, 0)       # "-", also of -0.0 (as repr)
     out[..., 1:6] = ints.take(whole, axis=0)
     out[..., 6:10] = fracs.take(frac, axis=0)
     if missing.any():

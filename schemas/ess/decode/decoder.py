@@ -77,7 +77,8 @@ class Decoder:
                 ok[i] = False
                 continue
             if len(regs) != size:
-                raise DecodeError(f"block {name}: expected {size} registers, got {len(regs)}")
+                raise DecodeError(f"block {name}: expected {self.map.block(name).size_text}, "
+                                  f"got {len(regs)}")
             arr = np.asarray(regs)
             if arr.dtype.kind not in "iu" or (arr.size and (arr.min() < 0 or arr.max() > 65535)):
                 bad = next((j for j, v in enumerate(regs) if not _is_register(v)), 0)

@@ -38,6 +38,13 @@ def _end_of_text(validator, pattern: str, instance, schema):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML parse error in one line: what, and where (`line 3, column 7`)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"not valid YAML: {getattr(exc, 'problem', None) or exc}{where}"
+
+
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(paths.MAP_SCHEMA.read_text())
@@ -232,8 +239,10 @@ def load_map_file(path: str | Path) -> RegisterMap:
     try:
         # libyaml's loader when built with it: the same documents, ~5x faster
         doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MapError(str(path), [f"cannot read: {exc}"]) from exc
+    except OSError as exc:
+        raise MapError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise MapError(str(path), [yaml_problem(exc)]) from exc
     return parse_map(doc, str(path))
 
 
@@ -243,4 +252,8 @@ def load_map(ref: str = "default") -> RegisterMap:
     by path; cached."""
     candidate = paths.MAPS_DIR / f"{ref}.yaml"
     named = not ref.endswith((".yaml", ".yml", ".json")) and ".." not in ref
+    if named and not candidate.exists() and not Path(ref).exists():
+        ids = sorted(p.relative_to(paths.MAPS_DIR).with_suffix("").as_posix()
+                     for p in paths.MAPS_DIR.rglob("*.yaml"))
+        raise MapError(ref, [f"no such map: not a map id ({', '.join(ids)}) nor a file"])
     return load_map_file(candidate if named and candidate.exists() else ref)

@@ -109,6 +109,15 @@ class Block:
         """Number of 16-bit words the block takes in a frame."""
         return word_count(self.count) if self.is_bits else self.count
 
+    @property
+    def size_text(self) -> str:
+        """Its size in a frame as `ess map check` and the decoder say it: `64 registers`, or
+        for bits `2 words (20 coils)`."""
+        if not self.is_bits:
+            return f"{self.count} registers"
+        bits = "coils" if self.function == "coil" else "discrete inputs"
+        return f"{self.words} word{'s' * (self.words > 1)} ({self.count} {bits})"
+
 
 @dataclass(frozen=True)
 class RegisterMap:

@@ -1,39 +1,36 @@
 """`ess status`: per site and bank, last seen, completeness, lost, missed, failed, frozen.
 
 Exit 1 when a frame was lost in the reported days or a bank has been silent longer than
-`--silent-after`; 2 on a usage or configuration error; else 0.
+`--silent-after`; 2 on a usage or configuration error; 3 when the database is unavailable;
+else 0 (ess.command).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from datetime import UTC, date, datetime
 
+from .. import command
 from . import report
 from .sql import SEEN
 
 _READ_TIMEOUT_S = 600.0     # a month of many banks takes a while (the default is 10 s)
 
 
-def _targets(conn, args) -> tuple[list[tuple[str, str, list[int]]], float, float]:
-    """[(site, timezone, banks)], interval and frozen_after: from the sites config, else the
-    ledger (UTC days, 1 s ticks)."""
-    path = args.sites or os.environ.get("ESS_SITES_CONFIG")
+def _targets(conn, args, cfg) -> tuple[list[tuple[str, str, list[int]]], float, float]:
+    """[(site, timezone, banks)], interval and frozen_after: from the sites config `cfg`, else
+    the ledger (UTC days, 1 s ticks)."""
     frozen = args.frozen_after
-    if path:
-        from ..sites import load_sites
-
-        cfg = load_sites(path)
+    if cfg is not None:
         targets = [(s.site_id, s.timezone, sorted(d.bank_id for d in s.devices))
                    for s in cfg.sites]
         interval, configured = report.settings(cfg)
         frozen = frozen or configured
     else:
         seen: dict[str, list[int]] = {}
-        for site, bank in report._query(conn, SEEN, {}):
+        since = datetime.now(UTC) - report.SEEN_WINDOW
+        for site, bank in report._query(conn, SEEN, {"since": since}):
             seen.setdefault(site, []).append(bank)
         targets = [(s, "UTC", b) for s, b in seen.items()]
         interval = 1.0
@@ -51,9 +48,9 @@ def _days(args, tz: str, now: datetime) -> tuple[date, date]:
     return args.from_ or today, args.to or args.from_ or today
 
 
-def collect(conn, args, now: datetime) -> dict:
-    """The whole status document (what `--json` prints)."""
-    targets, interval, frozen = _targets(conn, args)
+def collect(conn, args, now: datetime, cfg=None) -> dict:
+    """The whole status document (what `--json` prints); `cfg` the sites config, if any."""
+    targets, interval, frozen = _targets(conn, args, cfg)
     out: dict = {"now": now.isoformat(), "interval_s": interval, "frozen_after_s": frozen,
                  "banks": [], "days": [], "gaps": []}
     for site, tz, banks in targets:
@@ -96,31 +93,28 @@ def _text(doc: dict) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..db.connect import connect
+    from ..sites import load_sites
 
     now = datetime.now(UTC)
+    path = command.config_path(args)
+    cfg = load_sites(path) if path else None     # a bad config is told before connecting
+    conn = command.connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     try:
-        conn = connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - reported, exit 1 (the database is down)
-        print(f"ess status: cannot connect: {exc}", file=sys.stderr)
-        return 1
-    try:
-        doc = collect(conn, args, now)
+        doc = collect(conn, args, now, cfg)
     finally:
         conn.close()
     silent = [b for b in doc["banks"] if b["age_s"] is None or b["age_s"] > args.silent_after]
     lost = sum(d["lost"] for d in doc["days"]) + sum(g["kind"] == "lost" for g in doc["gaps"])
     doc["ok"] = not silent and not lost
     print(json.dumps(doc, indent=1) if args.json else _text(doc))
-    return 0 if doc["ok"] else 1
+    return command.OK if doc["ok"] else command.FINDINGS
 
 
 def register(sub) -> None:
     """Add `ess status` to the CLI."""
     p = sub.add_parser("status", help="data status per site and bank from the frame ledger")
     p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
-    p.add_argument("--sites", help="sites config (default: ESS_SITES_CONFIG; without one, the "
-                   "sites and banks seen in the ledger, UTC days)")
+    command.add_config_option(p, "without one, the sites and banks seen in the ledger, UTC days")
     p.add_argument("--site", action="append", help="only this site (repeatable)")
     p.add_argument("--date", type=date.fromisoformat, help="one local day (default: today)")
     p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first local day")

@@ -17,6 +17,15 @@ from . import sql
 DEFAULT_FROZEN_AFTER = 300.0
 _NAMED = re.compile(r"%\((\w+)\)s")
 _IN_FLIGHT = timedelta(seconds=60)     # an ingest statement running when a day was saved
+# A bank's last frame before the days asked for (what their first frame's seq is compared with)
+# is looked for this far back: the collector's spool keeps frames a week, so a gap across a
+# longer silence is not counted (the spool's drop is logged). The bound keeps the scan to a
+# few days' partitions instead of every one since the first.
+SEED_LOOKBACK = timedelta(days=8)
+# `ess status`'s last poll of each bank is looked for in the last day, then the last week and
+# month: each window a few partitions, not all of them. Older: "not seen".
+LAST_WINDOWS = (timedelta(days=1), timedelta(days=8), timedelta(days=32))
+SEEN_WINDOW = timedelta(days=2)     # the banks `ess status` lists without a sites config
 
 
 @dataclass
@@ -104,9 +113,10 @@ def settings(config) -> tuple[float, float]:
 
 
 def _params(site: str, tz: str, d0: date, d1: date, interval: float, frozen: float) -> dict:
-    back = day_bounds(d0, tz)[0] - timedelta(seconds=frozen)
-    return {"site": site, "tz": tz, "d0": d0.isoformat(), "d1": d1.isoformat(),
-            "interval": interval, "frozen": frozen, "back": back}
+    start, end = day_bounds(d0, tz)[0], day_bounds(d1, tz)[1]
+    back = start - timedelta(seconds=frozen)
+    return {"site": site, "tz": tz, "start": start, "end": end, "interval": interval,
+            "frozen": frozen, "back": back, "seed_from": back - SEED_LOOKBACK}
 
 
 def _query(conn, text: str, params: dict) -> list:
@@ -195,11 +205,36 @@ def gaps(conn, site: str, tz: str, d0: date, d1: date) -> list[dict]:
     return _scan(conn, site, tz, d0, d1, 1.0, 0.0)[2]
 
 
+def _newest(conn, site: str, banks: list[int], now: datetime) -> dict[int, tuple]:
+    """Per bank, its newest frame (ts, lag, seq, crc), in the last day, week or month; else
+    the last poll of the newest day the export saved (ts only)."""
+    found: dict[int, tuple] = {}
+    for window in LAST_WINDOWS:
+        todo = [b for b in banks if b not in found]
+        if not todo:
+            return found
+        for bank, ts, lag, seq, crc in _query(conn, sql.LAST, {"site": site, "banks": todo,
+                                                               "since": now - window}):
+            found[bank] = (ts, lag, seq, crc)
+    todo = [b for b in banks if b not in found]
+    if todo and _query(conn, "SELECT to_regclass('data_status') IS NOT NULL", {})[0][0]:
+        for bank, ts in _query(conn, sql.LAST_SAVED, {"site": site, "banks": todo}):
+            found[bank] = (ts, None, None, None)
+    return found
+
+
 def last_seen(conn, site: str, banks: list[int], now: datetime,
               frozen_after: float = DEFAULT_FROZEN_AFTER) -> list[dict]:
     """Per bank: newest poll, its age and lag, seq, and whether the bank is frozen now."""
+    newest = _newest(conn, site, banks, now)
     out = []
-    for bank, ts, lag, seq, run_start in _query(conn, sql.LAST, {"site": site, "banks": banks}):
+    for bank in sorted(banks):
+        ts, lag, seq, crc = newest.get(bank, (None, None, None, None))
+        run_start = None
+        if crc is not None:
+            run_start = _query(conn, sql.RUN_START, {"site": site, "bank": bank, "ts": ts,
+                                                     "crc": crc,
+                                                     "day_before": ts - timedelta(days=1)})[0][0]
         frozen = bool(ts and run_start and (ts - run_start).total_seconds() >= frozen_after)
         out.append({"site_id": site, "bank_id": bank, "last_poll": ts.isoformat() if ts else None,
                     "age_s": round((now - ts).total_seconds(), 1) if ts else None,

@@ -1,5 +1,7 @@
 """SQL over the frame ledger (docs/data-status.md). Every value is a parameter; no input
-becomes SQL text.
+becomes SQL text. Every scan of `frames` is bounded by `ts` parameters the code computes (aware
+datetimes), so the planner prunes the ledger's partitions or chunks to those days: an unbounded
+scan, or one bounded by `now()` or a value known only at run time, opens and locks all of them.
 
 Per bank, frames are ordered by poll time. A sequence gap (seq > previous + 1) is lost frames;
 a sequence that goes back (seq <= previous) is a reset (a new spool). A frame is frozen when the
@@ -7,8 +9,9 @@ run of byte-identical registers (same crc) it belongs to began at least frozen_a
 before it.
 """
 
-# %(site)s, %(tz)s, %(d0)s / %(d1)s (local dates, inclusive), %(interval)s,
-# %(frozen)s (frozen_after seconds), %(back)s (the window's start minus frozen_after). One row
+# %(site)s, %(tz)s, %(start)s / %(end)s (UTC bounds of the local days d0..d1), %(interval)s,
+# %(frozen)s (frozen_after seconds), %(back)s (the window's start minus frozen_after),
+# %(seed_from)s (how far back a bank's last row before the window is looked for). One row
 # per bank and local day with frames, in one pass (every window shares the ledger's key order):
 # the day's counts, the newest commit time, and its lost ranges and resets as [lost (1) or
 # reset (0), first, last, µs before, µs after] (NULL when none). The rows from %(back)s on
@@ -22,13 +25,12 @@ WITH f AS (
   SELECT bank_id, ts, seq, crc, failed, out_of_range, committed, lag(ts) OVER w AS pts0,
          lag(seq) OVER w AS pseq0, lag(crc) OVER w AS pcrc0
   FROM frames
-  WHERE site_id = %(site)s AND ts >= %(back)s::timestamptz
-    AND ts < ((%(d1)s::date + 1)::timestamp AT TIME ZONE %(tz)s)
+  WHERE site_id = %(site)s AND ts >= %(back)s AND ts < %(end)s
   WINDOW w AS (PARTITION BY bank_id ORDER BY ts)
 ), s AS (
   SELECT f.*, CASE WHEN pts0 IS NULL THEN (
     SELECT p FROM frames p WHERE p.site_id = %(site)s AND p.bank_id = f.bank_id
-      AND p.ts < %(back)s::timestamptz ORDER BY p.ts DESC LIMIT 1) END AS seed
+      AND p.ts < %(back)s AND p.ts >= %(seed_from)s ORDER BY p.ts DESC LIMIT 1) END AS seed
   FROM f
 ), t AS (
   SELECT bank_id, ts, seq, crc, failed, out_of_range, committed, pts0 IS NULL AS head,
@@ -58,7 +60,7 @@ SELECT bank_id, (ts AT TIME ZONE %(tz)s)::date AS day, count(*)::integer AS stor
                   (extract(epoch FROM ts) * 1000000)::bigint] ORDER BY ts)
     FILTER (WHERE seq > pseq + 1 OR seq <= pseq) AS gaps,
   max(committed) AS last_committed
-FROM g WHERE ts >= (%(d0)s::date::timestamp AT TIME ZONE %(tz)s)
+FROM g WHERE ts >= %(start)s
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
@@ -66,28 +68,40 @@ GROUP BY 1, 2 ORDER BY 1, 2
 FAILED = """
 SELECT bank_id, (ts AT TIME ZONE %(tz)s)::date, x.what, count(*)::integer
 FROM frames, unnest(failed) AS x(what)
-WHERE site_id = %(site)s AND failed IS NOT NULL
-  AND ts >= (%(d0)s::date::timestamp AT TIME ZONE %(tz)s)
-  AND ts < ((%(d1)s::date + 1)::timestamp AT TIME ZONE %(tz)s)
+WHERE site_id = %(site)s AND failed IS NOT NULL AND ts >= %(start)s AND ts < %(end)s
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 
-# The newest frame of each bank (%(site)s, %(banks)s smallint[]): poll time, lag, seq, and the
-# start of its run of byte-identical registers (looked for within a day; NULL: not all read).
+# The newest frame of each bank (%(site)s, %(banks)s smallint[]) polled since %(since)s: poll
+# time, lag, seq and crc (NULL unless every block read); no row: none in that window.
 LAST = """
-SELECT b.bank_id, l.ts, extract(epoch FROM l.committed - l.ts)::double precision, l.seq,
-  CASE WHEN l.crc IS NOT NULL THEN (
-    SELECT min(o.ts) FROM frames o WHERE o.site_id = %(site)s AND o.bank_id = b.bank_id
-      AND o.ts <= l.ts AND o.ts > l.ts - interval '1 day' AND o.ts > coalesce((
-        SELECT max(p.ts) FROM frames p WHERE p.site_id = %(site)s AND p.bank_id = b.bank_id
-          AND p.ts < l.ts AND p.ts > l.ts - interval '1 day'
-          AND p.crc IS DISTINCT FROM l.crc), '-infinity')) END
+SELECT b.bank_id, l.ts, extract(epoch FROM l.committed - l.ts)::double precision, l.seq, l.crc
 FROM unnest(%(banks)s::smallint[]) AS b(bank_id)
-LEFT JOIN LATERAL (
+JOIN LATERAL (
   SELECT ts, committed, seq, crc FROM frames
-  WHERE site_id = %(site)s AND frames.bank_id = b.bank_id ORDER BY ts DESC LIMIT 1
+  WHERE site_id = %(site)s AND frames.bank_id = b.bank_id AND ts >= %(since)s
+  ORDER BY ts DESC LIMIT 1
 ) AS l ON true
 ORDER BY b.bank_id
+"""
+
+# The last poll of each bank (%(banks)s) as the export saved it, for banks not seen lately.
+LAST_SAVED = """
+SELECT bank_id, max(last_poll) FROM data_status
+WHERE site_id = %(site)s AND bank_id = ANY(%(banks)s::smallint[]) AND last_poll IS NOT NULL
+GROUP BY bank_id
+"""
+
+# Where the run of byte-identical registers that a bank's newest frame (%(ts)s, %(crc)s) belongs
+# to began, looked for within the day before it (%(day_before)s): the oldest frame after the
+# newest one whose crc differs.
+RUN_START = """
+SELECT min(o.ts) FROM frames o
+WHERE o.site_id = %(site)s AND o.bank_id = %(bank)s AND o.ts <= %(ts)s AND o.ts > %(day_before)s
+  AND o.ts > coalesce((
+    SELECT max(p.ts) FROM frames p WHERE p.site_id = %(site)s AND p.bank_id = %(bank)s
+      AND p.ts < %(ts)s AND p.ts > %(day_before)s AND p.crc IS DISTINCT FROM %(crc)s),
+    '-infinity')
 """
 
 # Stored daily status rows for a site and days (%(site)s, %(d0)s, %(d1)s), and when each
@@ -113,7 +127,7 @@ ON CONFLICT (site_id, bank_id, day) DO UPDATE SET timezone = EXCLUDED.timezone,
   computed = now()
 """
 
-# Sites and banks seen in the ledger lately (when no sites config is given).
+# Sites and banks seen in the ledger since %(since)s (when no sites config is given).
 SEEN = """
-SELECT DISTINCT site_id, bank_id FROM frames WHERE ts > now() - interval '2 days' ORDER BY 1, 2
+SELECT DISTINCT site_id, bank_id FROM frames WHERE ts > %(since)s ORDER BY 1, 2
 """

@@ -33,7 +33,7 @@ M = load_map("default")
 
 
 @pytest.fixture(params=["timescale", "partitioned"])
-def conn(request):
+def conn(request, needs_service):
     dsn = request.getfixturevalue("timescale_db" if request.param == "timescale" else "plain_db")
     c = connect_dsn(dsn)
     migrate(c, [M], mode=request.param)

@@ -113,7 +113,7 @@ def _check(conn) -> int:
 
 
 @pytest.fixture(params=["timescale", "partitioned"])
-def conn(request):
+def conn(request, needs_service):
     dsn = request.getfixturevalue("timescale_db" if request.param == "timescale" else "plain_db")
     c = connect_dsn(dsn)
     assert migrate(c, [M], mode=request.param).mode == request.param

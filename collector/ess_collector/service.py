@@ -30,6 +30,7 @@ from .stats import percentile
 
 log = logging.getLogger(__name__)
 DEADLINE_MARGIN = 0.01   # seconds a poll keeps free before the next tick
+LATE_WINDOW = 2          # intervals an RTU late reply is waited for: up to the unit's next poll
 
 
 @dataclass
@@ -111,11 +112,11 @@ def make_pollers(sites: SitesConfig, s: CollectorSettings) -> list[DevicePoller]
                 gateway = shared[(d.host, d.port)] = Gateway(
                     d.host, d.port, timeout=s.timeout, pacing=pacing,
                     reconnect_initial=s.reconnect_initial, reconnect_max=s.reconnect_max,
-                    late_window=s.interval, shared=True, site=d.site_id)
+                    late_window=LATE_WINDOW * s.interval, shared=True, site=d.site_id)
         pollers.append(DevicePoller(d, s.timeout, s.reconnect_initial, s.reconnect_max,
                                     gateway=gateway, pacing=pacing,
                                     max_registers=p.max_registers_per_read,
-                                    late_window=s.interval))
+                                    late_window=LATE_WINDOW * s.interval))
     return pollers
 
 

@@ -23,9 +23,11 @@ MISMATCHED, TIMEOUT_, OK = (BlockStatus.MISMATCHED_REPLY, BlockStatus.TIMEOUT, B
 MBAP = {"function": MISMATCHED, "tid": MISMATCHED, "tid0": MISMATCHED, "unit": MISMATCHED,
         "byte_count": MISMATCHED, "count": MISMATCHED, "late": TIMEOUT_, "restamp": TIMEOUT_,
         "extra_first": OK, "extra_after": OK, "hang": TIMEOUT_}
+# RTU has no transaction id: a stale frame of the answer's shape next to the answer, in either
+# order, leaves the answer in doubt
 RTU = {"function": MISMATCHED, "unit": MISMATCHED, "byte_count": MISMATCHED,
-       "count": MISMATCHED, "late": TIMEOUT_, "restamp": TIMEOUT_, "extra_after": OK,
-       "bad_crc": BlockStatus.BAD_CRC, "hang": TIMEOUT_}
+       "count": MISMATCHED, "late": TIMEOUT_, "restamp": TIMEOUT_, "extra_first": MISMATCHED,
+       "extra_after": MISMATCHED, "bad_crc": BlockStatus.BAD_CRC, "hang": TIMEOUT_}
 
 
 def served_ok(sim: Simulator, bank: int, blocks: dict, start_us: int, end_us: int) -> None:

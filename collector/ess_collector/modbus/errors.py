@@ -51,6 +51,12 @@ class UnansweredAfterDiscard(MismatchedReply):
     stale transaction id, a presumed late RTU reply): no reply could be shown to be ours."""
 
 
+class TakenForLate(UnansweredAfterDiscard):
+    """RTU: a frame shaped like this request's reply came, but was taken for the late reply to
+    an earlier request of the unit (when in doubt the block fails). The unit answers: it is not
+    demoted for it."""
+
+
 class Skipped(RequestFailed):
     """Not attempted: no time is left before the poll's deadline (pacing included)."""
 

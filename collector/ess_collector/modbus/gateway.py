@@ -15,7 +15,9 @@ the unit ids behind a gateway: transaction ids, pacing, turns, resets and reconn
   gateways stamp a late reply with the transaction and unit id of whatever request is
   outstanding when it comes; a closed connection cannot carry it). It is reopened at the next
   request: at once if the closed connection had carried an accepted reply (or, shared, closed
-  for one unit's timeout: that unit is demoted instead), else after a back-off doubling from
+  for one unit's timeout: that unit is demoted instead), or if it is the first connection to
+  fail since the last accepted reply (so one bad reply to the first request of a connection
+  costs that block, not the rest of the poll), else after a back-off doubling from
   `reconnect.initial` to `reconnect.max` (also after a failed connect); an accepted reply clears
   the back-off.
 * RTU late replies (`late.LateReplies`) are kept per gateway, across reconnects.
@@ -67,6 +69,8 @@ class Gateway:
         self.turns = Turns()
         self.conn: Connection | None = None
         self.backoff = 0.0          # 0: connect right away
+        self.retried = False        # a failed connection was reopened at once since the last
+                                    # accepted reply
         self.next_connect = 0.0     # monotonic
         self.connected_once = False
         self.ready_at = 0.0         # monotonic: pacing allows the next request from then
@@ -99,11 +103,14 @@ class Gateway:
 
     def reset(self, why: str, who: str = "", unit_fault: bool = False) -> None:
         """Close the connection; reopen at once if it was healthy (or, shared, the fault was
-        one unit's: a timeout, which demotes that unit), else after the back-off."""
+        one unit's: a timeout, which demotes that unit) or is the first to fail since the last
+        accepted reply, else after the back-off."""
         healthy = (self.conn is not None and self.conn.accepted > 0) or (
             unit_fault and self.shared)
         self.close(why)
         self.counts["resets"] += 1
+        if not healthy and not self.retried:
+            healthy = self.retried = True
         if healthy:
             self.next_connect = 0.0
             event(log, f"{self.name}: connection reset ({why})", stage="poll",
@@ -164,7 +171,7 @@ class Gateway:
         finally:
             self.ready_at = max(self.ready_at,
                                 time.monotonic() + self.pacing.pause_between_requests)
-        self.backoff = 0.0
+        self.backoff, self.retried = 0.0, False
         return answer
 
     def _failed(self, exc: RequestFailed, req: Request, who: str) -> None:

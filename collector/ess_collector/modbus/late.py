@@ -1,9 +1,11 @@
 """RTU late replies: requests that timed out and whose reply may still arrive.
 
-RTU frames carry no transaction id. Replies on a serial line come in request order, so a request
-that timed out can only get its late reply before the next accepted reply (then everything
-earlier is settled), and for at most `window` seconds. Kept per gateway, across reconnects: a
-serial-to-Ethernet gateway passes a late reply to whichever connection is open.
+RTU frames carry no transaction id. A device answers its requests in order, so a request that
+timed out can only get its late reply before that unit's next accepted reply (then everything
+earlier of that unit is settled), and for at most `window` seconds. Another unit's reply settles
+nothing: behind a gateway, a slow unit's late reply can come after other units answered. Kept per
+gateway, across reconnects: a serial-to-Ethernet gateway passes a late reply to whichever
+connection is open.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ class LateReplies:
         key = (req.unit, req.function, req.byte_count)
         self._due.setdefault(key, []).append(time.monotonic() + self.window)
 
-    def settle(self) -> None:
-        """A reply was accepted: every earlier request's late reply would have come before it."""
-        self._due.clear()
+    def settle(self, unit: int) -> None:
+        """A reply of `unit` was accepted: the late replies to its earlier requests would have
+        come before it."""
+        for k in [k for k in self._due if k[0] == unit]:
+            del self._due[k]
 
     def find(self, unit: int, function: int, byte_count: int | None) -> tuple | None:
         """The expected late reply a frame (byte count None: an exception reply) would be."""

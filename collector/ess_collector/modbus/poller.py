@@ -20,7 +20,7 @@ from ess.sites import Device
 from ess.wire import bits
 
 from .demotion import UNIT, Demotions
-from .errors import NoReply, RequestFailed, UnansweredAfterDiscard
+from .errors import NoReply, RequestFailed, TakenForLate, UnansweredAfterDiscard
 from .gateway import DEFAULT_PACING, Gateway, Pacing
 from .pdu import Request
 
@@ -118,7 +118,8 @@ class DevicePoller:
             except RequestFailed as exc:
                 status[req.block] = BlockData(exc.status)
                 if shared and isinstance(exc, NoReply | UnansweredAfterDiscard) and not (
-                        exc.cut_short):     # a wait the deadline cut says nothing of the unit
+                        exc.cut_short       # a wait the deadline cut says nothing of the unit
+                        or isinstance(exc, TakenForLate)):      # nor does a unit that answers
                     self._demote(i - 1 if self._answered else UNIT, req)
                     self._waited += 1
                     return i if self._answered else self._demoted_blocks(status)

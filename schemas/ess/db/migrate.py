@@ -8,6 +8,7 @@ is dropped. Running it again with the same maps is a no-op.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from ..errors import PermanentError
@@ -50,13 +51,17 @@ class Migration:
     statements: tuple[str, ...]
 
 
+_SCALE_0 = re.compile(r"^numeric\((\d+),0\)$")     # the catalog's numeric(20,0) is numeric(20)
+
+
 def _columns(cur, table: str) -> dict[str, str] | None:
+    """Live columns and their types, spelled as the schema writes them."""
     cur.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY a.attnum", (ident(table),))
     rows = cur.fetchall()
-    return {name: typ for name, typ in rows} if rows else None
+    return {name: _SCALE_0.sub(r"numeric(\1)", typ) for name, typ in rows} if rows else None
 
 
 def _detect_mode(cur, requested: str) -> str:

@@ -119,7 +119,9 @@ class Decoder:
         if len(p.gbits):
             values[:, p.gbits] = (raw[:, p.srcbits] >> p.bitpos) & 1
         if len(p.scaled):
-            values[:, p.scaled] = round3(values[:, p.scaled] * p.scale[p.scaled], p.scaled_big)
+            with np.errstate(over="ignore"):    # beyond the double range: an infinity
+                x = values[:, p.scaled] * p.scale[p.scaled]
+            values[:, p.scaled] = round3(x, p.scaled_big)
         if len(p.gsf):
             self._apply_scale_factors(raw, values, ok)
         if p.ranged:
@@ -148,7 +150,7 @@ class Decoder:
             e[~np.asarray(ok, dtype=bool).reshape(-1, len(p.block_names))[
                 :, p.sf_block]] = np.nan
         v = values[:, p.gsf]
-        with np.errstate(invalid="ignore"):   # dividing by an exact power of ten rounds once
+        with np.errstate(invalid="ignore", over="ignore"):   # one rounding; inf beyond range
             values[:, p.gsf] = np.where(e < 0, v / 10.0 ** -e, v * 10.0 ** e)
 
     def decode_batch(self, raw: np.ndarray, ok: np.ndarray | None = None) -> list[TableBatch]:

@@ -162,6 +162,12 @@ resource "google_cloudfunctions2_function" "export" {
         ESS_SITES_CONFIG_MD5 = google_storage_bucket_object.sites.md5hash
         ESS_EXPORT_BUCKET    = google_storage_bucket.this["csv"].name
       },
+      # retention tiers (issue 23; 0 = forever): read by the export function's retention task
+      {
+        ESS_RETENTION_RAW_DAYS    = tostring(var.retention.raw_days)
+        ESS_RETENTION_MINUTE_DAYS = tostring(var.retention.minute_rollup_days)
+        ESS_RETENTION_HOUR_DAYS   = tostring(var.retention.hour_rollup_days)
+      },
       local.main_sql ? {
         ESS_DB_INSTANCE = google_sql_database_instance.this["main"].connection_name
         ESS_DB_NAME     = var.database.name

@@ -555,3 +555,45 @@ variable "db_job" {
     error_message = "db_job.image must be set and db_job.timeout_seconds from 60 to 86400."
   }
 }
+
+# --- rollups and retention tiers (issue 23; docs/scaling.md) -----------------
+
+variable "retention" {
+  type = object({
+    raw_days           = optional(number, 30)
+    minute_rollup_days = optional(number, 730)
+    hour_rollup_days   = optional(number, 0)
+    schedule           = optional(string, "30 3 * * *")
+    rollup_schedule    = optional(string, "*/5 * * * *")
+  })
+  description = <<-EOT
+    Retention tiers in the databases (every day also stays in the export bucket forever):
+    raw_days of raw and ledger rows (a day's partitions are dropped only once its export
+    manifest matches the database), minute_rollup_days of 1-minute rollups and
+    hour_rollup_days of 1-hour rollups (0: forever). schedule runs retention daily and
+    rollup_schedule brings the rollups up to date (cron, in export_time_zone; Cloud
+    Scheduler calls the export function with a `task`).
+  EOT
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = floor(var.retention.raw_days) == var.retention.raw_days && var.retention.raw_days >= 3 && var.retention.raw_days <= 3660
+    error_message = "retention.raw_days must be whole days from 3 (the export re-runs recent days) to 3660."
+  }
+
+  validation {
+    condition     = floor(var.retention.minute_rollup_days) == var.retention.minute_rollup_days && (var.retention.minute_rollup_days == 0 || var.retention.minute_rollup_days >= var.retention.raw_days)
+    error_message = "retention.minute_rollup_days must be whole days, at least raw_days, or 0 (forever)."
+  }
+
+  validation {
+    condition     = floor(var.retention.hour_rollup_days) == var.retention.hour_rollup_days && (var.retention.hour_rollup_days == 0 || (var.retention.minute_rollup_days > 0 && var.retention.hour_rollup_days >= var.retention.minute_rollup_days))
+    error_message = "retention.hour_rollup_days must be whole days, at least minute_rollup_days (which must then not be 0), or 0 (forever)."
+  }
+
+  validation {
+    condition     = alltrue([for s in [var.retention.schedule, var.retention.rollup_schedule] : can(regex("^\\S+( \\S+){4}$", s))])
+    error_message = "retention.schedule and retention.rollup_schedule must be cron expressions of five fields."
+  }
+}

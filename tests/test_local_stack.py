@@ -289,6 +289,11 @@ def test_make_run_summary_has_lost_frames_and_run_completeness(stack_dir):
     days = {n.split("/")[1] for n in files}
     assert {f"_manifests/{d}/manifest.json" for d in days} == \
         set(summary["objects"]) - set(files), summary["objects"]
+    # the rollup and retention tasks ran on exit, as the scheduler runs them (issue 23)
+    rollups = [ln for ln in lines if ln.startswith("run: rollup ")]
+    assert rollups and re.match(r"run: rollup [1-9]\d* minute and [1-9]\d* hour rows",
+                                rollups[-1]), rollups
+    assert any(re.match(r"run: retention \d+ raw range", ln) for ln in lines), lines[-20:]
 
 
 def _the_run_is_kept(run_dir, summary: dict) -> None:

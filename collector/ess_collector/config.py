@@ -33,6 +33,7 @@ class PublishSettings:
     timeout: float
     replay_rate: float
     max_in_flight: int
+    compress: bool = False          # codec message version 2 (docs/architecture.md)
 
 
 @dataclass(frozen=True)

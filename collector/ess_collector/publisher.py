@@ -2,7 +2,8 @@
 
 Each message holds 1..max_frames frame bodies of a single site, as the spool stored them
 (`ess.codec.pack_bodies`: a frame is encoded once, when it is spooled), and carries
-site_id, schema_version, frame_count, first_poll and last_poll (ISO 8601 UTC). With ordering
+site_id, schema_version (the codec's message version: 1, or 2 when `publish.compress` deflates
+the body), frame_count, first_poll and last_poll (ISO 8601 UTC). With ordering
 enabled the site id is the ordering key. `PUBSUB_EMULATOR_HOST` is honoured by the client.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
-from ess.codec import VERSION, pack_bodies
+from ess.codec import COMPRESSED, VERSION, pack_bodies
 from ess.wire.times import iso_z
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
@@ -23,11 +24,13 @@ _RETRYABLE = if_exception_type(gexc.Aborted, gexc.Cancelled, gexc.DeadlineExceed
                                gexc.ServiceUnavailable, gexc.Unknown)
 
 
-def message_for(site: str, bodies: list[bytes],
-                polls_us: list[int]) -> tuple[bytes, dict[str, str]]:
-    """Body and attributes of one message: frame bodies of `site` and their poll starts."""
-    return pack_bodies(bodies), {
-        "site_id": site, "schema_version": str(VERSION), "frame_count": str(len(bodies)),
+def message_for(site: str, bodies: list[bytes], polls_us: list[int],
+                compress: bool = False) -> tuple[bytes, dict[str, str]]:
+    """Body and attributes of one message: frame bodies of `site` and their poll starts;
+    deflated (message version 2) when `compress`."""
+    return pack_bodies(bodies, compress), {
+        "site_id": site, "schema_version": str(COMPRESSED if compress else VERSION),
+        "frame_count": str(len(bodies)),
         "first_poll": iso_z(min(polls_us)), "last_poll": iso_z(max(polls_us))}
 
 
@@ -83,7 +86,7 @@ class FramePublisher:
                 polls_us: list[int]) -> concurrent.futures.Future:
         """Publish one message of frame bodies (all of `site`); the future resolves to the
         message id or raises."""
-        data, attrs = message_for(site, bodies, polls_us)
+        data, attrs = message_for(site, bodies, polls_us, self.settings.compress)
         key = site if self.settings.ordering else ""
         return self.client.publish(self.topic, data, ordering_key=key, retry=self.retry,
                                    timeout=min(self.settings.timeout, 60.0), **attrs)

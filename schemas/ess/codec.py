@@ -2,6 +2,9 @@
 
 Message layout (all big-endian):
     b"ESSM" | version:u8 | frame_count:u16 | frame_count x (length:u32 | frame body)
+Message version 1 is that; version 2 (COMPRESSED) is the same message with everything after the
+version byte deflated (zlib): a quarter of the bytes for the default map. Readers read both; a
+writer sends version 2 only when asked (`compress`), once every reader is deployed.
 Frame body (version 1):
     bank_id:u16 unit_id:u8 seq:u64 poll_start_us:i64 poll_end_us:i64 map_version:u16
     site_id:(u8 len, utf-8) map_id:(u8 len, utf-8) block_count:u8
@@ -22,6 +25,8 @@ from .wire.times import to_datetime
 
 MAGIC = b"ESSM"
 VERSION = 1
+COMPRESSED = 2                      # message version: version 1, deflated after the version byte
+MAX_INFLATED = 64 * 1024 * 1024     # a compressed message inflates to at most this many bytes
 MAX_FRAMES_PER_MESSAGE = 65535
 _MSG_HEAD = struct.Struct(">4sBH")
 _LEN = struct.Struct(">I")
@@ -136,20 +141,42 @@ def encode_frame(frame: Frame) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def encode_frames(frames: list[Frame]) -> bytes:
-    """Pack frames into one message body."""
-    return pack_bodies([encode_frame(f) for f in frames])
+def encode_frames(frames: list[Frame], compress: bool = False) -> bytes:
+    """Pack frames into one message body (message version 2, deflated, when `compress`)."""
+    return pack_bodies([encode_frame(f) for f in frames], compress)
 
 
-def pack_bodies(bodies: list[bytes]) -> bytes:
+def pack_bodies(bodies: list[bytes], compress: bool = False) -> bytes:
     """One message body from frame bodies as `encode_frame` wrote them (byte for byte: the
-    collector's spool hands its stored bodies over without decoding them again)."""
+    collector's spool hands its stored bodies over without decoding them again); message
+    version 2 (deflated) when `compress`."""
     if not 1 <= len(bodies) <= MAX_FRAMES_PER_MESSAGE:
         raise FrameError(f"a message holds 1..{MAX_FRAMES_PER_MESSAGE} frames, got {len(bodies)}")
     out = [_MSG_HEAD.pack(MAGIC, VERSION, len(bodies))]
     for body in bodies:
         out += [_LEN.pack(len(body)), body]
-    return b"".join(out)
+    plain = b"".join(out)
+    if not compress:
+        return plain
+    return MAGIC + bytes([COMPRESSED]) + zlib.compress(plain[len(MAGIC) + 1:])
+
+
+def _inflate(data: bytes) -> bytes:
+    """A version 2 message as the version 1 message it deflates; CorruptFrame when the stream is
+    broken, truncated, followed by stray bytes or inflates past MAX_INFLATED."""
+    inflater = zlib.decompressobj()
+    try:
+        rest = inflater.decompress(data[len(MAGIC) + 1:], MAX_INFLATED)
+    except zlib.error as exc:
+        raise CorruptFrame(f"message: compressed payload is not a deflate stream ({exc})") from exc
+    if inflater.unconsumed_tail:
+        raise CorruptFrame(f"message: inflates to more than {MAX_INFLATED} bytes")
+    if not inflater.eof:
+        raise CorruptFrame("message: compressed payload is truncated")
+    if inflater.unused_data:
+        raise CorruptFrame(f"message: {len(inflater.unused_data)} stray bytes after the "
+                           "compressed payload")
+    return MAGIC + bytes([VERSION]) + rest
 
 
 def verify_frame(body: bytes, where: str = "frame") -> None:
@@ -221,13 +248,16 @@ def decode_frame(body: bytes, where: str = "frame") -> Frame:
 def decode_frames(data: bytes) -> list[Frame]:
     """Parse a message body into frames; raise a FrameError subclass naming the problem."""
     data = bytes(data)
+    if len(data) > len(MAGIC) and data[:len(MAGIC)] == MAGIC and data[len(MAGIC)] == COMPRESSED:
+        data = _inflate(data)
     if len(data) < _MSG_HEAD.size:
         raise CorruptFrame(f"message: {len(data)} bytes is too short for a header")
     magic, version, count = _MSG_HEAD.unpack_from(data)
     if magic != MAGIC:
         raise CorruptFrame(f"message: bad magic {bytes(magic)!r} (expected {MAGIC!r})")
     if version != VERSION:
-        raise UnknownVersion(f"message: codec version {version} (this reader knows {VERSION})")
+        raise UnknownVersion(f"message: codec version {version} (this reader knows {VERSION} "
+                             f"and {COMPRESSED})")
     pos, frames = _MSG_HEAD.size, []
     for i in range(count):
         if pos + _LEN.size > len(data):

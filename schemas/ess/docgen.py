@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import paths
+from .db.rollup_schema import rollup_specs
 from .db.schema import KEYS, sql_type
 from .plan import read_plan
 from .regmap import RegisterMap
@@ -128,7 +129,7 @@ def render_data_spec(m: RegisterMap) -> str:
                        f"{'yes' if f.invert else ''} | {sql_type(f)} |")
         out.append("| `out_of_range` | | | | | | | | | text[] — names of the columns whose value "
                    "was outside its range; NULL when none |")
-    return "\n".join(out + _alarms_text(m)) + "\n"
+    return "\n".join(out + _alarms_text(m) + _rollups(m)) + "\n"
 
 
 def _alarms_text(m: RegisterMap) -> list[str]:
@@ -145,4 +146,45 @@ def _alarms_text(m: RegisterMap) -> list[str]:
     for a in m.alarms:
         out.append(f"| `{a.name}` | {a.severity} | {a.table} | `{a.column}` | {a.condition()} | "
                    f"{a.note} |")
+    return out
+
+
+_ROLLUP_TEXT = (
+    "## Rollups",
+    "",
+    "Every data table `T` has two rollup tables, `T_1m` and `T_1h`: one row per site, bank "
+    "(rack) and UTC minute or hour (`bucket`, its start), unique key (site_id, bank_id, "
+    "[rack_id,] bucket). `ess db migrate` creates them with the tables, in both modes (plain "
+    "tables; no continuous aggregates). `samples` counts the bucket's raw rows and "
+    "`out_of_range_rows` those with a flagged value. A numeric column `c` gives `c_min`, "
+    "`c_max` (its SQL type), `c_mean` (the mean of the non-NULL values, summed in double "
+    "precision; `real` for a `real` column, whose values have at most 5 significant "
+    "digits, so a mean of 57.8s is 57.8 as min and max show it; else double precision), "
+    "`c_last` (the value in the bucket's "
+    "latest row; NULL when that poll's block failed, as TimescaleDB's `last(value, time)`) "
+    "and `c_count` (non-NULL values). A bit or status column (a `bits`/`bit` register, a "
+    "register of a `scaled: false` block, or an unscaled integer with no unit and no range) "
+    "gives `c_any` (the OR of every value: a bit set at any time in the bucket) and `c_last`. "
+    "An hour is computed from its minutes (min of mins, count-weighted mean, ...).",
+    "",
+    "The rollup job (`ess db rollup`; scheduled, docs/scaling.md) recomputes every minute "
+    "that holds a frame committed since its last run, from all the raw rows of that minute, "
+    "then those minutes' hours, and upserts them whole: a late, redelivered or replayed "
+    "frame gives the same rows as frames delivered once, in order.",
+)
+
+
+def _rollups(m: RegisterMap) -> list[str]:
+    """The rollup section: the rules, then each table's numeric and status columns."""
+    out = ["", *_ROLLUP_TEXT]
+    specs = rollup_specs([m])
+    for table in m.tables():
+        spec = specs[f"{table}_1m"]
+        numeric = [f"`{x.column}`" for x in spec.measures if not x.status]
+        status = [f"`{x.column}`" for x in spec.measures if x.status]
+        out += ["", f"`{spec.source}_1m`, `{spec.source}_1h` ({len(spec.table.values)} value "
+                    "columns):", "",
+                f"- numeric (`_min`, `_max`, `_mean`, `_last`, `_count`): "
+                f"{', '.join(numeric) or 'none'}",
+                f"- bit and status (`_any`, `_last`): {', '.join(status) or 'none'}"]
     return out

@@ -157,3 +157,40 @@ def _terraform_render(tmp_path: Path, databases: list[dict]) -> str:
 @pytest.mark.parametrize("case", list(CASES))
 def test_terraform_renders_the_same_grants(tmp_path, case):
     assert _terraform_render(tmp_path, CASES[case]) == grants_sql(CASES[case])
+
+
+# --- rollups and retention (issue 23) ------------------------------------------------------
+
+def test_export_role_keeps_rollups_and_retention_with_only_the_grants(plain_db, roles):
+    """The export's rollup and retention tasks as a role holding only the generated grants: it
+    rolls up, drops exported days through ess_retire_raw, prunes rollups; it cannot drop or
+    delete raw rows by itself."""
+    from ess.db.retention import RetentionPolicy, prune_rollups, retire
+    from ess.db.rollup import run_rollups
+    from retention_data import ZONES, counts, days_left, load
+
+    owner = connect_dsn(_as(plain_db, roles["owner"]))
+    migrate(owner, [M], mode="partitioned")
+    cur = owner.cursor()
+    for s in statements(grants_sql([{"label": "main", "writers": [roles["ingest"]],
+                                     "readers": [roles["export"]]}])):
+        cur.execute(s)
+    owner.commit()
+    load(owner, plain=True)
+    export = connect_dsn(_as(plain_db, roles["export"]))
+    assert run_rollups(export, [M]).complete
+    manifests = counts(owner)
+    results = retire(export, ZONES, lambda site, day: manifests.get((site, day)), raw_days=30)
+    assert sum(r["dropped"] for r in results) >= 5
+    assert min(days_left(owner)) > datetime.now(UTC).date() - timedelta(days=41)
+    pruned = prune_rollups(export, [M], [(s, 1) for s in ZONES], RetentionPolicy(30, 35, 38))
+    assert pruned["rack_1m"] > 0
+    ecur = export.cursor()
+    day = max(days_left(owner))
+    for sql in (f"DROP TABLE bank_p{day:%Y%m%d}", "DELETE FROM bank", "TRUNCATE frames"):
+        with pytest.raises(pg8000.dbapi.DatabaseError) as err:
+            ecur.execute(sql)
+        assert err.value.args[0]["C"] == "42501", sql
+        export.rollback()
+    export.close()
+    owner.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from ess.events.episodes import derive
 from ess.events.states import CLEAR, HOLD, RAISE, UNKNOWN, classify
-from events_support import MAP, NULL16, NULL_T, MemoryStore, expected, frame
+from events_support import MAP, NULL16, NULL_T, T0, MemoryStore, expected, frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,7 +63,7 @@ _FRAMES = st.dictionaries(st.integers(0, 40), st.one_of(st.none(), _REGS), min_s
                           max_size=25)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames=_FRAMES, data=st.data())
 def test_any_delivery_gives_the_episodes_of_all_frames(frames, data):
     """Frames in random batches, shuffled, some delivered twice: the stored episodes equal the
@@ -83,7 +83,7 @@ def test_any_delivery_gives_the_episodes_of_all_frames(frames, data):
     assert len([e for e in store.inserted if e.alarm == "flag_on"]) == len(plain)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(frames=_FRAMES)
 def test_in_order_delivery_one_frame_at_a_time_raises_each_episode_once(frames):
     """Live delivery (one frame per batch, in poll order): every episode is inserted once and
@@ -95,3 +95,17 @@ def test_in_order_delivery_one_frame_at_a_time_raises_each_episode_once(frames):
     final = {(e.alarm, e.rack, e.since, e.raised) for e in store.events}
     raised = [(e.alarm, e.rack, e.since, e.raised) for e in store.inserted]
     assert sorted(raised) == sorted(final)
+
+
+def test_a_late_clear_inside_a_stored_pending_run_moves_the_episode_to_the_next_run():
+    """rack 2 (`for` 2 s) raises at 1, 3, 5 with 2 missing: stored since 1, raised 3. The late
+    clear at 2 ends that run; the next run (3, 5) raises at 5. The window must not stop at 2,
+    where the stored episode is pending, not idle."""
+    regs = {0: None, 1: [0, 400, 0, 1], 2: [0, 400, 0, 0], 3: [0, 400, 0, 1], 5: [0, 400, 0, 1]}
+    frames = {t: frame(t, r) for t, r in regs.items()}
+    store = MemoryStore()
+    for batch in ([0], [1, 3, 5], [2]):
+        store.write([frames[t] for t in batch])
+    got = sorted(store.events, key=lambda e: (e.alarm, e.rack or 0, e.since))
+    assert got == expected(store)
+    assert [(e.since - T0, e.raised - T0) for e in got if e.rack == 2] == [(3_000_000, 5_000_000)]

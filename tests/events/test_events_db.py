@@ -26,7 +26,8 @@ def _events(conn) -> list[tuple]:
 
 
 @pytest.mark.parametrize("db", ["timescale_db", "plain_db"])
-def test_in_order_shuffled_and_duplicated_deliveries_give_the_same_episodes(db, request):
+def test_in_order_shuffled_and_duplicated_deliveries_give_the_same_episodes(db, request,
+                                                                            needs_service):
     conn = connect_dsn(request.getfixturevalue(db))
     try:
         migrate(conn, [M])

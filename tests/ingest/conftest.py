@@ -28,7 +28,7 @@ from .helpers import attrs, body
 from .relay import PushRelay
 
 ROOT = Path(__file__).resolve().parents[2]
-SITES = ("exact", "dup", "replica", "restart", "poison", "redecode", "other", "outage")
+SITES = ("exact", "dup", "replica", "restart", "poison", "redecode", "other", "outage", "zipped")
 BUCKET = "ess-test-quarantine"
 ARCHIVE_BUCKET = "ess-test-raw"
 _NOTES: list[str] = []

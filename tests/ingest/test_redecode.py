@@ -59,6 +59,8 @@ def test_redecode_reproduces_rows_and_applies_a_changed_map(stack, pipe, tmp_pat
     assert ess_main(args[:-4] + narrow + ["-q"]) == 0
     assert "4 frames" in capsys.readouterr().out
 
+    assert ess_main(["db", "rollup", "--dsn", dsn]) == 0     # rollups of the old values
+    capsys.readouterr()
     text = (MAPS_DIR / "default.yaml").read_text()
     line = next(x for x in text.splitlines() if '"column": "bank_soc"' in x)
     changed = tmp_path / "default-fixed.yaml"
@@ -70,3 +72,20 @@ def test_redecode_reproduces_rows_and_applies_a_changed_map(stack, pipe, tmp_pat
     assert got == expected_rows(frames, new_map) != want
     assert all(round(got["bank"][k]["bank_soc"] * 10, 3) == round(v["bank_soc"], 3)
                for k, v in want["bank"].items())
+    assert _stale_rollups(dsn) == 0       # the rewrite recomputed the rollups of its window
+
+
+def _stale_rollups(dsn: str) -> int:
+    """1-minute rollups whose max SOC is not the raw rows' (after a rewrite)."""
+    from ess.db.connect import connect_dsn
+
+    conn = connect_dsn(dsn)
+    cur = conn.cursor()
+    cur.execute("SELECT count(*), count(*) FILTER (WHERE m.bank_soc_max IS DISTINCT FROM r.mx) "
+                "FROM bank_1m m JOIN (SELECT date_trunc('minute', ts) AS b, site_id, bank_id, "
+                "max(bank_soc) AS mx FROM bank GROUP BY 1, 2, 3) r ON r.b = m.bucket "
+                "AND r.site_id = m.site_id AND r.bank_id = m.bank_id")
+    total, stale = cur.fetchone()
+    conn.close()
+    assert total > 0
+    return stale

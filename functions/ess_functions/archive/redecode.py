@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ess import codec
+from ess.db.rollup import rebuild
 from ess.db.writer import write_frames
 from ess.decode import DecodeError
 from ess.errors import PermanentError
@@ -125,6 +126,10 @@ def redecode(conn, source: str | ObjectStore, since: datetime, until: datetime,
             flush(pending)
     finally:
         bar.close()
+    if update and result.frames:
+        # rewritten rows keep their ledger rows (and commit times): the rollup job would not
+        # see them, so their buckets are recomputed here (issue 23)
+        rebuild(conn, list(maps.values()), since, until)
     event(log, f"redecoded {result.frames} frames from {result.objects} objects", stage="store",
           frames=result.frames, rows=result.rows, written=result.written, skipped=result.skipped,
           raised=result.raised)

@@ -84,9 +84,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
+        retired = f", {len(summary['retired'])} retired site-day(s) left as they are" \
+            if summary["retired"] else ""
         print(f"ess export: {summary['written']} written, {summary['unchanged']} unchanged, "
               f"{summary['conflicts']} conflicts, {len(summary['manifests'])} day(s) -> "
-              f"{summary['destination']}")
+              f"{summary['destination']}{retired}")
     return command.FINDINGS if summary["conflicts"] else command.OK
 
 

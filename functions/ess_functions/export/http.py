@@ -16,6 +16,7 @@ from ..objstore import DestinationError, GcsStore
 from .dates import check_first_days
 from .request import BadRequest, parse_date, parse_format, plan_jobs
 from .run import QUERY_TIMEOUT, export_jobs
+from .tasks import parse_task, run_task
 
 log = logging.getLogger("ess.export")
 _lock = threading.Lock()
@@ -56,9 +57,8 @@ def _params(request) -> dict:
     return {**request.args.to_dict(), **body}
 
 
-def _plan(request) -> tuple[list, GcsStore, str]:
+def _plan(params: dict) -> tuple[list, GcsStore, str]:
     """The checked jobs, destination and format of a request; BadRequest when unusable."""
-    params = _params(request)
     days = [parse_date(params["date"])] if params.get("date") not in (None, "") else None
     dest = destination()
     jobs = plan_jobs(sites_config(), days=days, site=params.get("site"))
@@ -85,11 +85,43 @@ def _internal(exc: Exception):
             "error_id": error_id}, 500
 
 
+def _task(task: str, params: dict):
+    """A `rollup` or `retention` request (ess_functions.export.tasks)."""
+    try:
+        fmt = parse_format(params.get("format"), str(params.get("gzip", "")).lower() in _TRUE)
+        dest = destination() if task == "retention" else None
+        config = sites_config()
+    except BadRequest as exc:
+        return _refused(exc)
+    except Exception as exc:  # noqa: BLE001 - a bad configuration, the bucket unreachable
+        return _internal(exc)
+    return _with_database(lambda conn: run_task(task, conn, config, dest, fmt))
+
+
+def _with_database(work):
+    """`work(conn)`'s summary with 200, on a connection closed afterwards; 400 or 500 on error."""
+    conn = None
+    try:
+        conn = connect(read_timeout=QUERY_TIMEOUT)
+        return work(conn), 200
+    except BadRequest as exc:
+        return _refused(exc)
+    except Exception as exc:  # noqa: BLE001 - never echoed: it may name the DSN or a host
+        return _internal(exc)
+    finally:
+        if conn is not None:
+            conn.close()
+
+
 def handle(request):
     """Export one day (`date`, default yesterday per site) for all sites or one `site`, as
-    `format` csv (default), csv.gz or parquet."""
+    `format` csv (default), csv.gz or parquet; or run another `task` (rollup, retention)."""
     try:
-        jobs, dest, fmt = _plan(request)
+        params = _params(request)
+        task = parse_task(params.get("task"))
+        if task != "export":
+            return _task(task, params)
+        jobs, dest, fmt = _plan(params)
     except BadRequest as exc:
         return _refused(exc)
     except ConfigError as exc:
@@ -98,16 +130,9 @@ def handle(request):
         return {"error": str(exc)}, 500
     except Exception as exc:  # noqa: BLE001 - e.g. the bucket unreachable
         return _internal(exc)
-    conn = None
-    try:
-        conn = connect(read_timeout=QUERY_TIMEOUT)
+
+    def export(conn) -> dict:
         check_first_days(conn, sites_config(), jobs)
-        summary = export_jobs(conn, jobs, dest, fmt=fmt, config=sites_config())
-    except BadRequest as exc:
-        return _refused(exc)
-    except Exception as exc:  # noqa: BLE001 - never echoed: it may name the DSN or a host
-        return _internal(exc)
-    finally:
-        if conn is not None:
-            conn.close()
-    return summary, 200
+        return export_jobs(conn, jobs, dest, fmt=fmt, config=sites_config())
+
+    return _with_database(export)

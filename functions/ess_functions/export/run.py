@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 
 from ess.db.bigquery import export_specs
+from ess.db.retention import retired_days
 from ess.db.schema import TableSpec
 from ess.logs import event
 from ess.sites import Site, SitesConfig
@@ -198,7 +199,14 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
     The data status uses `config`'s collector interval and frozen_after (None: defaults)."""
     interval, frozen_after = settings(config)
     by_day: dict[date, list[Site]] = {}
+    retired = []
     for site, day in jobs:
+        if day in retired_days(conn, site.site_id, [day]):   # issue 23: files are the record
+            retired.append({"site": site.site_id, "date": day.isoformat()})
+            event(log, f"export {site.site_id} {day}: retired (its raw rows are dropped; the "
+                  "files stay as they are)", stage="accumulate", level=logging.WARNING,
+                  site=site.site_id, date=day.isoformat(), status="retired")
+            continue
         by_day.setdefault(day, []).append(site)
     files, manifests = [], []
     for day in sorted(by_day):
@@ -224,4 +232,4 @@ def export_jobs(conn, jobs: Iterable[tuple[Site, date]], dest: ObjectStore, *,
             "manifests": manifests,
             "written": sum(f.status == "written" for f in files),
             "unchanged": sum(f.status == "unchanged" for f in files),
-            "conflicts": sum(f.status == "conflict" for f in files)}
+            "conflicts": sum(f.status == "conflict" for f in files), "retired": retired}

@@ -5,8 +5,9 @@ topic and subscriptions as the Terraform configuration (pushing to the local fun
 emulator, the ingest functions (main, replica) and the export function under functions-framework,
 the ESS simulator (3 sites, 1 bank each, serving MAP: a map id or file, `default` unless set)
 unless CONFIG names real devices (each device's `map` is used), and the collector.
-Prints a status line every few seconds, triggers the export like the scheduler would, and on
-Ctrl-C or after DURATION seconds drains, stops everything and prints one `SUMMARY {json}` line.
+Prints a status line every few seconds, triggers the export, rollups and retention like the
+scheduler would, and on Ctrl-C or after DURATION seconds drains, stops everything and prints one
+`SUMMARY {json}` line.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .status import (
     status_line,
     summary_fields,
 )
+from .upkeep import ROLLUP_EVERY, describe, run_task
 
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "ess-local"
@@ -256,7 +258,7 @@ class Pipeline:
 
     def watch(self, duration: float | None) -> None:
         t0 = time.monotonic()
-        last_status = last_export = t0
+        last_status = last_export = last_rollup = t0
         prev_rows, prev_t = 0, t0
         while not self.stop.is_set():
             if duration and time.monotonic() - t0 >= duration:
@@ -281,6 +283,9 @@ class Pipeline:
             if now - last_export >= EXPORT_EVERY:
                 last_export = now
                 say(f"run: export triggered ({self.export()} site(s) written)")
+            if now - last_rollup >= ROLLUP_EVERY:
+                last_rollup = now
+                say(f"run: rollup {describe(run_task(self.functions['export'].url, 'rollup'))}")
 
     # ---- stop -------------------------------------------------------------------------------
     def drain(self, timeout: float = 45.0) -> dict:
@@ -299,6 +304,8 @@ class Pipeline:
             last = c
             time.sleep(1)
         say(f"run: export on exit ({self.export()} site(s) written)")
+        for task in ("rollup", "retention"):
+            say(f"run: {task} {describe(run_task(self.functions['export'].url, task))}")
         self.kept = keep_buckets(self.gcs.client(PROJECT), BUCKETS, self.run_dir)
         say("run: kept in " + ", ".join(f"{d} ({n} files)" for d, n in self.kept.items()))
         return last or self.counts()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 
 
 def _maps(refs: list[str]):
@@ -64,6 +65,30 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rollup(args: argparse.Namespace) -> int:
+    """Bring the rollups up to date once (or rebuild a poll-time range); print a JSON summary.
+    Errors (a bad map, the database down) are told by ess.command."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime, time
+
+    from ..command import connect
+    from .rollup import rebuild, run_rollups
+
+    maps = _maps(args.map)          # a bad map is told before the database is needed
+    conn = connect(args.dsn)
+    try:
+        if args.rebuild:
+            first, last = (datetime.combine(d, time(), UTC) for d in args.rebuild)
+            result = rebuild(conn, maps, first, last)
+        else:
+            result = run_rollups(conn, maps)
+    finally:
+        conn.close()
+    print(json.dumps(asdict(result), default=str))
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from .schema import render_schema
 
@@ -83,6 +108,14 @@ def register(sub) -> None:
     m.add_argument("--mode", choices=("auto", "timescale", "partitioned"), default="auto")
     m.add_argument("--print", action="store_true", help="print the pending SQL, apply nothing")
     m.set_defaults(func=_cmd_migrate)
+    u = dbsub.add_parser("rollup", help="update the 1-minute and 1-hour rollups once "
+                                        "(docs/data-spec.md, Rollups)")
+    u.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
+    u.add_argument("--map", action="append", help="map name or file (repeatable; default: default)")
+    u.add_argument("--rebuild", nargs=2, metavar=("FROM", "TO"), type=date.fromisoformat,
+                   help="recompute every bucket polled in [FROM, TO) (UTC days, YYYY-MM-DD), "
+                        "e.g. after `ess redecode --map` rewrote rows")
+    u.set_defaults(func=_cmd_rollup)
     s = dbsub.add_parser("setup", help="as the schema owner: own schema public, migrate, "
                          "create the coming partitions, grant the ingest and export users")
     s.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")

@@ -21,6 +21,7 @@ from ..regmap import RegisterMap
 from ..wire.transaction import reading, transaction
 from .partitions import CURRENT_SQL, DEFAULTS_SQL, LOCK_KEY, ensure_ahead
 from .quote import ident
+from .rollup_ddl import plain_tables, rollup_table_names, upkeep_ddl  # rollups (issue 23)
 from .schema import (
     DATA_STATUS,
     ENSURE_PARTITIONS_FN,
@@ -90,17 +91,26 @@ def _detect_mode(cur, requested: str) -> str:
     return requested
 
 
-def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[list[str], list[str]]:
+def _plan(cur, maps: list[RegisterMap], mode: str,
+          first: bool) -> tuple[list[str], list[str]]:
     stmts, notes = [], []
+    specs = table_specs(maps)
     if first and mode == "timescale":
         stmts.append("CREATE EXTENSION IF NOT EXISTS timescaledb")
     if mode == "partitioned":
         stmts += _partition_upkeep(cur, first, notes)
     table_specs_names = set(specs)         # the ledger's columns are never widened
-    for spec in [*specs.values(), LEDGER, DATA_STATUS]:
+    plain = [DATA_STATUS]
+    # --- rollups and retention (issue 23): plain tables in both modes, widened with their
+    # sources; a rollup column added with its source column needs no note of its own.
+    rollups = rollup_table_names(maps)
+    table_specs_names |= rollups
+    plain += plain_tables(maps)
+    # --- end rollups and retention
+    for spec in [*specs.values(), LEDGER, *plain]:
         live = _columns(cur, spec.name)
         if live is None:
-            if spec is DATA_STATUS:
+            if spec in plain:
                 stmts.append(create_table_sql(spec))
             else:
                 stmts += ([create_table_sql(spec), hypertable_sql(spec)] if mode == "timescale"
@@ -111,7 +121,8 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
         for name, typ in spec.values:
             if name not in live:
                 stmts.append(f"ALTER TABLE {ident(spec.name)} ADD COLUMN {ident(name)} {typ}")
-                notes.append(f"add {spec.name}.{name}")
+                if spec.name not in rollups:
+                    notes.append(f"add {spec.name}.{name}")
             elif (spec.name in table_specs_names and live[name] != typ and typ != "text[]"
                   and wider(live[name], typ) != live[name]):
                 stmts.append(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(name)} "
@@ -126,6 +137,7 @@ def _plan(cur, specs: dict[str, TableSpec], mode: str, first: bool) -> tuple[lis
         if cur.fetchone()[0] != EVENTS_LOCK_VERSION:
             stmts += events_lock_ddl()
             notes.append("install the events lock function")
+    stmts += upkeep_ddl(cur, notes)   # rollups and retention (issue 23)
     return stmts, notes
 
 
@@ -169,7 +181,7 @@ def migrate(conn, maps: list[RegisterMap], mode: str = "auto",
         mode = _detect_mode(cur, mode)
         cur.execute(f"SELECT coalesce(max(version), 0) FROM {ident(MIGRATIONS_TABLE)}")
         last = cur.fetchone()[0]
-        stmts, notes = _plan(cur, table_specs(maps), mode, first=last == 0)
+        stmts, notes = _plan(cur, maps, mode, first=last == 0)
         if not stmts or dry_run:    # nothing written: committing (or not) changes nothing
             return Migration(last + 1, mode, "; ".join(notes), tuple(stmts)) if stmts else None
         for s in stmts:

@@ -37,6 +37,7 @@ class TableSpec:
     name: str
     keys: tuple[tuple[str, str], ...]
     values: tuple[tuple[str, str], ...]
+    primary_key: tuple[str, ...] | None = None   # default: the keys, time last
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -111,7 +112,8 @@ def wider(a: str, b: str) -> str:
 def create_table_sql(spec: TableSpec) -> str:
     cols = [f"{ident(n)} {t} NOT NULL" for n, t in spec.keys]
     cols += [f"{ident(n)} {t}" for n, t in spec.values]
-    pk = ", ".join(ident(k) for k in spec.key_names[1:] + spec.key_names[:1])
+    pk = ", ".join(ident(k) for k in spec.primary_key
+                   or spec.key_names[1:] + spec.key_names[:1])
     return (f"CREATE TABLE IF NOT EXISTS {ident(spec.name)} (\n  " + ",\n  ".join(cols)
             + f",\n  PRIMARY KEY ({pk})\n)")
 
@@ -149,4 +151,7 @@ def render_schema(maps: list[RegisterMap], mode: str) -> str:
         else:
             out += partitioned_sql(spec)
     out += ledger_ddl(mode) + events_ddl()
+    from .rollup_ddl import render_upkeep  # rollups and retention (issue 23); imports us
+
+    out += render_upkeep(maps)
     return ";\n\n".join(out) + ";\n"

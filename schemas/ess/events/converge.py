@@ -30,17 +30,18 @@ class Plan:
     episodes: list[Episode] = field(default_factory=list)
 
 
-def _active(episodes: list[Episode], t: np.ndarray) -> np.ndarray:
+def _within(episodes: list[Episode], t: np.ndarray, pending: bool = False) -> np.ndarray:
     """Per poll time in t: is one of the (sorted, disjoint) episodes active there (raised at or
-    before it, cleared after it)?"""
+    before it, cleared after it), or with `pending`, pending there (since at or before it,
+    raised after it)?"""
     out = np.zeros(t.size, dtype=bool)
     if not episodes or not t.size:
         return out
-    raised = np.array([e.raised for e in episodes], dtype=np.int64)
-    end = np.array([e.end for e in episodes], dtype=np.float64)
-    i = np.searchsorted(raised, t, side="right") - 1
+    lo = np.array([e.since if pending else e.raised for e in episodes], dtype=np.int64)
+    hi = np.array([e.raised if pending else e.end for e in episodes], dtype=np.float64)
+    i = np.searchsorted(lo, t, side="right") - 1
     ok = i >= 0
-    out[ok] = t[ok] < end[i[ok]]
+    out[ok] = t[ok] < hi[i[ok]]
     return out
 
 
@@ -49,7 +50,7 @@ def converge(p: Plan, touch: BankTouch, rows, old: list[Episode], end: int,
     """Derive p's episodes over the rows read (up to `end`) and find the first known poll at or
     after the batch's last where the derived and the stored states agree: both active (the
     derived episode then ends as the stored one does) or both inactive on a poll that does not
-    raise (nothing pending in either). Sets p.stop and p.episodes when found; `last` (no rows
+    raise (nothing pending in either: no stored episode's since..raised spans it). Sets p.stop and p.episodes when found; `last` (no rows
     after `end`): the derivation runs to the end."""
     ts, values = rows.series(p.alarm.column, p.rack, p.start, end)
     new = derive(p.alarm, (touch.site, touch.bank, p.rack), ts, values, p.state)
@@ -60,8 +61,11 @@ def converge(p: Plan, touch: BankTouch, rows, old: list[Episode], end: int,
     mask = (states != UNKNOWN) & (ts >= touch.last)
     t, st = ts[mask], states[mask]
     old = sorted(old, key=lambda e: e.since)
-    new_on, old_on = _active(new, t), _active(old, t)
-    hit = np.flatnonzero((new_on & old_on) | (~new_on & ~old_on & (st != RAISE)))
+    new_on, old_on = _within(new, t), _within(old, t)
+    # inactive on both sides: the stored episodes must not be pending there either (a stored
+    # `for` episode whose pending run the batch's own poll at t now ends)
+    idle = ~new_on & ~old_on & ~_within(old, t, pending=True) & (st != RAISE)
+    hit = np.flatnonzero((new_on & old_on) | idle)
     if not hit.size:
         return
     at = int(t[hit[0]])

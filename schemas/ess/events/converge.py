@@ -50,8 +50,8 @@ def converge(p: Plan, touch: BankTouch, rows, old: list[Episode], end: int,
     """Derive p's episodes over the rows read (up to `end`) and find the first known poll at or
     after the batch's last where the derived and the stored states agree: both active (the
     derived episode then ends as the stored one does) or both inactive on a poll that does not
-    raise (nothing pending in either: no stored episode's since..raised spans it). Sets p.stop and p.episodes when found; `last` (no rows
-    after `end`): the derivation runs to the end."""
+    raise (nothing pending in either: no stored episode's since..raised spans it). Sets p.stop
+    and p.episodes when found; `last` (no rows after `end`): the derivation runs to the end."""
     ts, values = rows.series(p.alarm.column, p.rack, p.start, end)
     new = derive(p.alarm, (touch.site, touch.bank, p.rack), ts, values, p.state)
     if last:

@@ -395,27 +395,25 @@ BEGIN
   FOR i IN 1 .. coalesce(array_length(sites, 1), 0) LOOP
     st := string_to_array(steady[i], ' ');
     RETURN QUERY
-      SELECT e.site_id, e.bank_id, e.rack_id, e.alarm, e.severity, e.since, e.raised,
-             e.raised_value, e.cleared, e.cleared_value, NULL::text
-        FROM "events" e LEFT JOIN unnest(st) AS s(k)
-          ON s.k = e.alarm || '/' || coalesce(e.rack_id, 0)
-       WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
-         AND (e.cleared IS NULL OR e.cleared >= lo[i])
-         AND NOT (s.k IS NOT NULL AND e.raised < lo[i]
-                  AND (e.cleared IS NULL OR e.cleared > hi[i]));
-    RETURN QUERY
+      WITH b AS MATERIALIZED (
+        SELECT e.*, e.alarm || '/' || coalesce(e.rack_id, 0) AS k,
+               e.raised < lo[i] AND (e.cleared IS NULL OR e.cleared > hi[i]) AS across
+          FROM "events" e
+         WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
+           AND (e.cleared IS NULL OR e.cleared >= lo[i]))
+      SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
+             b.raised_value, b.cleared, b.cleared_value, NULL::text
+        FROM b WHERE NOT (b.across AND b.k IN (SELECT unnest(st)))
+      UNION ALL
       SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
              NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
              NULL::float8, coalesce(string_agg(s.k, ' '), '')
-        FROM unnest(st) AS s(k) LEFT JOIN "events" e
-          ON e.site_id = sites[i] AND e.bank_id = banks[i]
-         AND e.alarm || '/' || coalesce(e.rack_id, 0) = s.k AND e.raised < lo[i]
-         AND (e.cleared IS NULL OR e.cleared > hi[i])
-       WHERE e.alarm IS NULL;
+        FROM unnest(st) AS s(k)
+       WHERE s.k NOT IN (SELECT b.k FROM b WHERE b.across);
   END LOOP;
 END $$;
 
-COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 8';
+COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 9';
 
 CREATE TABLE IF NOT EXISTS "bank_1h" (
   "bucket" timestamptz NOT NULL,

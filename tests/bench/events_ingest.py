@@ -5,9 +5,14 @@ Two functions-framework processes of the real ingest function share one database
 only in the register map they read: "with" serves the default map, "without" the same map with
 its `alarms` removed (ESS_SCHEMAS_DIR pointing at a copy of the packaged model), so no event is
 derived and the writer's statement has no lock step. Rounds alternate which side goes first; each
-round posts the same simulator frames (a healthy bank; then a bank with every warning and fault
-bit on: standing alarms) to fresh sites, 1 frame per message and 16 concurrent pushes, as
-deployed (ingest group-commits the messages waiting).
+round posts the same simulator frames to a fresh site of BANKS banks, second by second (each
+second one poll of every bank, as a fleet sends them), 1 frame per message and 16 concurrent
+pushes, as deployed (ingest group-commits the messages waiting): healthy banks, then banks with
+every warning and fault bit on (standing alarms: every frame meets hundreds of active episodes).
+Each round's first second (every bank's first poll, which raises the standing episodes) is
+posted before the clock starts: raising hundreds of episodes per bank is a one-off.
+One bank's frames arrive once a second in production; a benchmark that pushed one bank's hour
+as fast as it can would measure the bank's lock, which serialises that bank's statements only.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .events import _frames
 from .ingest import CLIENTS, _post_all, _push_bodies
 
 ROUNDS = 5
+BANKS = 50
 
 
 def _model_without_alarms(work: Path) -> Path:
@@ -45,7 +51,8 @@ def _sites(work: Path, names: list[str]) -> Path:
 
     path = work / "sites.yaml"
     path.write_text(yaml.safe_dump({"sites": [
-        {"site_id": s, "devices": [{"host": "127.0.0.1", "port": 15100 + i, "bank_id": 1}]}
+        {"site_id": s, "devices": [{"host": "127.0.0.1", "port": 15100 + i, "unit_id": b,
+                                     "bank_id": b} for b in range(1, BANKS + 1)]}
         for i, s in enumerate(names)]}))
     return path
 
@@ -55,7 +62,13 @@ def _names(kinds: tuple[str, ...]) -> list[str]:
             for side in ("with", "without")]
 
 
-def bench_events_ingest(cluster, n: int = 600) -> list[dict]:
+def _fleet(n: int, standing: bool) -> list:
+    """n frames: n // BANKS seconds of polls of BANKS banks, second by second."""
+    one = _frames(n // BANKS, standing)
+    return [dataclasses.replace(f, bank_id=b) for f in one for b in range(1, BANKS + 1)]
+
+
+def bench_events_ingest(cluster, n: int = 1000) -> list[dict]:
     """Ingest frames/s with events vs without (healthy bank, standing alarms)."""
     from ess.regmap import load_map
     from ess_local.functions import FunctionProcess
@@ -66,7 +79,7 @@ def bench_events_ingest(cluster, n: int = 600) -> list[dict]:
     kinds = ("healthy", "standing")
     name, dsn = _bench_database(cluster, load_map("default"))
     work = Path(tempfile.mkdtemp(prefix="ess-bench-events-"))
-    base = {k: _frames(n, k == "standing") for k in kinds}
+    base = {k: _fleet(n, k == "standing") for k in kinds}
     shift = (int(time.time()) - 86400) * 1_000_000 - base["healthy"][0].poll_start_us
     rates: dict[tuple[str, str], list[float]] = {}
     try:
@@ -87,7 +100,9 @@ def bench_events_ingest(cluster, n: int = 600) -> list[dict]:
                                                       poll_start_us=f.poll_start_us + shift,
                                                       poll_end_us=f.poll_end_us + shift)
                                   for f in base[kind]]
-                        fps = n / _post_all(urls[side], _push_bodies(frames, 1))
+                        bodies = _push_bodies(frames, 1)
+                        _post_all(urls[side], bodies[:BANKS])   # the first second: the raises
+                        fps = (n - BANKS) / _post_all(urls[side], bodies[BANKS:])
                         if r:
                             rates.setdefault((kind, side), []).append(fps)
     finally:
@@ -97,7 +112,8 @@ def bench_events_ingest(cluster, n: int = 600) -> list[dict]:
 
 
 def _row(kind: str, ours: list[float], base: list[float], n: int) -> dict:
-    label = {"healthy": "a healthy bank", "standing": "standing alarms"}[kind]
+    label = {"healthy": f"{BANKS} healthy banks",
+             "standing": f"{BANKS} banks with standing alarms"}[kind]
     mid, ref = statistics.median(ours), statistics.median(base)
     return {"figure": f"events: ingest frames stored/s with events vs without ({label}, 1 frame "
                       f"per message, {CLIENTS} concurrent pushes)",
@@ -105,6 +121,7 @@ def _row(kind: str, ours: list[float], base: list[float], n: int) -> dict:
             "higher_is_better": True,
             "note": f"events through ingest, {label}: two ingest function processes on one "
                     f"database, the default map vs the same map without alarms; median of "
-                    f"{ROUNDS} alternating rounds of {n} frames a side; with "
+                    f"{ROUNDS} alternating rounds of {n} frames a side ({n // BANKS} s of "
+                    f"{BANKS} banks; the first second untimed); with "
                     f"{[round(r) for r in ours]}, without {[round(r) for r in base]} frames/s "
                     f"(ours/without = {mid / ref:.1%})"}

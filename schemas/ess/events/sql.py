@@ -31,12 +31,14 @@ COLUMNS = (
 # raises or holds and never clears, space-separated. An episode of a steady key active across
 # the whole batch cannot change, and is left out; the bank's own row (alarm NULL) lists the
 # steady keys without such an episode (`uncovered`, usually none), so a bank with many
-# standing alarms costs one short row. Floats read back as their shortest decimal (what the
+# standing alarms costs one short row. Both sides of that comparison are hashed (IN and NOT IN
+# over a subquery): a bank with hundreds of standing alarms costs one pass, not their square.
+# Floats read back as their shortest decimal (what the
 # decoder computed), whatever the server's default. No JIT: row estimates are guesses, and
 # compiling costs ~100 ms a call.
 LOCK_FUNCTION = ("ess_events_lock(integer[],text[],integer[],timestamp with time zone[],"
                  "timestamp with time zone[],text[])")
-LOCK_VERSION = "ess events lock 8"    # its comment: `ess db migrate` replaces an older one
+LOCK_VERSION = "ess events lock 9"    # its comment: `ess db migrate` replaces an older one
 LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
     banks int[], lo timestamptz[], hi timestamptz[], steady text[])
 RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
@@ -53,23 +55,21 @@ BEGIN
   FOR i IN 1 .. coalesce(array_length(sites, 1), 0) LOOP
     st := string_to_array(steady[i], ' ');
     RETURN QUERY
-      SELECT e.site_id, e.bank_id, e.rack_id, e.alarm, e.severity, e.since, e.raised,
-             e.raised_value, e.cleared, e.cleared_value, NULL::text
-        FROM {ident(TABLE)} e LEFT JOIN unnest(st) AS s(k)
-          ON s.k = e.alarm || '/' || coalesce(e.rack_id, 0)
-       WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
-         AND (e.cleared IS NULL OR e.cleared >= lo[i])
-         AND NOT (s.k IS NOT NULL AND e.raised < lo[i]
-                  AND (e.cleared IS NULL OR e.cleared > hi[i]));
-    RETURN QUERY
+      WITH b AS MATERIALIZED (
+        SELECT e.*, e.alarm || '/' || coalesce(e.rack_id, 0) AS k,
+               e.raised < lo[i] AND (e.cleared IS NULL OR e.cleared > hi[i]) AS across
+          FROM {ident(TABLE)} e
+         WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
+           AND (e.cleared IS NULL OR e.cleared >= lo[i]))
+      SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
+             b.raised_value, b.cleared, b.cleared_value, NULL::text
+        FROM b WHERE NOT (b.across AND b.k IN (SELECT unnest(st)))
+      UNION ALL
       SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
              NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
              NULL::float8, coalesce(string_agg(s.k, ' '), '')
-        FROM unnest(st) AS s(k) LEFT JOIN {ident(TABLE)} e
-          ON e.site_id = sites[i] AND e.bank_id = banks[i]
-         AND e.alarm || '/' || coalesce(e.rack_id, 0) = s.k AND e.raised < lo[i]
-         AND (e.cleared IS NULL OR e.cleared > hi[i])
-       WHERE e.alarm IS NULL;
+        FROM unnest(st) AS s(k)
+       WHERE s.k NOT IN (SELECT b.k FROM b WHERE b.across);
   END LOOP;
 END $$"""
 

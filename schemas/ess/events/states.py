@@ -122,9 +122,9 @@ class BankTouch:
             hit = test(p.states)
             if not hit.any():
                 continue
-            rows, cols = np.nonzero(hit)
-            for r, c in zip(rows.tolist(), cols.tolist()):
-                out.add((p.alarms[c].name, int(p.rack[r]) if p.rack is not None else None))
+            for rack, h in _groups(p, hit):
+                out.update((p.alarms[j].name, rack)
+                           for j in np.flatnonzero(h.any(axis=0)).tolist())
         return out
 
     def counts(self, key: Key) -> tuple[int, int, int]:
@@ -136,10 +136,12 @@ class BankTouch:
         return self._counts.get(key, (0, 0, 0))
 
 
-def _groups(p: _Part) -> list[tuple[int | None, np.ndarray]]:
-    """A part's states per rack (one group without racks)."""
-    return [(None, p.states)] if p.rack is None else [
-        (int(r), p.states[p.rack == r]) for r in np.unique(p.rack).tolist()]
+def _groups(p: _Part, rows: np.ndarray | None = None) -> list[tuple[int | None, np.ndarray]]:
+    """A part's states (or `rows`, an array of the part's shape) per rack (one group without
+    racks)."""
+    a = p.states if rows is None else rows
+    return [(None, a)] if p.rack is None else [
+        (int(r), a[p.rack == r]) for r in np.unique(p.rack).tolist()]
 
 
 def _part_counts(p: _Part) -> dict[Key, tuple[int, int, int]]:

@@ -3,8 +3,9 @@
 The lines come from real runs of the components (tests/infra/real_lines.py, the `real_lines`
 fixture): the Ingestor storing, re-storing, failing to store (database down) and quarantining;
 `ess collect` with a failing block, a closed port and Pub/Sub unreachable; the export function
-running and failing. They are wrapped the way Cloud Logging stores them: JSON fields under
-jsonPayload, `severity` lifted to the entry.
+running and failing, and its rollup and retention tasks (upkeep_lines.py). They are wrapped
+the way Cloud Logging stores them: JSON fields under jsonPayload, `severity` lifted to the
+entry.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ INFRA = ROOT / "infra"
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
             "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
             "status", "frozen", "thawed", "event_fault", "event_warning",
-            "spool_dropped", "spool_corrupt")
+            "spool_dropped", "spool_corrupt", "rollup_done", "rollup_busy", "rollup_failure",
+            "retention_failure", "retention_dropped", "retention_kept", "retention_unexported",
+            "retention_pruned")
 STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
@@ -51,6 +54,11 @@ EXPECTED = {
     "ess_events_fault": {"event_fault": None},
     "ess_events_warning": {"event_warning": None},
     "ess_event_delay": {"event_fault": FIELD, "event_warning": FIELD},
+    "ess_rollup_runs": {"rollup_done": None},
+    "ess_rollup_incomplete": {"rollup_busy": None, "rollup_failure": None},
+    "ess_retention_dropped": {"retention_dropped": None},
+    "ess_retention_kept": {"retention_kept": None, "retention_unexported": None},
+    "ess_retention_unexported": {"retention_unexported": None},
 }
 VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows",
                "ess_rows_written": "inserted",
@@ -198,30 +206,14 @@ def test_status_alerts_count_their_metric_per_site(policies, metrics):
     alerts = _monitoring_local("status_alerts")
     assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
                                                       "ess_days_incomplete", "ess_frozen_banks",
-                                                      "ess_spool_errors"}
+                                                      "ess_spool_errors",
+                                                      "ess_retention_unexported"}
     for a in alerts.values():
         assert metrics[a["metric"]]["value"] is None, "a counter of lines"
     cond = p["conditions"][0]["condition_threshold"][0]
     assert "google_logging_metric.ess[each.value.metric].name" in cond["filter"]
     assert (cond["comparison"], cond["threshold_value"]) == ("COMPARISON_GT", 0)
     assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site"]
-
-
-def test_export_missed_waits_after_first_deploy(policies):
-    cond = policies["export_missed"]["conditions"][0]["condition_prometheus_query_language"][0]
-    assert cond["disable_metric_validation"] is True
-    q = cond["query"]
-    assert "absent_over_time" in q and "[26h]" in q
-    assert re.search(r"vector\(time\(\)\) > \$\{time_static\.[a-z_]+\.unix \+ 93600\}", q), q
-
-
-def test_scheduler_failure_filter(policies):
-    f = _hcl_string(policies["export_job_failed"]["conditions"][0]["condition_matched_log"][0]
-                    ["filter"])
-    f = f.replace("${google_cloud_scheduler_job.export.name}", "ess-daily-export")
-    job = {"type": "cloud_scheduler_job", "labels": {"job_id": "ess-daily-export"}}
-    assert matches(f, {"resource": job, "severity": "ERROR", "jsonPayload": {}})
-    assert not matches(f, {"resource": job, "severity": "INFO", "jsonPayload": {}})
 
 
 # --- Ops Agent on the collector VM ----------------------------------------------------------

@@ -55,7 +55,7 @@ EXPECTED = {
     "ess_events_warning": {"event_warning": None},
     "ess_event_delay": {"event_fault": FIELD, "event_warning": FIELD},
     "ess_rollup_runs": {"rollup_done": None},
-    "ess_rollup_incomplete": {"rollup_busy": None, "rollup_failure": None},
+    "ess_rollup_incomplete": {"rollup_busy": None, "rollup_failure": None, "rollup_held": None},
     "ess_retention_dropped": {"retention_dropped": None},
     "ess_retention_kept": {"retention_kept": None, "retention_unexported": None},
     "ess_retention_unexported": {"retention_unexported": None},

@@ -10,7 +10,7 @@ PCS_METER = load_map("examples/pcs-meter")      # uint64 energy counters: numeri
 
 
 @pytest.mark.parametrize("fixture", ["timescale_db", "plain_db"])
-def test_a_map_with_a_uint64_column_migrates_twice(request, fixture):
+def test_a_map_with_a_uint64_column_migrates_twice(request, fixture, needs_service):
     conn = connect_dsn(request.getfixturevalue(fixture))
     try:
         assert migrate(conn, [PCS_METER]) is not None

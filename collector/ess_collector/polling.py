@@ -4,7 +4,8 @@ A device's setting comes from the device (`sites[].devices[]`), else from the ga
 its host and port (`collector.gateways[]`), else from the schema default (`$defs` of
 schemas/sites.schema.json, the one place the defaults live). Checked here, beyond the schema:
 pauses below `interval`; a read size the map's widest value fits in; an RTU unit id a device
-can answer (1-247); a gateway entry that names no device; and, for devices sharing a connection, one framing, pacing and sharing choice.
+can answer (1-247); a gateway entry that names no device; and, for devices sharing a
+connection, one framing, pacing and sharing choice.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A device's setting comes from the device (`sites[].devices[]`), else from the gateway entry for
 its host and port (`collector.gateways[]`), else from the schema default (`$defs` of
 schemas/sites.schema.json, the one place the defaults live). Checked here, beyond the schema:
-pauses below `interval`; a read size the map's widest value fits in; a gateway entry that names
-no device; and, for devices sharing a connection, one framing, pacing and sharing choice.
+pauses below `interval`; a read size the map's widest value fits in; an RTU unit id a device
+can answer (1-247); a gateway entry that names no device; and, for devices sharing a
+connection, one framing, pacing and sharing choice.
 """
 
 from __future__ import annotations
@@ -54,12 +55,16 @@ def _gateways(raw: list, endpoints: set, problems: list[str]) -> dict[tuple, dic
     return out
 
 
-def _device_problems(where: str, p: DevicePolling, regmap, interval: float) -> list[str]:
+def _device_problems(where: str, p: DevicePolling, device, interval: float) -> list[str]:
     problems = [f"{where}.{f}: must be below collector.interval ({interval}), got "
                 f"{getattr(p, f)}" for f in ("pause_between_requests", "pause_after_connect")
                 if getattr(p, f) >= interval]
+    if p.framing == "rtu" and not 1 <= device.unit_id <= 247:
+        problems.append(f"{where}.unit_id: must be 1 to 247 with framing rtu, got "
+                        f"{device.unit_id} (0 is the broadcast address, which no device "
+                        "answers; 248 to 255 are reserved)")
     try:
-        read_plan(regmap, p.max_registers_per_read)
+        read_plan(device.map, p.max_registers_per_read)
     except ValueError as exc:
         problems.append(f"{where}.max_registers_per_read: {exc}")
     return problems
@@ -78,7 +83,7 @@ def device_polling(cfg: SitesConfig, gateways: list, interval: float,
         key = (device.host, device.port)
         p = DevicePolling(**{f: doc.get(f, gw.get(key, {}).get(f, defaults[f]))
                              for f in FIELDS})
-        problems += _device_problems(where, p, device.map, interval)
+        problems += _device_problems(where, p, device, interval)
         seen = first.setdefault(key, (where, p))
         if seen[1].shared_connection or p.shared_connection:
             problems += [f"{where}.{f}: {getattr(p, f)!r} differs from {seen[0]} "

@@ -65,6 +65,11 @@ def test_defaults_gateway_and_device_precedence():
      "sites[0].devices[1].framing"),
     ([_dev(1, shared_connection=True), _dev(2)], None, "sites[0].devices[1].shared_connection"),
     ([_dev(1)], [{"host": HOST, "port": 5020, "shared_connection": True}], None),
+    ([_dev(1, unit_id=0, framing="rtu")], None, "sites[0].devices[0].unit_id"),  # broadcast
+    ([_dev(1, unit_id=248)], [{"host": HOST, "port": 5020, "framing": "rtu"}],
+     "sites[0].devices[0].unit_id"),                                          # reserved
+    ([_dev(1, unit_id=0)], None, None),             # Modbus TCP: 0 addresses the server itself
+    ([_dev(1, unit_id=247, framing="rtu")], None, None),
 ])
 def test_bad_polling_settings_name_the_field(devices, gateways, field):
     if field is None:                                       # a valid one, for contrast

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from ess.events.episodes import derive
 from ess.events.states import CLEAR, HOLD, RAISE, UNKNOWN, classify
-from events_support import MAP, NULL16, NULL_T, T0, MemoryStore, expected, frame
+from events_support import MAP, NULL16, NULL_T, T0, MemoryStore, expected, frame, stored
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +109,20 @@ def test_a_late_clear_inside_a_stored_pending_run_moves_the_episode_to_the_next_
     got = sorted(store.events, key=lambda e: (e.alarm, e.rack or 0, e.since))
     assert got == expected(store)
     assert [(e.since - T0, e.raised - T0) for e in got if e.rack == 2] == [(3_000_000, 5_000_000)]
+
+
+def test_a_window_run_while_an_earlier_batch_awaits_its_own_finds_the_whole_pending_run():
+    """Concurrent writers: the batch of poll 3 has committed its rows but not yet run its
+    window when the batch of poll 20 runs its own. rack 2 (`for` 2 s) raises at 0, 3 and 20:
+    raised at 3, since 0. The lookback from 20 must not stop `for` before poll 3 (the run it
+    finds there is longer than `for`, its episode not yet stored), else the episode starts at 3
+    and the window of poll 3, which then finds an episode starting at its own poll, keeps it."""
+    frames = {t: frame(t, [0, 400, 0, 1]) for t in (0, 3, 20)}
+    store = MemoryStore()
+    store.write([frames[0]])
+    late, live = store.commit([frames[3]]), store.commit([frames[20]])
+    store.maintain(live)
+    store.maintain(late)
+    got = [(e.since - T0, e.raised - T0) for e in stored(store) if e.rack == 2]
+    assert got == [(0, 3_000_000)]
+    assert stored(store) == expected(store)

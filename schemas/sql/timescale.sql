@@ -271,6 +271,7 @@ CREATE TABLE IF NOT EXISTS "events" (
   "raised_value" double precision,
   "cleared" timestamptz,
   "cleared_value" double precision,
+  "announced" timestamptz,
   CHECK (severity IN ('fault', 'warning')),
   CHECK (since <= raised AND (cleared IS NULL OR cleared > raised))
 );
@@ -287,7 +288,8 @@ CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
     banks int[], lo timestamptz[], hi timestamptz[], steady text[])
 RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
                since timestamptz, raised timestamptz, raised_value double precision,
-               cleared timestamptz, cleared_value double precision, uncovered text)
+               cleared timestamptz, cleared_value double precision, announced timestamptz,
+               uncovered text)
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
@@ -300,7 +302,7 @@ BEGIN
     st := string_to_array(steady[i], ' ');
     RETURN QUERY
       SELECT e.site_id, e.bank_id, e.rack_id, e.alarm, e.severity, e.since, e.raised,
-             e.raised_value, e.cleared, e.cleared_value, NULL::text
+             e.raised_value, e.cleared, e.cleared_value, e.announced, NULL::text
         FROM "events" e LEFT JOIN unnest(st) AS s(k)
           ON s.k = e.alarm || '/' || coalesce(e.rack_id, 0)
        WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
@@ -310,7 +312,7 @@ BEGIN
     RETURN QUERY
       SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
              NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
-             NULL::float8, coalesce(string_agg(s.k, ' '), '')
+             NULL::float8, NULL::timestamptz, coalesce(string_agg(s.k, ' '), '')
         FROM unnest(st) AS s(k) LEFT JOIN "events" e
           ON e.site_id = sites[i] AND e.bank_id = banks[i]
          AND e.alarm || '/' || coalesce(e.rack_id, 0) = s.k AND e.raised < lo[i]
@@ -319,7 +321,7 @@ BEGIN
   END LOOP;
 END $$;
 
-COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 8';
+COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 9';
 
 CREATE TABLE IF NOT EXISTS "bank_1h" (
   "bucket" timestamptz NOT NULL,

@@ -5,6 +5,8 @@ the window (`maintain`), the two apart so that tests can interleave concurrent w
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from ess.codec import BlockData, BlockStatus, Frame
 from ess.decode import decoder_for
@@ -50,7 +52,8 @@ def _lock_line(e: Episode) -> str:
     return ",".join([e.site, str(e.bank), "" if e.rack is None else str(e.rack), e.alarm,
                      e.severity, str(e.since), str(e.raised), repr(e.raised_value),
                      "" if e.cleared is None else str(e.cleared),
-                     "" if e.cleared_value is None else repr(e.cleared_value), ""])
+                     "" if e.cleared_value is None else repr(e.cleared_value),
+                     "" if e.announced is None else str(e.announced), ""])
 
 
 class MemoryStore:
@@ -103,7 +106,7 @@ class MemoryStore:
             lines += [_lock_line(e) for e in mine if e.overlaps(t.first, t.last)
                       and not (f"{e.alarm}/{e.rack or 0}" in steady and e.raised < t.first
                                and e.end > t.last)]
-            lines.append(",".join([t.site, str(t.bank)] + [""] * 8
+            lines.append(",".join([t.site, str(t.bank)] + [""] * 9
                                   + [" ".join(sorted(steady - across))]))
         return parse_locked("\n".join(lines), batch)
 
@@ -129,11 +132,12 @@ class MemoryStore:
         return max(ts) if ts else None
 
     def apply(self, delete, update, insert):
+        """As PgStore.apply: an insert is announced at its raise, an update keeps that."""
         for e in delete:
             self.events.remove(e)
         for old, new in update:
-            self.events[self.events.index(old)] = new
-        self.events += insert
+            self.events[self.events.index(old)] = replace(new, announced=old.announced)
+        self.events += [replace(e, announced=e.raised) for e in insert]
         self.inserted += insert
         self.deleted += delete
         ids = [order_key(e) for e in self.events]

@@ -126,3 +126,14 @@ def test_a_window_run_while_an_earlier_batch_awaits_its_own_finds_the_whole_pend
     got = [(e.since - T0, e.raised - T0) for e in stored(store) if e.rack == 2]
     assert got == [(0, 3_000_000)]
     assert stored(store) == expected(store)
+
+
+def test_a_late_clear_splitting_an_extended_episode_raises_only_the_part_never_announced():
+    """flag_on raised at 93 (announced); a late 59 extends it (since 59: one run, no clear
+    between); a late clear at 92 splits it. The part holding 93 is the episode announced: it
+    keeps that identity and is not raised again; 59..92 is the new one."""
+    store = MemoryStore()
+    raised = [e for t, v in ((93, 1), (59, 1), (92, 0))
+              for e in store.write([frame(t, [v, 400, 0, 0])]) if e.alarm == "flag_on"]
+    assert stored(store) == expected(store)
+    assert [(e.since - T0) // 1_000_000 for e in raised] == [93, 59]

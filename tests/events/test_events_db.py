@@ -113,5 +113,15 @@ def test_migrate_creates_the_table_and_replaces_an_older_lock_function(plain_db)
         assert again is not None and again.description == "install the events lock function"
         assert migrate(conn, [M]) is None, "up to date"
         assert deliver(conn, FRAMES[:12]) != [], "the reinstalled function works"
+        cur.execute("ALTER TABLE events DROP COLUMN announced")      # a table from before it
+        cur.execute(f"COMMENT ON FUNCTION {LOCK_FUNCTION} IS 'ess events lock 8'")
+        conn.commit()
+        again = migrate(conn, [M])
+        assert again.description == "add events.announced; install the events lock function"
+        cur.execute("SELECT count(*) FROM events WHERE announced IS DISTINCT FROM raised")
+        assert cur.fetchone() == [0]
+        conn.rollback()
+        deliver(conn, FRAMES[12:])
+        assert _events(conn) == EXPECTED
     finally:
         conn.close()

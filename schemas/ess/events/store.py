@@ -44,10 +44,10 @@ def lock_key(site: str, bank: int) -> int:
 
 
 def _episode(r) -> Episode:
-    site, bank, rack, alarm, severity, since, raised, rv, cleared, cv = r
+    site, bank, rack, alarm, severity, since, raised, rv, cleared, cv, announced = r
     return Episode(site, bank, rack, alarm, severity, since, raised,
                    None if rv is None else float(rv), cleared,
-                   None if cv is None else float(cv))
+                   None if cv is None else float(cv), announced)
 
 
 @dataclass
@@ -89,11 +89,12 @@ def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
         f = line.split(",")
         site, bank = f[0], int(f[1])
         if not f[3]:                       # the bank's own row
-            uncovered[(site, bank)] = {_key(k) for k in f[10].split()}
+            uncovered[(site, bank)] = {_key(k) for k in f[11].split()}
             continue
         out.episodes.setdefault((site, bank), []).append(Episode(
             site, bank, int(f[2]) if f[2] else None, f[3], f[4], int(f[5]), int(f[6]),
-            float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None))
+            float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None,
+            int(f[10]) if f[10] else None))
     for t in touches:
         key = (t.site, t.bank)
         out.covered[key] = t.steady() - uncovered.get(key, set())
@@ -157,7 +158,8 @@ class PgStore:
         for e in insert:
             self.cur.execute(sql.INSERT, (e.site, e.bank, e.rack, e.alarm, e.severity,
                                           as_time(e.since), as_time(e.raised), e.raised_value,
-                                          as_time(e.cleared), e.cleared_value))
+                                          as_time(e.cleared), e.cleared_value,
+                                          as_time(e.raised)))
 
 
 def _where(e: Episode) -> tuple:

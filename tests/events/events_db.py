@@ -39,7 +39,7 @@ EXPECTED = [
 ]
 
 
-def deliver(conn, frames: list[Frame]) -> list:
+def deliver(conn, frames: list[Frame], maps: list = (M,)) -> list:
     """Write a batch as ingest and redecode do (rows, then their episodes); the episodes
     raised."""
-    return write_frames(conn, frames, {M.key: M}).raised
+    return write_frames(conn, frames, {m.key: m for m in maps}).raised

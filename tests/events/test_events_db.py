@@ -125,3 +125,25 @@ def test_migrate_creates_the_table_and_replaces_an_older_lock_function(plain_db)
         assert _events(conn) == EXPECTED
     finally:
         conn.close()
+
+
+def test_a_batch_of_two_map_versions_of_one_bank_derives_its_episodes(plain_db):
+    """One statement with frames of one bank decoded by two versions of its map (a map upgrade
+    while older frames wait in the spool): two summaries of one bank in one lock step, each
+    with its own keys covered. The bank fault raised at 3 is stored; a batch brings a raise at 1
+    (version 1) and one at 5 (version 2, where the episode covers it): the episode starts at 1."""
+    from dataclasses import replace
+
+    from events_db import default_frame
+
+    m2 = replace(M, version=M.version + 1)
+    conn = connect_dsn(plain_db)
+    try:
+        migrate(conn, [M, m2])
+        assert len(deliver(conn, [default_frame(3, bank_fault=True)])) == 1
+        late = default_frame(1, bank_fault=True)
+        now = replace(default_frame(5, bank_fault=True), map_version=m2.version)
+        assert deliver(conn, [late, now], [M, m2]) == []
+        assert [e[:4] for e in _events(conn)] == [("rack_over_temperature_fault", None, 1, 1)]
+    finally:
+        conn.close()

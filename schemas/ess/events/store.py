@@ -10,6 +10,7 @@ derived one after another, each reading what the ones before committed, and upda
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -82,7 +83,12 @@ def lock_params(touches: list[BankTouch]) -> list[str]:
 
 
 def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
-    """The lock step's text (sql.lock_text) as episodes and covered keys per bank."""
+    """The lock step's text (sql.lock_text) as episodes and covered keys per bank.
+
+    A bank summarised twice (frames of two map versions in one statement) has two rows of
+    uncovered keys and two sets of steady keys: its keys count as covered for neither (the
+    window then finds what may change), so that one's covered keys never hide another's raise.
+    """
     out = Locked()
     uncovered: dict[tuple[str, int], set] = {}
     for line in text.split("\n") if text else ():
@@ -95,9 +101,10 @@ def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
             site, bank, int(f[2]) if f[2] else None, f[3], f[4], int(f[5]), int(f[6]),
             float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None,
             int(f[10]) if f[10] else None))
+    twice = {k for k, n in Counter((t.site, t.bank) for t in touches).items() if n > 1}
     for t in touches:
         key = (t.site, t.bank)
-        out.covered[key] = t.steady() - uncovered.get(key, set())
+        out.covered[key] = set() if key in twice else t.steady() - uncovered.get(key, set())
     return out
 
 

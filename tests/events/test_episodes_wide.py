@@ -29,7 +29,7 @@ _BLOCKS = {
 _STEP = st.tuples(st.sampled_from([1, 1, 1, 1, 2, 3, 4, 7, 40]),     # half-seconds: gaps
                   *(st.one_of(st.just(SAME), st.none(), s) for s in _BLOCKS.values()))
 _BANKS = st.lists(st.lists(_STEP, min_size=1, max_size=24), min_size=1, max_size=len(BANKS))
-_SETTINGS = settings(max_examples=int(os.environ.get("ESS_EVENTS_EXAMPLES", "20")),
+_SETTINGS = settings(max_examples=int(os.environ.get("ESS_EVENTS_EXAMPLES", "12")),
                      deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

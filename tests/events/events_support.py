@@ -67,18 +67,20 @@ class MemoryStore:
         self.inserted: list[Episode] = []
         self.deleted: list[Episode] = []
 
-    def commit(self, frames: list[Frame]) -> tuple[dict, Locked]:
-        """The rows' statement: store frames (a frame already stored keeps its rows), then the
-        lock step; returns what `maintain` needs."""
+    def commit(self, frames: list[Frame], rewrite: bool = False) -> tuple[dict, Locked]:
+        """The rows' statement: store frames (a frame already stored keeps its rows; with
+        `rewrite`, as `ess redecode --map`, they replace them), then the lock step; returns what
+        `maintain` needs."""
         tables, _ = decoder_for(self.regmap).decode_frames(frames)
         self.polls.update((f.site_id, f.bank_id, f.poll_start_us) for f in frames)
         for tb in tables:
             for i, values in enumerate(tb.values):
                 f = frames[tb.frame[i]]
                 rack = int(tb.rack[i]) if tb.rack is not None else None
-                self.rows_.setdefault((f.site_id, f.bank_id, tb.table, f.poll_start_us, rack),
-                                      dict(zip(tb.columns, values.tolist())))
-        by_bank = touches(self.regmap, frames, tables)
+                key = (f.site_id, f.bank_id, tb.table, f.poll_start_us, rack)
+                if rewrite or key not in self.rows_:
+                    self.rows_[key] = dict(zip(tb.columns, values.tolist()))
+        by_bank = touches(self.regmap, frames, tables, rewrite)
         return by_bank, self.lock_read(list(by_bank.values()))
 
     def maintain(self, pending: tuple[dict, Locked]) -> list[Episode]:
@@ -92,8 +94,8 @@ class MemoryStore:
             self, self.regmap, t, locked.episodes.get((t.site, t.bank), []),
             locked.covered.get((t.site, t.bank), set()))]
 
-    def write(self, frames: list[Frame]) -> list[Episode]:
-        return self.maintain(self.commit(frames))
+    def write(self, frames: list[Frame], rewrite: bool = False) -> list[Episode]:
+        return self.maintain(self.commit(frames, rewrite))
 
     def lock_read(self, batch) -> Locked:
         """What ess_events_lock returns (sql.LOCK_FUNCTION_SQL), parsed as the writer does."""

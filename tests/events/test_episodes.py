@@ -137,3 +137,20 @@ def test_a_late_clear_splitting_an_extended_episode_raises_only_the_part_never_a
               for e in store.write([frame(t, [v, 400, 0, 0])]) if e.alarm == "flag_on"]
     assert stored(store) == expected(store)
     assert [(e.since - T0) // 1_000_000 for e in raised] == [93, 59]
+
+
+def test_values_rewritten_to_null_re_derive_the_episodes_they_held_or_split():
+    """`ess redecode --map` rewrites stored rows; a value rewritten to NULL (the new map knows
+    a sentinel) changes episodes although the batch holds no known value: flag_on's raise at 2
+    goes, and rack 2's pending run (`for` 2 s) no longer ends at 1, so it raises at 2."""
+    store = MemoryStore()
+    store.write([frame(t, r) for t, r in ((0, [0, 400, 0, 1]), (1, [0, 400, 0, 0]),
+                                          (2, [1, 400, 0, 1]), (3, [0, 400, 0, 1]))])
+    assert [e.alarm for e in stored(store)] == ["flag_on"]
+    store.write([frame(2, [NULL16, 400, 0, 1])], rewrite=True)      # flag: only a NULL
+    assert stored(store) == expected(store) == []
+    store.write([frame(1, [0, 400, 0, NULL16])], rewrite=True)      # rack 2: only a NULL
+    assert stored(store) == expected(store)
+    assert [(e.alarm, (e.since - T0) // 1_000_000) for e in stored(store)] == [
+        ("rack_flag_on", 0)]
+

@@ -204,10 +204,11 @@ def maintain(conn, regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch
     return raised
 
 
-def batch_touches(decoded) -> list[tuple[RegisterMap, dict[tuple[str, int], BankTouch]]]:
+def batch_touches(decoded, rewrite: bool = False
+                  ) -> list[tuple[RegisterMap, dict[tuple[str, int], BankTouch]]]:
     """What a batch brings to each bank, per map with alarms (the writer's Decoded: per map,
-    its frames and decoded rows)."""
-    return [(regmap, touches(regmap, frames, tables))
+    its frames and decoded rows); `rewrite`: its rows replace stored ones."""
+    return [(regmap, touches(regmap, frames, tables, rewrite))
             for regmap, frames, tables in decoded.groups if regmap.alarms]
 
 

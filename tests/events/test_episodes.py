@@ -154,3 +154,14 @@ def test_values_rewritten_to_null_re_derive_the_episodes_they_held_or_split():
     assert [(e.alarm, (e.since - T0) // 1_000_000) for e in stored(store)] == [
         ("rack_flag_on", 0)]
 
+
+def test_a_clear_rewritten_to_a_raise_joins_the_two_episodes_it_parted():
+    """flag_on 1, 0, 1 at 1, 2, 3: two episodes; the 0 at 2 rewritten to 1 (`ess redecode
+    --map`) makes them one, from 1 and still active. The episode continued from before the
+    batch is active there: the clear it had at the batch's own poll is the one rewritten."""
+    store = MemoryStore()
+    store.write([frame(t, [v, 400, 0, 0]) for t, v in ((1, 1), (2, 0), (3, 1))])
+    assert len(stored(store)) == 2
+    store.write([frame(2, [1, 400, 0, 0])], rewrite=True)
+    assert stored(store) == expected(store)
+    assert [((e.since - T0) // 1_000_000, e.cleared) for e in stored(store)] == [(1, None)]

@@ -55,14 +55,15 @@ def derive(alarm: Alarm, ident: tuple[str, int, int | None], ts: np.ndarray,
     """The episodes of `alarm` over frames sorted by `ts` (int µs) with `values` (NaN = NULL).
 
     `ident` is (site, bank, rack). `start`, an episode active before the first frame, is
-    continued: the first episode returned is it, cleared or still active.
+    continued: the first episode returned is it, cleared or still active (a clear it had is
+    derived again: it may be the frame rewritten).
     """
     states = classify(alarm, values)
     keep = states != UNKNOWN
     ts, values, states = ts[keep], values[keep], states[keep]
     site, bank, rack = ident
     out: list[Episode] = []
-    active = start
+    active = None if start is None else replace(start, cleared=None, cleared_value=None)
     bounds = np.flatnonzero(np.diff(states)) + 1 if states.size else np.empty(0, np.int64)
     for i0, i1 in zip(np.r_[0, bounds].tolist(), np.r_[bounds, states.size].tolist()):
         if i0 == i1:

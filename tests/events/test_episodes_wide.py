@@ -3,7 +3,8 @@ several banks and racks, gaps and failed blocks: after every batch of any delive
 duplicated, batches of any size, late frames, writers whose windows run in any order after
 their rows were stored) the stored episodes are those of all the rows at once. An alarm
 without `for` never loses an episode and raises each once (the part of an episode holding the
-poll it was announced at keeps it); live delivery raises each episode of any alarm once.
+poll it was announced at keeps it); live delivery raises each episode of any alarm once; rows
+rewritten (`ess redecode --map`) give the episodes of the rows as they now are.
 
 A hunt: ESS_EVENTS_EXAMPLES=3000 python -m pytest tests/events/test_episodes_wide.py
 """
@@ -11,6 +12,7 @@ A hunt: ESS_EVENTS_EXAMPLES=3000 python -m pytest tests/events/test_episodes_wid
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from events_support import MemoryStore, expected, stored
 from hypothesis import HealthCheck, given, settings
@@ -106,3 +108,22 @@ def test_concurrent_writers(banks, data):
             if not waiting:
                 assert stored(store) == expected(store)
     _check_end(store)
+
+
+@_SETTINGS
+@given(banks=_BANKS, values=_BANKS, data=st.data())
+def test_rewritten_rows(banks, values, data):
+    """`ess redecode --map`: the stored rows rewritten with other values (NULLs too), in poll
+    order or shuffled, in batches: after each, the episodes of the rows as they now are."""
+    frames = _frames(banks)
+    store = MemoryStore(WIDE)
+    store.write(frames)
+    polls = {(f.site_id, f.bank_id, f.seq): f for f in frames}
+    new = [replace(f, poll_start_us=g.poll_start_us, poll_end_us=g.poll_end_us)
+           for f in _frames(values) if (g := polls.get((f.site_id, f.bank_id, f.seq)))]
+    order = list(data.draw(st.permutations(new))) if data.draw(st.booleans()) else new
+    while order:
+        n = data.draw(st.integers(1, 8))
+        store.write(order[:n], rewrite=True)
+        order = order[n:]
+        assert stored(store) == expected(store)

@@ -147,3 +147,23 @@ def test_a_batch_of_two_map_versions_of_one_bank_derives_its_episodes(plain_db):
         assert [e[:4] for e in _events(conn)] == [("rack_over_temperature_fault", None, 1, 1)]
     finally:
         conn.close()
+
+
+def test_a_rewrite_to_null_moves_the_raise(plain_db):
+    """`ess redecode --map` rewrites rows (ON CONFLICT DO UPDATE): the bank fault's raise at 5
+    rewritten to NULL (its block now fails) makes the episode start at 6."""
+    from ess.codec import BlockData, BlockStatus
+    from ess.db.writer import write_frames
+    from events_db import default_frame
+
+    conn = connect_dsn(plain_db)
+    try:
+        migrate(conn, [M])
+        deliver(conn, FRAMES)
+        assert EXPECTED[1][:3] == ("rack_over_temperature_fault", None, 5)
+        f = default_frame(5)
+        f.blocks["BMS2"] = BlockData(BlockStatus.TIMEOUT)
+        write_frames(conn, [f], {M.key: M}, on_conflict="update")
+        assert _events(conn)[1][:4] == ("rack_over_temperature_fault", None, 6, 6)
+    finally:
+        conn.close()

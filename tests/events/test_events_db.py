@@ -9,7 +9,7 @@ import random
 import pytest
 from ess.db.connect import connect_dsn
 from ess.db.migrate import migrate
-from events_db import EXPECTED, FRAMES, SITE, T0, M, deliver
+from events_db import EXPECTED, FRAMES, SITE, T0, M, deliver, deliver_concurrently
 
 
 def _events(conn) -> list[tuple]:
@@ -61,8 +61,6 @@ def test_concurrent_deliveries_give_the_same_episodes_and_raise_each_once(timesc
     """Four connections deliver shuffled, overlapping batches at once (as concurrent ingest
     requests and both writers do): the same episodes, and one raise of each bit alarm's
     episode in all."""
-    import threading
-
     conn = connect_dsn(timescale_db)
     migrate(conn, [M])
     conn.close()
@@ -72,24 +70,7 @@ def test_concurrent_deliveries_give_the_same_episodes_and_raise_each_once(timesc
         frames = rng.sample(FRAMES, 28)
         plans.append([frames[k:k + rng.randint(1, 4)] for k in range(0, 28, 4)])
     plans[0] += [[f] for f in FRAMES]              # every frame at least once
-    raised, errors = [], []
-
-    def run(batches):
-        c = connect_dsn(timescale_db)
-        try:
-            for b in batches:
-                raised.extend(deliver(c, b))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    raised = deliver_concurrently(timescale_db, plans)
     conn = connect_dsn(timescale_db)
     try:
         assert _events(conn) == EXPECTED

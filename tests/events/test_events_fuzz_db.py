@@ -8,7 +8,6 @@ emptied tables it gives the same episodes again."""
 from __future__ import annotations
 
 import random
-import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -22,7 +21,7 @@ from ess.events.sql import COLUMNS
 from ess_functions.archive.layout import Record, encode_records, object_name
 from ess_functions.archive.redecode import redecode
 from ess_functions.objstore.local import DirStore
-from events_db import M, deliver
+from events_db import M, deliver_concurrently
 
 SITE, T0 = "site-fuzz", 1_750_000_000
 # the alarm columns the frames vary (rack alarms: racks 1 and 2); the rest stay quiet
@@ -110,28 +109,6 @@ def _order(e: Episode) -> tuple:
     return (e.bank, e.alarm, e.rack or 0, e.since)
 
 
-def _concurrently(dsn: str, plans: list[list[list[Frame]]]) -> list[Episode]:
-    raised, errors = [], []
-
-    def run(batches):
-        c = connect_dsn(dsn)
-        try:
-            for b in batches:
-                raised.extend(deliver(c, b))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return raised
-
-
 def _archive(root, rng: random.Random, frames: list[Frame]) -> DirStore:
     """The frames as the raw archive holds them: messages of a few frames, shuffled."""
     store = DirStore(root)
@@ -161,7 +138,7 @@ def test_concurrent_random_deliveries_and_a_replay_give_the_episodes_of_all_stor
             n = rng.randint(1, 6)
             batches.append(sent[:n])
             sent = sent[n:]
-        raised = _concurrently(dsn, [batches[k::3] for k in range(3)])
+        raised = deliver_concurrently(dsn, [batches[k::3] for k in range(3)])
         want = _derived(conn)
         assert len(want) > 10 and {e.alarm for e in want} >= set(VARIED)
         assert _stored_episodes(conn) == want

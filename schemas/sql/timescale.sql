@@ -271,6 +271,7 @@ CREATE TABLE IF NOT EXISTS "events" (
   "raised_value" double precision,
   "cleared" timestamptz,
   "cleared_value" double precision,
+  "announced" timestamptz,
   CHECK (severity IN ('fault', 'warning')),
   CHECK (since <= raised AND (cleared IS NULL OR cleared > raised))
 );
@@ -287,7 +288,8 @@ CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
     banks int[], lo timestamptz[], hi timestamptz[], steady text[])
 RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
                since timestamptz, raised timestamptz, raised_value double precision,
-               cleared timestamptz, cleared_value double precision, uncovered text)
+               cleared timestamptz, cleared_value double precision, announced timestamptz,
+               uncovered text)
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
@@ -306,12 +308,12 @@ BEGIN
          WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
            AND (e.cleared IS NULL OR e.cleared >= lo[i]))
       SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
-             b.raised_value, b.cleared, b.cleared_value, NULL::text
+             b.raised_value, b.cleared, b.cleared_value, b.announced, NULL::text
         FROM b WHERE NOT (b.across AND b.k IN (SELECT unnest(st)))
       UNION ALL
       SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
              NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
-             NULL::float8, coalesce(string_agg(s.k, ' '), '')
+             NULL::float8, NULL::timestamptz, coalesce(string_agg(s.k, ' '), '')
         FROM unnest(st) AS s(k)
        WHERE s.k NOT IN (SELECT b.k FROM b WHERE b.across);
   END LOOP;

@@ -3,6 +3,8 @@ threshold (with a failed block and a gap), their episodes, and delivery as inges
 
 from __future__ import annotations
 
+import threading
+
 from ess.codec import BlockData, BlockStatus, Frame
 from ess.db.writer import write_frames
 from ess.regmap import load_map
@@ -39,7 +41,33 @@ EXPECTED = [
 ]
 
 
-def deliver(conn, frames: list[Frame]) -> list:
+def deliver(conn, frames: list[Frame], maps: list = (M,)) -> list:
     """Write a batch as ingest and redecode do (rows, then their episodes); the episodes
     raised."""
-    return write_frames(conn, frames, {M.key: M}).raised
+    return write_frames(conn, frames, {m.key: m for m in maps}).raised
+
+
+def deliver_concurrently(dsn: str, plans: list[list[list[Frame]]]) -> list:
+    """Each plan's batches delivered in turn on a connection of its own, all plans at once (as
+    concurrent ingest requests and both writers do); the episodes raised."""
+    from ess.db.connect import connect_dsn
+
+    raised, errors = [], []
+
+    def run(batches):
+        c = connect_dsn(dsn)
+        try:
+            for b in batches:
+                raised.extend(deliver(c, b))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return raised

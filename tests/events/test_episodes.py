@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from ess.events.episodes import derive
 from ess.events.states import CLEAR, HOLD, RAISE, UNKNOWN, classify
-from events_support import MAP, NULL16, NULL_T, T0, MemoryStore, expected, frame
+from events_support import MAP, NULL16, NULL_T, T0, MemoryStore, expected, frame, stored
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +109,59 @@ def test_a_late_clear_inside_a_stored_pending_run_moves_the_episode_to_the_next_
     got = sorted(store.events, key=lambda e: (e.alarm, e.rack or 0, e.since))
     assert got == expected(store)
     assert [(e.since - T0, e.raised - T0) for e in got if e.rack == 2] == [(3_000_000, 5_000_000)]
+
+
+def test_a_window_run_while_an_earlier_batch_awaits_its_own_finds_the_whole_pending_run():
+    """Concurrent writers: the batch of poll 3 has committed its rows but not yet run its
+    window when the batch of poll 20 runs its own. rack 2 (`for` 2 s) raises at 0, 3 and 20:
+    raised at 3, since 0. The lookback from 20 must not stop `for` before poll 3 (the run it
+    finds there is longer than `for`, its episode not yet stored), else the episode starts at 3
+    and the window of poll 3, which then finds an episode starting at its own poll, keeps it."""
+    frames = {t: frame(t, [0, 400, 0, 1]) for t in (0, 3, 20)}
+    store = MemoryStore()
+    store.write([frames[0]])
+    late, live = store.commit([frames[3]]), store.commit([frames[20]])
+    store.maintain(live)
+    store.maintain(late)
+    got = [(e.since - T0, e.raised - T0) for e in stored(store) if e.rack == 2]
+    assert got == [(0, 3_000_000)]
+    assert stored(store) == expected(store)
+
+
+def test_a_late_clear_splitting_an_extended_episode_raises_only_the_part_never_announced():
+    """flag_on raised at 93 (announced); a late 59 extends it (since 59: one run, no clear
+    between); a late clear at 92 splits it. The part holding 93 is the episode announced: it
+    keeps that identity and is not raised again; 59..92 is the new one."""
+    store = MemoryStore()
+    raised = [e for t, v in ((93, 1), (59, 1), (92, 0))
+              for e in store.write([frame(t, [v, 400, 0, 0])]) if e.alarm == "flag_on"]
+    assert stored(store) == expected(store)
+    assert [(e.since - T0) // 1_000_000 for e in raised] == [93, 59]
+
+
+def test_values_rewritten_to_null_re_derive_the_episodes_they_held_or_split():
+    """`ess redecode --map` rewrites stored rows; a value rewritten to NULL (the new map knows
+    a sentinel) changes episodes although the batch holds no known value: flag_on's raise at 2
+    goes, and rack 2's pending run (`for` 2 s) no longer ends at 1, so it raises at 2."""
+    store = MemoryStore()
+    store.write([frame(t, r) for t, r in ((0, [0, 400, 0, 1]), (1, [0, 400, 0, 0]),
+                                          (2, [1, 400, 0, 1]), (3, [0, 400, 0, 1]))])
+    assert [e.alarm for e in stored(store)] == ["flag_on"]
+    store.write([frame(2, [NULL16, 400, 0, 1])], rewrite=True)      # flag: only a NULL
+    assert stored(store) == expected(store) == []
+    store.write([frame(1, [0, 400, 0, NULL16])], rewrite=True)      # rack 2: only a NULL
+    assert stored(store) == expected(store)
+    assert [(e.alarm, (e.since - T0) // 1_000_000) for e in stored(store)] == [
+        ("rack_flag_on", 0)]
+
+
+def test_a_clear_rewritten_to_a_raise_joins_the_two_episodes_it_parted():
+    """flag_on 1, 0, 1 at 1, 2, 3: two episodes; the 0 at 2 rewritten to 1 (`ess redecode
+    --map`) makes them one, from 1 and still active. The episode continued from before the
+    batch is active there: the clear it had at the batch's own poll is the one rewritten."""
+    store = MemoryStore()
+    store.write([frame(t, [v, 400, 0, 0]) for t, v in ((1, 1), (2, 0), (3, 1))])
+    assert len(stored(store)) == 2
+    store.write([frame(2, [1, 400, 0, 0])], rewrite=True)
+    assert stored(store) == expected(store)
+    assert [((e.since - T0) // 1_000_000, e.cleared) for e in stored(store)] == [(1, None)]

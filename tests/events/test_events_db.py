@@ -9,7 +9,7 @@ import random
 import pytest
 from ess.db.connect import connect_dsn
 from ess.db.migrate import migrate
-from events_db import EXPECTED, FRAMES, SITE, T0, M, deliver
+from events_db import EXPECTED, FRAMES, SITE, T0, M, deliver, deliver_concurrently
 
 
 def _events(conn) -> list[tuple]:
@@ -61,8 +61,6 @@ def test_concurrent_deliveries_give_the_same_episodes_and_raise_each_once(timesc
     """Four connections deliver shuffled, overlapping batches at once (as concurrent ingest
     requests and both writers do): the same episodes, and one raise of each bit alarm's
     episode in all."""
-    import threading
-
     conn = connect_dsn(timescale_db)
     migrate(conn, [M])
     conn.close()
@@ -72,24 +70,7 @@ def test_concurrent_deliveries_give_the_same_episodes_and_raise_each_once(timesc
         frames = rng.sample(FRAMES, 28)
         plans.append([frames[k:k + rng.randint(1, 4)] for k in range(0, 28, 4)])
     plans[0] += [[f] for f in FRAMES]              # every frame at least once
-    raised, errors = [], []
-
-    def run(batches):
-        c = connect_dsn(timescale_db)
-        try:
-            for b in batches:
-                raised.extend(deliver(c, b))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    raised = deliver_concurrently(timescale_db, plans)
     conn = connect_dsn(timescale_db)
     try:
         assert _events(conn) == EXPECTED
@@ -113,5 +94,57 @@ def test_migrate_creates_the_table_and_replaces_an_older_lock_function(plain_db)
         assert again is not None and again.description == "install the events lock function"
         assert migrate(conn, [M]) is None, "up to date"
         assert deliver(conn, FRAMES[:12]) != [], "the reinstalled function works"
+        cur.execute("ALTER TABLE events DROP COLUMN announced")      # a table from before it
+        cur.execute(f"COMMENT ON FUNCTION {LOCK_FUNCTION} IS 'ess events lock 8'")
+        conn.commit()
+        again = migrate(conn, [M])
+        assert again.description == "add events.announced; install the events lock function"
+        cur.execute("SELECT count(*) FROM events WHERE announced IS DISTINCT FROM raised")
+        assert cur.fetchone() == [0]
+        conn.rollback()
+        deliver(conn, FRAMES[12:])
+        assert _events(conn) == EXPECTED
+    finally:
+        conn.close()
+
+
+def test_a_batch_of_two_map_versions_of_one_bank_derives_its_episodes(plain_db):
+    """One statement with frames of one bank decoded by two versions of its map (a map upgrade
+    while older frames wait in the spool): two summaries of one bank in one lock step, each
+    with its own keys covered. The bank fault raised at 3 is stored; a batch brings a raise at 1
+    (version 1) and one at 5 (version 2, where the episode covers it): the episode starts at 1."""
+    from dataclasses import replace
+
+    from events_db import default_frame
+
+    m2 = replace(M, version=M.version + 1)
+    conn = connect_dsn(plain_db)
+    try:
+        migrate(conn, [M, m2])
+        assert len(deliver(conn, [default_frame(3, bank_fault=True)])) == 1
+        late = default_frame(1, bank_fault=True)
+        now = replace(default_frame(5, bank_fault=True), map_version=m2.version)
+        assert deliver(conn, [late, now], [M, m2]) == []
+        assert [e[:4] for e in _events(conn)] == [("rack_over_temperature_fault", None, 1, 1)]
+    finally:
+        conn.close()
+
+
+def test_a_rewrite_to_null_moves_the_raise(plain_db):
+    """`ess redecode --map` rewrites rows (ON CONFLICT DO UPDATE): the bank fault's raise at 5
+    rewritten to NULL (its block now fails) makes the episode start at 6."""
+    from ess.codec import BlockData, BlockStatus
+    from ess.db.writer import write_frames
+    from events_db import default_frame
+
+    conn = connect_dsn(plain_db)
+    try:
+        migrate(conn, [M])
+        deliver(conn, FRAMES)
+        assert EXPECTED[1][:3] == ("rack_over_temperature_fault", None, 5)
+        f = default_frame(5)
+        f.blocks["BMS2"] = BlockData(BlockStatus.TIMEOUT)
+        write_frames(conn, [f], {M.key: M}, on_conflict="update")
+        assert _events(conn)[1][:4] == ("rack_over_temperature_fault", None, 6, 6)
     finally:
         conn.close()

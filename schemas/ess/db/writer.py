@@ -38,7 +38,7 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
     result = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
     stmt = Statement()
     lines: list[str] = []
-    touched = batch_touches(decoded)
+    touched = batch_touches(decoded, rewrite=on_conflict == "update")
     for regmap, group, tables in decoded.groups:
         heads = key_heads(group)
         for tb in tables:

@@ -79,9 +79,11 @@ def converge(p: Plan, touch: BankTouch, rows, old: list[Episode], end: int,
 def onsets(store, touch: BankTouch, table: str, plans: list[Plan]) -> None:
     """Move the start of each plan that looks back to the start of the pending condition (a
     run of raising polls) that ends just before the batch, if there is one. Such a run is
-    shorter than `for` (longer, it would have raised an episode across the batch's start), so
-    one read of `for` and a few seconds before the batch finds it unless a gap precedes the
-    batch (then the last known poll is looked up, and `for` before it read)."""
+    nearly always shorter than `for` (longer, it would have raised an episode across the
+    batch's start), so one read of `for` and a few seconds before the batch finds it. Not
+    always: another writer's rows may be stored whose window has not run yet (it waits for the
+    bank's lock), so while the run reaches the first poll read, the known poll before it is
+    looked up and more read (as after a gap before the batch)."""
     need = [p for p in plans if p.lookback]
     if not need:
         return
@@ -91,18 +93,36 @@ def onsets(store, touch: BankTouch, table: str, plans: list[Plan]) -> None:
     columns = tuple(sorted({p.alarm.column for p in need}))
     rows = store.rows(touch.site, touch.bank, table, columns, lo, a - 1)
     for p in need:
-        ts, st = _known(p, rows, lo, a - 1)
-        for_us = round(p.alarm.for_s * 1e6)
-        if not ts.size or ts[-1] - for_us < lo:      # the last known poll is further back
-            last = store.last_known(touch.site, touch.bank, table, p.alarm.column, p.rack, a)
+        start = _run_start(store, touch, table, p, *_known(p, rows, lo, a - 1), a)
+        if start is not None:
+            p.start = start
+
+
+def _run_start(store, touch: BankTouch, table: str, p: Plan, ts: np.ndarray,
+               st: np.ndarray, before: int) -> int | None:
+    """The first poll of the run of raising polls that ends at the last known poll before
+    `before` (ts, st: the known polls read, up to it), or None when that poll does not raise.
+    Reads further back while the run reaches the first poll read, each read twice as long."""
+    span, start = round(p.alarm.for_s * 1e6) + LOOKBACK_SLACK_US, None
+    while True:
+        if not ts.size:                 # nothing known read: from the last known poll back
+            last = store.last_known(touch.site, touch.bank, table, p.alarm.column, p.rack,
+                                    before)
             if last is None:
-                continue
-            more = store.rows(touch.site, touch.bank, table, (p.alarm.column,),
-                              last - for_us, last)
-            ts, st = _known(p, more, last - for_us, last)
-        if ts.size and st[-1] == RAISE:
-            other = np.flatnonzero(st != RAISE)
-            p.start = int(ts[other[-1] + 1]) if other.size else int(ts[0])
+                return start
+            more = store.rows(touch.site, touch.bank, table, (p.alarm.column,), last - span,
+                              last)
+            ts, st = _known(p, more, last - span, last)
+            span *= 2
+            if not ts.size:             # not a value the alarm can read (NaN): stop there
+                return start
+        if st[-1] != RAISE:
+            return start
+        other = np.flatnonzero(st != RAISE)
+        if other.size:
+            return int(ts[other[-1] + 1])
+        start = before = int(ts[0])     # the run goes back at least to here
+        ts = ts[:0]
 
 
 def _known(p: Plan, rows, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ Frames whose value is NULL are left out. Over the rest, sorted by poll time:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -33,6 +33,8 @@ class Episode:
     raised_value: float
     cleared: int | None = None  # the frame that showed it inactive; None while active
     cleared_value: float | None = None
+    # a stored episode's `raised` when it was inserted (its log line); not derived, not compared
+    announced: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, int | None]:
@@ -53,14 +55,15 @@ def derive(alarm: Alarm, ident: tuple[str, int, int | None], ts: np.ndarray,
     """The episodes of `alarm` over frames sorted by `ts` (int µs) with `values` (NaN = NULL).
 
     `ident` is (site, bank, rack). `start`, an episode active before the first frame, is
-    continued: the first episode returned is it, cleared or still active.
+    continued: the first episode returned is it, cleared or still active (a clear it had is
+    derived again: it may be the frame rewritten).
     """
     states = classify(alarm, values)
     keep = states != UNKNOWN
     ts, values, states = ts[keep], values[keep], states[keep]
     site, bank, rack = ident
     out: list[Episode] = []
-    active = start
+    active = None if start is None else replace(start, cleared=None, cleared_value=None)
     bounds = np.flatnonzero(np.diff(states)) + 1 if states.size else np.empty(0, np.int64)
     for i0, i1 in zip(np.r_[0, bounds].tolist(), np.r_[bounds, states.size].tolist()):
         if i0 == i1:
@@ -90,20 +93,23 @@ def diff(old: list[Episode], new: list[Episode]) -> tuple[list[Episode],
     """How to turn one key's stored episodes into the derived ones: (delete, update, insert).
 
     Both lists are sorted and disjoint. A derived episode that overlaps a stored one in time is
-    that episode (updated, never raised again); a derived episode that overlaps none is new; a
-    stored episode that no derived one overlaps is gone (a late frame showed the condition did
-    not hold for `for`).
+    that episode (updated, never raised again): first the one holding the poll the stored
+    episode was announced at (a late frame may have moved its start earlier, and a later one
+    split it there: the part announced keeps it), else the first one it overlaps. A derived
+    episode paired with none is new; a stored one paired with none is gone (a late frame showed
+    the condition did not hold for `for`).
     """
-    delete, update, insert = [], [], []
-    i = 0
-    for n in new:
-        while i < len(old) and old[i].end < n.since:
-            delete.append(old[i])
-            i += 1
-        if i < len(old) and old[i].overlaps(n.since, n.end):
-            if old[i] != n:
-                update.append((old[i], n))
-            i += 1
-        else:
-            insert.append(n)
-    return delete + old[i:], update, insert
+    pair: dict[int, int] = {}                     # stored -> derived
+    for by_announced in (True, False):
+        for i, o in enumerate(old):
+            if i in pair:
+                continue
+            j = next((j for j, n in enumerate(new) if j not in pair.values()
+                      and n.overlaps(o.since, o.end)
+                      and (not by_announced or (o.announced is not None
+                                                and n.since <= o.announced <= n.end))), None)
+            if j is not None:
+                pair[i] = j
+    delete = [o for i, o in enumerate(old) if i not in pair]
+    update = [(old[i], new[j]) for i, j in sorted(pair.items()) if old[i] != new[j]]
+    return delete, update, [n for j, n in enumerate(new) if j not in pair.values()]

@@ -23,6 +23,9 @@ COLUMNS = (
     ("cleared", "timestamptz"),                     # NULL while active
     ("cleared_value", "double precision"),
 )
+# Not derived, not exported: the `raised` an episode was inserted with (its log line), kept by
+# its updates so that a late frame splitting it leaves that identity with the part announced.
+ANNOUNCED = ("announced", "timestamptz")
 
 # A batch's first step, in the writer's statement (or, in the slow path, one of its own): take
 # the banks' locks (keys in the order given), then read, in a snapshot taken after the locks
@@ -43,7 +46,8 @@ LOCK_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], s
     banks int[], lo timestamptz[], hi timestamptz[], steady text[])
 RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
                since timestamptz, raised timestamptz, raised_value double precision,
-               cleared timestamptz, cleared_value double precision, uncovered text)
+               cleared timestamptz, cleared_value double precision, announced timestamptz,
+               uncovered text)
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
@@ -62,12 +66,12 @@ BEGIN
          WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
            AND (e.cleared IS NULL OR e.cleared >= lo[i]))
       SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
-             b.raised_value, b.cleared, b.cleared_value, NULL::text
+             b.raised_value, b.cleared, b.cleared_value, b.announced, NULL::text
         FROM b WHERE NOT (b.across AND b.k IN (SELECT unnest(st)))
       UNION ALL
       SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
              NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
-             NULL::float8, coalesce(string_agg(s.k, ' '), '')
+             NULL::float8, NULL::timestamptz, coalesce(string_agg(s.k, ' '), '')
         FROM unnest(st) AS s(k)
        WHERE s.k NOT IN (SELECT b.k FROM b WHERE b.across);
   END LOOP;
@@ -78,7 +82,7 @@ def ddl() -> list[str]:
     """The table, its indexes (one episode per alarm, rack and start; by bank and end; the
     active ones) and the lock function."""
     t = ident(TABLE)
-    cols = ",\n  ".join(f"{ident(n)} {typ}" for n, typ in COLUMNS)
+    cols = ",\n  ".join(f"{ident(n)} {typ}" for n, typ in (*COLUMNS, ANNOUNCED))
     return [
         f"CREATE TABLE IF NOT EXISTS {t} (\n  {cols},\n"
         "  CHECK (severity IN ('fault', 'warning')),\n"
@@ -93,6 +97,12 @@ def ddl() -> list[str]:
     ]
 
 
+def announced_ddl() -> list[str]:
+    """An events table from before `announced`: the column, each episode's `raised` in it."""
+    return [f"ALTER TABLE {ident(TABLE)} ADD COLUMN IF NOT EXISTS {ident(ANNOUNCED[0])} "
+            f"{ANNOUNCED[1]}", f"UPDATE {ident(TABLE)} SET {ident(ANNOUNCED[0])} = raised"]
+
+
 def lock_function_ddl() -> list[str]:
     """(Re)install the lock function: dropped first (its result type may have changed)."""
     return [f"DROP FUNCTION IF EXISTS {LOCK_FUNCTION}", LOCK_FUNCTION_SQL,
@@ -101,18 +111,19 @@ def lock_function_ddl() -> list[str]:
 
 _US = "(extract(epoch FROM {c}) * 1000000)::bigint"     # a timestamptz as µs since the epoch
 _EPISODE = (f"site_id, bank_id, rack_id, alarm, severity, {_US.format(c='since')}, "
-            f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value")
+            f"{_US.format(c='raised')}, raised_value, {_US.format(c='cleared')}, cleared_value, "
+            f"{_US.format(c='announced')}")
 
 
 
 def lock_text(first: int) -> str:
     """The lock function's rows as one text value (its parameters $first.., e.g. 1..6): a line
     per row, `site,bank,rack,alarm,severity,since,raised,raised_value,cleared,cleared_value,
-    uncovered` (times in µs, empty for NULL)."""
+    announced,uncovered` (times in µs, empty for NULL)."""
     fields = ["l.site_id", "l.bank_id::text", "l.rack_id::text", "l.alarm", "l.severity",
               _US.format(c="l.since") + "::text", _US.format(c="l.raised") + "::text",
               "l.raised_value::text", _US.format(c="l.cleared") + "::text",
-              "l.cleared_value::text", "l.uncovered"]
+              "l.cleared_value::text", _US.format(c="l.announced") + "::text", "l.uncovered"]
     line = " || ',' || ".join(f"coalesce({f}, '')" for f in fields)
     args = ", ".join(f"${first + i}::{t}" for i, t in enumerate(
         ("int[]", "text[]", "int[]", "timestamptz[]", "timestamptz[]", "text[]")))
@@ -132,8 +143,8 @@ DELETE = (f"DELETE FROM {ident(TABLE)} WHERE site_id = %s AND bank_id = %s AND a
 UPDATE = (f"UPDATE {ident(TABLE)} SET since = %s, raised = %s, raised_value = %s, "
           "cleared = %s, cleared_value = %s WHERE site_id = %s AND bank_id = %s AND alarm = %s "
           "AND coalesce(rack_id, 0) = %s AND since = %s::timestamptz")
-INSERT = (f"INSERT INTO {ident(TABLE)} (" + ", ".join(n for n, _ in COLUMNS)
-          + ") VALUES (" + ", ".join(["%s"] * len(COLUMNS)) + ")")
+INSERT = (f"INSERT INTO {ident(TABLE)} (" + ", ".join(n for n, _ in (*COLUMNS, ANNOUNCED))
+          + ") VALUES (" + ", ".join(["%s"] * (len(COLUMNS) + 1)) + ")")
 # The first poll of a bank after a time (the ledger's key serves it).
 NEXT_POLL = (f"SELECT {_US.format(c='min(ts)')} FROM frames WHERE site_id = %s AND "
              "bank_id = %s AND ts > %s::timestamptz")

@@ -91,6 +91,8 @@ class BankTouch:
     first: int                        # first poll start in the batch (µs since the epoch)
     last: int                         # last poll start
     parts: list[_Part] = field(default_factory=list)
+    # its rows replace stored ones (`ess redecode --map`): a NULL or any value may change them
+    rewrite: bool = False
     _counts: dict[Key, tuple[int, int, int]] | None = field(default=None, repr=False)
     _steady: set[Key] | None = field(default=None, repr=False)
     _raising: set[Key] | None = field(default=None, repr=False)
@@ -115,6 +117,10 @@ class BankTouch:
                     self._steady.update((p.alarms[j].name, rack)
                                         for j in np.flatnonzero(on & ~off).tolist())
         return self._steady
+
+    def keys(self) -> set[Key]:
+        """Every alarm key with a row in the batch (known or NULL)."""
+        return self._keys(lambda s: np.ones(s.shape, dtype=bool))
 
     def _keys(self, test) -> set[Key]:
         out: set[Key] = set()
@@ -154,8 +160,10 @@ def _part_counts(p: _Part) -> dict[Key, tuple[int, int, int]]:
     return out
 
 
-def touches(regmap: RegisterMap, frames, tables) -> dict[tuple[str, int], BankTouch]:
-    """Summarise a batch per bank: `tables` is the decoder's TableBatch list for `frames`.
+def touches(regmap: RegisterMap, frames, tables,
+            rewrite: bool = False) -> dict[tuple[str, int], BankTouch]:
+    """Summarise a batch per bank: `tables` is the decoder's TableBatch list for `frames`;
+    `rewrite`: its rows replace stored ones.
 
     Empty when the map declares no alarms. A bank is there even when its rows hold no alarm
     value (its frames all failed, say): the window then finds nothing to change.
@@ -169,7 +177,7 @@ def touches(regmap: RegisterMap, frames, tables) -> dict[tuple[str, int], BankTo
     order = []
     for (site, bank), c in code.items():
         mine = polls if len(code) == 1 else polls[owner == c]
-        order.append(BankTouch(site, bank, int(mine.min()), int(mine.max())))
+        order.append(BankTouch(site, bank, int(mine.min()), int(mine.max()), rewrite=rewrite))
     for tb in tables:
         if not len(tb) or not regmap.table_alarms(tb.table):
             continue

@@ -10,6 +10,7 @@ derived one after another, each reading what the ones before committed, and upda
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,10 +45,10 @@ def lock_key(site: str, bank: int) -> int:
 
 
 def _episode(r) -> Episode:
-    site, bank, rack, alarm, severity, since, raised, rv, cleared, cv = r
+    site, bank, rack, alarm, severity, since, raised, rv, cleared, cv, announced = r
     return Episode(site, bank, rack, alarm, severity, since, raised,
                    None if rv is None else float(rv), cleared,
-                   None if cv is None else float(cv))
+                   None if cv is None else float(cv), announced)
 
 
 @dataclass
@@ -82,21 +83,28 @@ def lock_params(touches: list[BankTouch]) -> list[str]:
 
 
 def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
-    """The lock step's text (sql.lock_text) as episodes and covered keys per bank."""
+    """The lock step's text (sql.lock_text) as episodes and covered keys per bank.
+
+    A bank summarised twice (frames of two map versions in one statement) has two rows of
+    uncovered keys and two sets of steady keys: its keys count as covered for neither (the
+    window then finds what may change), so that one's covered keys never hide another's raise.
+    """
     out = Locked()
     uncovered: dict[tuple[str, int], set] = {}
     for line in text.split("\n") if text else ():
         f = line.split(",")
         site, bank = f[0], int(f[1])
         if not f[3]:                       # the bank's own row
-            uncovered[(site, bank)] = {_key(k) for k in f[10].split()}
+            uncovered[(site, bank)] = {_key(k) for k in f[11].split()}
             continue
         out.episodes.setdefault((site, bank), []).append(Episode(
             site, bank, int(f[2]) if f[2] else None, f[3], f[4], int(f[5]), int(f[6]),
-            float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None))
+            float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None,
+            int(f[10]) if f[10] else None))
+    twice = {k for k, n in Counter((t.site, t.bank) for t in touches).items() if n > 1}
     for t in touches:
         key = (t.site, t.bank)
-        out.covered[key] = t.steady() - uncovered.get(key, set())
+        out.covered[key] = set() if key in twice else t.steady() - uncovered.get(key, set())
     return out
 
 
@@ -157,7 +165,8 @@ class PgStore:
         for e in insert:
             self.cur.execute(sql.INSERT, (e.site, e.bank, e.rack, e.alarm, e.severity,
                                           as_time(e.since), as_time(e.raised), e.raised_value,
-                                          as_time(e.cleared), e.cleared_value))
+                                          as_time(e.cleared), e.cleared_value,
+                                          as_time(e.raised)))
 
 
 def _where(e: Episode) -> tuple:
@@ -195,10 +204,11 @@ def maintain(conn, regmap: RegisterMap, touches: dict[tuple[str, int], BankTouch
     return raised
 
 
-def batch_touches(decoded) -> list[tuple[RegisterMap, dict[tuple[str, int], BankTouch]]]:
+def batch_touches(decoded, rewrite: bool = False
+                  ) -> list[tuple[RegisterMap, dict[tuple[str, int], BankTouch]]]:
     """What a batch brings to each bank, per map with alarms (the writer's Decoded: per map,
-    its frames and decoded rows)."""
-    return [(regmap, touches(regmap, frames, tables))
+    its frames and decoded rows); `rewrite`: its rows replace stored ones."""
+    return [(regmap, touches(regmap, frames, tables, rewrite))
             for regmap, frames, tables in decoded.groups if regmap.alarms]
 
 

@@ -85,18 +85,20 @@ def changed_keys(regmap: RegisterMap, touch: BankTouch, stored: list[Episode],
                  covered: set[Key] = frozenset()) -> list[Key]:
     """The alarm keys whose episodes the batch can change (empty: the cheap path). `stored`:
     episodes overlapping the batch; `covered`: keys whose episode is active across the whole
-    batch, which only raises or holds them (left out of `stored`)."""
+    batch, which only raises or holds them (left out of `stored`). Rows that replace stored
+    ones (`touch.rewrite`) can change any key they hold, even by a NULL (it may have been the
+    raise, or the clear that ended a run)."""
     names = _names(regmap)
     by_key: dict[Key, list[Episode]] = {}
     for e in stored:
         by_key.setdefault(e.key, []).append(e)
     out = []
-    for key in sorted((touch.raising() | set(by_key)) - covered,
-                      key=lambda k: (k[0], k[1] or 0)):
+    keys = touch.raising() | set(by_key) | (touch.keys() if touch.rewrite else set())
+    for key in sorted(keys - covered, key=lambda k: (k[0], k[1] or 0)):
         if key[0] not in names:
             continue
         n_raise, n_clear, n_hold = touch.counts(key)
-        if not n_raise + n_clear + n_hold:
+        if not n_raise + n_clear + n_hold and not touch.rewrite:
             continue                      # only NULLs: nothing known changes
         if not n_clear and any(e.raised < touch.first and e.end > touch.last
                                for e in by_key.get(key, ())):
@@ -139,7 +141,7 @@ def _plan(touch: BankTouch, alarm: Alarm, rack: int | None, old: list[Episode]) 
         return Plan(alarm, rack, a, at_a)
     if at_a is not None:
         return Plan(alarm, rack, at_a.since, None)
-    pending = bool(alarm.for_s and touch.counts((alarm.name, rack))[0])
+    pending = bool(alarm.for_s and (touch.rewrite or touch.counts((alarm.name, rack))[0]))
     return Plan(alarm, rack, a, None, lookback=pending)
 
 

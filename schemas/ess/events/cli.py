@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 
 from .. import command
-from ..status.cli import add_site_day_options
+from ..status.cli import add_site_day_options, site_day_config
 from . import report
 
 _READ_TIMEOUT_S = 120.0
@@ -46,18 +46,8 @@ def _duration(s: float) -> str:
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
-    from ..sites import load_sites
-
     now = datetime.now(UTC)
-    if args.date and (args.from_ or args.to):
-        raise command.UsageError("--date goes without --from and --to")
-    if args.from_ and args.to and args.from_ > args.to:
-        raise command.UsageError(f"--from {args.from_} is after --to {args.to}")
-    path = command.config_path(args)
-    cfg = load_sites(path) if path else None     # a bad config is told before connecting
-    unknown = sorted(set(args.site or ()) - {s.site_id for s in cfg.sites}) if cfg else []
-    if unknown:     # a typo would list nothing and exit 0 while a fault is active
-        raise command.UsageError(f"--site {', '.join(unknown)}: not in the sites config {path}")
+    cfg = site_day_config(args)
     conn = command.connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     try:
         sites = report.targets(conn, cfg, args.site)

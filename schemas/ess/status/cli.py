@@ -93,11 +93,8 @@ def _text(doc: dict) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..sites import load_sites
-
     now = datetime.now(UTC)
-    path = command.config_path(args)
-    cfg = load_sites(path) if path else None     # a bad config is told before connecting
+    cfg = site_day_config(args)
     conn = command.connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     try:
         doc = collect(conn, args, now, cfg)
@@ -108,6 +105,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
     doc["ok"] = not silent and not lost
     print(json.dumps(doc, indent=1) if args.json else _text(doc))
     return command.OK if doc["ok"] else command.FINDINGS
+
+
+def site_day_config(args: argparse.Namespace):
+    """The sites config of `ess status` / `ess events` (None without one), after the mistakes
+    their shared options can hold: --date with --from/--to, --from after --to, a --site the
+    config does not list (a typo would report nothing and exit 0 while a bank is lost or a fault
+    active). A bad config is told here, before connecting."""
+    from ..sites import load_sites
+
+    if args.date and (args.from_ or args.to):
+        raise command.UsageError("--date goes without --from and --to")
+    if args.from_ and args.to and args.from_ > args.to:
+        raise command.UsageError(f"--from {args.from_} is after --to {args.to}")
+    path = command.config_path(args)
+    cfg = load_sites(path) if path else None
+    unknown = sorted(set(args.site or ()) - {s.site_id for s in cfg.sites}) if cfg else []
+    if unknown:
+        raise command.UsageError(f"--site {', '.join(unknown)}: not in the sites config {path}")
+    return cfg
 
 
 def add_site_day_options(p, seen: str) -> None:

@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 DURATION ?=
 CONFIG ?=
 MAP ?=
+FAULTS ?=
 # checkov conflicts with the project's pins, so it lives in its own venv.
 CKV_VENV := .venv-checkov
 CHECKOV_VERSION ?= 3.3.30
@@ -60,7 +61,7 @@ lint: install
 	else echo "lint: terraform not on PATH, skipped terraform fmt -check"; fi
 
 run: install system-deps
-	$(BIN)/python -m ess_local.run $(if $(DURATION),--duration $(DURATION)) $(if $(CONFIG),--config $(CONFIG)) $(if $(MAP),--map $(MAP))
+	$(BIN)/python -m ess_local.run $(if $(DURATION),--duration $(DURATION)) $(if $(CONFIG),--config $(CONFIG)) $(if $(MAP),--map $(MAP)) $(if $(FAULTS),--faults $(FAULTS))
 
 # The databases of the latest `make run` again (RUN=.run/<start> for another), until Ctrl-C.
 RUN ?=

@@ -7,7 +7,7 @@
 # files carry. var.bigquery_dataset = null creates none of this.
 
 locals {
-  bigquery_types  = var.bigquery_dataset == null ? [] : ["bank", "rack", "pcs", "etc"]
+  bigquery_types  = var.bigquery_dataset == null ? [] : ["bank", "rack", "pcs", "etc", "events"] # events: issue 22, docs/events.md
   export_suffix   = { "csv" = ".csv", "csv.gz" = ".csv.gz", "parquet" = ".parquet" }[var.export_format]
   export_parquet  = var.export_format == "parquet"
   export_bucket_u = "gs://${google_storage_bucket.this["csv"].name}"
@@ -20,7 +20,7 @@ resource "google_bigquery_dataset" "export" {
   project                    = var.project_id
   dataset_id                 = var.bigquery_dataset
   location                   = local.bucket_location
-  description                = "ESS daily export files as external tables (bank, rack, pcs, etc)."
+  description                = "ESS daily export files as external tables (bank, rack, pcs, etc, events)."
   delete_contents_on_destroy = var.force_destroy_buckets
   labels                     = local.labels
 

@@ -2,7 +2,8 @@
 #
 # The metrics are defined on the structured JSON logs written by `ess.logs` (collector on the VM,
 # ingest/export on Cloud Run). Fields of jsonPayload:
-#   stage         poll | publish | spool | preprocess | store | accumulate (export)
+#   stage         poll | publish | spool | preprocess | store | accumulate (export) | status |
+#                 event | rollup | retention
 #   site          site id                       frames        frames in the message / poll
 #   rows          rows written (store) or exported (accumulate)
 #   duplicates    rows skipped by ON CONFLICT DO NOTHING
@@ -13,6 +14,9 @@
 #   frozen        true on the collector's line when a bank's registers freeze, false when they thaw
 #   completeness_pct, lost, missed, failed, frozen_s
 #                 the export's data status line (stage=status), one per bank and local day
+#   status, complete   a rollup run (stage=rollup): done | empty | busy; false when the watermark stayed
+#   dropped, reason, past_due_days
+#                 retention's line per raw range (stage=retention); reason of a kept range
 # Metric names are fixed (dashboards/ess.json and dashboard.tf refer to them), so deploy one pipeline per project.
 
 locals {
@@ -121,6 +125,62 @@ locals {
       value       = null
       unit        = "1"
     }
+
+    # --- safety events (issue 22, docs/events.md): the ingest's stage=event line, one per
+    # raised episode (written by the sink that notifies, ESS_EVENT_LOG) ---------------------
+    ess_events_fault = {
+      description = "Fault episodes raised (stage=event lines with alarm_severity fault: one per episode)."
+      filter      = "jsonPayload.stage=\"event\" AND jsonPayload.alarm_severity=\"fault\""
+      value       = null
+      unit        = "1"
+    }
+    ess_events_warning = {
+      description = "Warning episodes raised (stage=event lines with alarm_severity warning: one per episode)."
+      filter      = "jsonPayload.stage=\"event\" AND jsonPayload.alarm_severity=\"warning\""
+      value       = null
+      unit        = "1"
+    }
+    ess_event_delay = {
+      description = "Seconds from the poll that raised an episode to its event line (jsonPayload.delay_s of stage=event)."
+      filter      = "jsonPayload.stage=\"event\" AND jsonPayload.delay_s:*"
+      value       = "EXTRACT(jsonPayload.delay_s)"
+      unit        = "s"
+    }
+    # --- end of safety events ----------------------------------------------------------------
+
+    # --- the export function's upkeep tasks (issue 23; alerts_upkeep.tf): one stage=rollup line
+    # per rollup run, one stage=retention line per raw range a retention run looked at ---------
+    ess_rollup_runs = {
+      description = "Rollup runs that brought the rollups up to date (stage=rollup, status done or empty, complete=true): not a busy run, not one whose watermark stayed, not a failure."
+      filter      = "jsonPayload.stage=\"rollup\" AND jsonPayload.complete=true AND (jsonPayload.status=\"done\" OR jsonPayload.status=\"empty\")"
+      value       = null
+      unit        = "1"
+    }
+    ess_rollup_incomplete = {
+      description = "Rollup runs that left the rollups behind: failed (stage=rollup with an error), busy (another run held the lock) or watermark held (complete=false: a ledger writer outlived the wait)."
+      filter      = "jsonPayload.stage=\"rollup\" AND (jsonPayload.error:* OR jsonPayload.status=\"busy\" OR jsonPayload.complete=false)"
+      value       = null
+      unit        = "1"
+    }
+    ess_retention_dropped = {
+      description = "Raw ranges (a UTC day's partitions or chunks) retention dropped (stage=retention, dropped=true)."
+      filter      = "jsonPayload.stage=\"retention\" AND jsonPayload.dropped=true"
+      value       = null
+      unit        = "1"
+    }
+    ess_retention_kept = {
+      description = "Raw ranges past raw_days that retention kept, for any reason (stage=retention, dropped=false; jsonPayload.reason says why)."
+      filter      = "jsonPayload.stage=\"retention\" AND jsonPayload.dropped=false"
+      value       = null
+      unit        = "1"
+    }
+    ess_retention_unexported = {
+      description = "Raw ranges retention still keeps as not exported a day or more after they fell due (stage=retention, reason \"not exported\", past_due_days>=1): a refusal that persists."
+      filter      = "jsonPayload.stage=\"retention\" AND jsonPayload.reason=\"not exported\" AND jsonPayload.past_due_days>=1"
+      value       = null
+      unit        = "1"
+    }
+    # --- end of upkeep tasks -------------------------------------------------------------------
   }
 }
 
@@ -168,11 +228,6 @@ resource "google_logging_metric" "ess" {
 resource "time_sleep" "metric_descriptors" {
   create_duration = "600s"
 
-  depends_on = [google_logging_metric.ess]
-}
-
-# When the monitoring was first deployed: export_missed waits 26 h from here before it may fire.
-resource "time_static" "monitoring_deployed" {
   depends_on = [google_logging_metric.ess]
 }
 
@@ -287,61 +342,10 @@ resource "google_monitoring_alert_policy" "function_errors" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_monitoring_alert_policy" "export_missed" {
-  project               = var.project_id
-  display_name          = "ESS: daily export missed"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-  user_labels           = local.labels
-
-  conditions {
-    display_name = "No successful export in 26 hours"
-    # Absent for 26 h, and at least 26 h since the monitoring was deployed (no alert right after
-    # the first apply, before the first scheduled run).
-    condition_prometheus_query_language {
-      query                     = "absent_over_time(logging_googleapis_com:user_${google_logging_metric.ess["ess_export_runs"].name}[26h]) and on() (vector(time()) > ${time_static.monitoring_deployed.unix + 93600})"
-      duration                  = "0s"
-      evaluation_interval       = "300s"
-      disable_metric_validation = true
-    }
-  }
-
-  documentation {
-    content   = "The export function (${google_cloudfunctions2_function.export.name}) logged no successful run (stage=accumulate) for 26 hours. Check Cloud Scheduler job ${google_cloud_scheduler_job.export.name}."
-    mime_type = "text/markdown"
-  }
-}
-
-resource "google_monitoring_alert_policy" "export_job_failed" {
-  project               = var.project_id
-  display_name          = "ESS: export scheduler attempt failed"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-  user_labels           = local.labels
-
-  conditions {
-    display_name = "Cloud Scheduler attempt error"
-    condition_matched_log {
-      filter = "resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"${google_cloud_scheduler_job.export.name}\" AND severity>=ERROR"
-    }
-  }
-
-  alert_strategy {
-    notification_rate_limit {
-      period = "3600s"
-    }
-    auto_close = "86400s"
-  }
-
-  documentation {
-    content   = "Cloud Scheduler could not call the export function successfully."
-    mime_type = "text/markdown"
-  }
-}
-
 # Data status (issue 14): the daily export logs one stage=status line per bank and local day
 # (functions/ess_functions/export.py), the collector one line when a bank freezes and one when
-# its spool loses frames. Each policy fires on a log-based counter of those lines, per site.
+# its spool loses frames, retention one line per raw range it keeps. Each policy fires on a
+# log-based counter of those lines, per site.
 locals {
   status_alerts = {
     frames_lost = {
@@ -358,6 +362,17 @@ locals {
       metric = "ess_frozen_banks"
       name   = "ESS: frozen device"
       doc    = "A bank of site $${metric.label.site} has returned byte-identical registers in every block for collector.frozen_after seconds (a BMS that hangs but answers). Check the device; the collector logs when it thaws."
+    }
+    # Issue 23: retention keeps a raw range for a reason no later run fixes by itself (its
+    # lines carry no site: the line's mismatch names the sites, days and tables).
+    retention_unexported = {
+      metric = "ess_retention_unexported"
+      name   = "ESS: retention keeps raw days that were not exported"
+      doc    = <<-EOT
+        Retention has kept a raw range (a UTC day's partitions or chunks) as `not exported` for a day or more after it fell due (`retention.raw_days` after its end): for a site-local day in it the export manifest is missing, lists a file that is gone or was replaced since, or counts other rows than the database holds, or the range holds rows of a site that is no longer configured. The run already re-exports site-days that got late frames and retries them, so no later run fixes this by itself; the rows stay in the database (storage grows) and nothing is lost. The `stage=retention` line (Logs Explorer, `jsonPayload.reason="not exported"`) lists in `mismatch` each site, day and table with the rows `present` and `exported`. Files missing or short (`exported` null or below `present`): export the day again (`ess export --date DAY`, or POST {"date": "DAY", "site": "SITE"} to the export function); the next retention run drops the range. Files holding more rows than the database: do not re-export (the files are the fuller copy); find where the rows went. An unknown site: add it to the sites file or delete its rows. See docs/scaling.md, "Monitoring rollups and retention".
+
+        Why only this: a first refusal (0 days past due) may be a race with frames still arriving (a replay into old days); `busy` (ingest held the partition's lock) is retried by the next run; `rollups behind` clears once the rollup task covers the range, and if it does not, "ESS: rollups not up to date" fires; `no slices` means nothing was left to drop.
+      EOT
     }
     # Issue 21: the collector's spool lost frames (its lines carry no site: a drop spans sites).
     spool_lost = {
@@ -409,3 +424,67 @@ resource "google_monitoring_alert_policy" "status" {
 
   depends_on = [time_sleep.metric_descriptors]
 }
+
+# --- Safety events (issue 22, docs/events.md) ---------------------------------------------------
+# One policy per severity, per site: an episode was raised (the ingest's stage=event line, counted
+# by ess_events_fault / ess_events_warning). `ess events --site <site> --active` lists what is on.
+locals {
+  event_alerts = {
+    fault = {
+      metric   = "ess_events_fault"
+      name     = "ESS: fault raised"
+      severity = "CRITICAL"
+      doc      = "A fault alarm was raised at site $${metric.label.site} (BMS or PCS fault bit, or a fault threshold; the log line names the bank, rack and alarm). Run `ess events --site $${metric.label.site} --active`, check the device and follow the site's fault procedure; see docs/events.md."
+    }
+    warning = {
+      metric   = "ess_events_warning"
+      name     = "ESS: warning raised"
+      severity = "WARNING"
+      doc      = "A warning alarm was raised at site $${metric.label.site}. Run `ess events --site $${metric.label.site}` to see whether it persists or repeats; see docs/events.md."
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "events" {
+  for_each = local.event_alerts
+
+  project               = var.project_id
+  display_name          = each.value.name
+  combiner              = "OR"
+  severity              = each.value.severity
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "${each.value.metric} > 0 per site"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.ess[each.value.metric].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.site"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    content   = each.value.doc
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [time_sleep.metric_descriptors]
+}
+# --- end of safety events ------------------------------------------------------------------------

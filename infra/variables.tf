@@ -560,11 +560,12 @@ variable "db_job" {
 
 variable "retention" {
   type = object({
-    raw_days           = optional(number, 30)
-    minute_rollup_days = optional(number, 730)
-    hour_rollup_days   = optional(number, 0)
-    schedule           = optional(string, "30 3 * * *")
-    rollup_schedule    = optional(string, "*/5 * * * *")
+    raw_days             = optional(number, 30)
+    minute_rollup_days   = optional(number, 730)
+    hour_rollup_days     = optional(number, 0)
+    schedule             = optional(string, "30 3 * * *")
+    rollup_schedule      = optional(string, "*/5 * * * *")
+    rollup_stale_minutes = optional(number, 60)
   })
   description = <<-EOT
     Retention tiers in the databases (every day also stays in the export bucket forever):
@@ -572,7 +573,9 @@ variable "retention" {
     manifest matches the database), minute_rollup_days of 1-minute rollups and
     hour_rollup_days of 1-hour rollups (0: forever). schedule runs retention daily and
     rollup_schedule brings the rollups up to date (cron, in export_time_zone; Cloud
-    Scheduler calls the export function with a `task`).
+    Scheduler calls the export function with a `task`). rollup_stale_minutes: alert when
+    no rollup run has brought the rollups up to date for this long (15 to 1440 minutes, and
+    at least two periods of rollup_schedule; also after the first deploy).
   EOT
   default     = {}
   nullable    = false
@@ -595,5 +598,19 @@ variable "retention" {
   validation {
     condition     = alltrue([for s in [var.retention.schedule, var.retention.rollup_schedule] : can(regex("^\\S+( \\S+){4}$", s))])
     error_message = "retention.schedule and retention.rollup_schedule must be cron expressions of five fields."
+  }
+
+  # The period of rollup_schedule in minutes where its form tells: */N (N), * (1), or a fixed
+  # minute of every hour (60); a window of two periods survives one late or failed run.
+  validation {
+    condition = alltrue([
+      floor(var.retention.rollup_stale_minutes) == var.retention.rollup_stale_minutes,
+      var.retention.rollup_stale_minutes >= 15 && var.retention.rollup_stale_minutes <= 1440,
+      var.retention.rollup_stale_minutes >= 2 * try(
+        tonumber(regex("^\\*/(\\d+) ", var.retention.rollup_schedule)[0]),
+        can(regex("^\\d+ \\* ", var.retention.rollup_schedule)) ? 60 : 1,
+      ),
+    ])
+    error_message = "retention.rollup_stale_minutes must be whole minutes from 15 to 1440, and at least twice the period of retention.rollup_schedule."
   }
 }

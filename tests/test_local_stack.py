@@ -281,10 +281,11 @@ def test_make_run_summary_has_lost_frames_and_run_completeness(stack_dir):
     import re
 
     files = [n for n in summary["objects"] if not n.startswith("_manifests/")]
-    layout = re.compile(r"type=(bank|rack|pcs|etc)/date=\d{4}-\d{2}-\d{2}/site=(site-[ab])\.csv")
+    layout = re.compile(
+        r"type=(bank|rack|pcs|etc|events)/date=\d{4}-\d{2}-\d{2}/site=(site-[ab])\.csv")
     assert files and all(layout.fullmatch(n) for n in files), summary["objects"]
     assert {layout.fullmatch(n).groups() for n in files} == {
-        (t, s) for t in ("bank", "rack", "pcs", "etc") for s in ("site-a", "site-b")}
+        (t, s) for t in ("bank", "rack", "pcs", "etc", "events") for s in ("site-a", "site-b")}
     days = {n.split("/")[1] for n in files}
     assert {f"_manifests/{d}/manifest.json" for d in days} == \
         set(summary["objects"]) - set(files), summary["objects"]

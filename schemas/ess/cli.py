@@ -11,7 +11,7 @@ from . import command
 # Entry points in this group name a register(subparsers) function (see pyproject.toml).
 PLUGIN_GROUP = "ess.cli"
 # Subcommands of this package: running one loads no plugin (their imports cost ~0.7 s).
-BUILTIN = ("decode", "map", "db", "status", "replay-dead-letters")
+BUILTIN = ("decode", "map", "db", "status", "events", "replay-dead-letters")
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -139,6 +139,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     from .status import cli as status_cli
 
     status_cli.register(sub)
+    from .events import cli as events_cli
+
+    events_cli.register(sub)
     from . import replay
 
     replay.register(sub)

@@ -129,7 +129,24 @@ def render_data_spec(m: RegisterMap) -> str:
                        f"{'yes' if f.invert else ''} | {sql_type(f)} |")
         out.append("| `out_of_range` | | | | | | | | | text[] — names of the columns whose value "
                    "was outside its range; NULL when none |")
-    return "\n".join(out + _rollups(m)) + "\n"
+    return "\n".join(out + _alarms_text(m) + _rollups(m)) + "\n"
+
+
+def _alarms_text(m: RegisterMap) -> list[str]:
+    """The alarms section: one row per declared alarm (docs/events.md derives the episodes)."""
+    if not m.alarms:
+        return ["", "## Alarms", "", "This map declares no alarms."]
+    out = ["", "## Alarms", "",
+           "Episodes of these alarms go to the `events` table (docs/events.md): one row per "
+           "site, bank, rack (rack table alarms) and episode. A bit alarm is active while the "
+           "stored value (after inversion) is not 0, or while its bit is set; a NULL value "
+           "changes nothing.", "",
+           "| alarm | severity | table | column | raised when | note |",
+           "|---|---|---|---|---|---|"]
+    for a in m.alarms:
+        out.append(f"| `{a.name}` | {a.severity} | {a.table} | `{a.column}` | {a.condition()} | "
+                   f"{a.note} |")
+    return out
 
 
 _ROLLUP_TEXT = (

@@ -260,6 +260,67 @@ CREATE TABLE IF NOT EXISTS "data_status" (
   PRIMARY KEY ("site_id", "bank_id", "day")
 );
 
+CREATE TABLE IF NOT EXISTS "events" (
+  "site_id" text NOT NULL,
+  "bank_id" smallint NOT NULL,
+  "rack_id" smallint,
+  "alarm" text NOT NULL,
+  "severity" text NOT NULL,
+  "since" timestamptz NOT NULL,
+  "raised" timestamptz NOT NULL,
+  "raised_value" double precision,
+  "cleared" timestamptz,
+  "cleared_value" double precision,
+  "announced" timestamptz,
+  CHECK (severity IN ('fault', 'warning')),
+  CHECK (since <= raised AND (cleared IS NULL OR cleared > raised))
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS "events_episode" ON "events" (site_id, bank_id, alarm, (coalesce(rack_id, 0)), since);
+
+CREATE INDEX IF NOT EXISTS "events_bank_cleared" ON "events" (site_id, bank_id, cleared);
+
+CREATE INDEX IF NOT EXISTS "events_active" ON "events" (site_id, bank_id) WHERE cleared IS NULL;
+
+DROP FUNCTION IF EXISTS ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]);
+
+CREATE OR REPLACE FUNCTION ess_events_lock(keys int[], sites text[],
+    banks int[], lo timestamptz[], hi timestamptz[], steady text[])
+RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, severity text,
+               since timestamptz, raised timestamptz, raised_value double precision,
+               cleared timestamptz, cleared_value double precision, announced timestamptz,
+               uncovered text)
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+  i int;
+  st text[];
+BEGIN
+  PERFORM set_config('extra_float_digits', '1', true);
+  PERFORM pg_advisory_xact_lock(4543316, k) FROM unnest(keys) AS k;
+  FOR i IN 1 .. coalesce(array_length(sites, 1), 0) LOOP
+    st := string_to_array(steady[i], ' ');
+    RETURN QUERY
+      WITH b AS MATERIALIZED (
+        SELECT e.*, e.alarm || '/' || coalesce(e.rack_id, 0) AS k,
+               e.raised < lo[i] AND (e.cleared IS NULL OR e.cleared > hi[i]) AS across
+          FROM "events" e
+         WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
+           AND (e.cleared IS NULL OR e.cleared >= lo[i]))
+      SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
+             b.raised_value, b.cleared, b.cleared_value, b.announced, NULL::text
+        FROM b WHERE NOT (b.across AND b.k IN (SELECT unnest(st)))
+      UNION ALL
+      SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
+             NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
+             NULL::float8, NULL::timestamptz, coalesce(string_agg(s.k, ' '), '')
+        FROM unnest(st) AS s(k)
+       WHERE s.k NOT IN (SELECT b.k FROM b WHERE b.across);
+  END LOOP;
+END $$;
+
+COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 9';
+
 CREATE TABLE IF NOT EXISTS "bank_1h" (
   "bucket" timestamptz NOT NULL,
   "site_id" text NOT NULL,

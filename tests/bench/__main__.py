@@ -75,6 +75,8 @@ BENCHMARKS = [
     ("tests.bench.status", "bench_ledger_overhead", ("pg",)),
     ("tests.bench.status", "bench_ledger_bytes", ("pg",)),
     ("tests.bench.status", "bench_status_query", ("pg",)),
+    ("tests.bench.events", "bench_events_overhead", ("pg",)),
+    ("tests.bench.events_ingest", "bench_events_ingest", ("pg",)),
     # fleet scale (issue 23): processes, rollups, bytes on the wire
     ("tests.bench.wire", "bench_wire_bytes", ()),
     ("tests.bench.fleet", "bench_ingest_processes", ("pg",)),

@@ -64,9 +64,11 @@ def _database(cluster, name: str):
     return dsn, conn
 
 
-def _round(conn, frames: dict[str, list], maps, per_statement: int) -> dict[str, float]:
-    """Frames/s of each side, its statements interleaved with the other side's (the first
-    side alternating), so a change of machine load weighs on both alike."""
+def side_by_side(conn, frames: dict[str, list], maps, per_statement: int,
+                 without=_no_ledger) -> dict[str, float]:
+    """Frames/s of each side ("with", and "without" inside the `without` context), its
+    statements interleaved with the other side's (the first side alternating), so a change of
+    machine load weighs on both alike."""
     from ess.db.writer import write_frames
 
     took = {side: 0.0 for side in frames}
@@ -74,11 +76,25 @@ def _round(conn, frames: dict[str, list], maps, per_statement: int) -> dict[str,
     for k in range(0, n, per_statement):
         order = ("with", "without") if k // per_statement % 2 == 0 else ("without", "with")
         for side in order:
-            with _no_ledger() if side == "without" else contextlib.nullcontext():
+            with without() if side == "without" else contextlib.nullcontext():
                 t0 = time.perf_counter()
                 write_frames(conn, frames[side][k:k + per_statement], maps)
                 took[side] += time.perf_counter() - t0
     return {side: n / t for side, t in took.items()}
+
+
+def side_by_side_rounds(conn, base: list, maps, per: int, rounds: int, bank: int,
+                        without=_no_ledger) -> tuple[dict[str, list[float]], int]:
+    """Frames/s of each side in `rounds` rounds of `base`'s frames (after one warm-up round),
+    each round and side on a bank of its own from `bank` on; also the next free bank."""
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    for _ in range(rounds + 1):             # the first round warms up, not counted
+        bank += 2
+        frames = {side: [dataclasses.replace(f, bank_id=bank - i) for f in base]
+                  for i, side in enumerate(("with", "without"))}
+        for side, rate in side_by_side(conn, frames, maps, per, without).items():
+            rates[side].append(rate)
+    return {side: r[1:] for side, r in rates.items()}, bank
 
 
 def bench_ledger_overhead(cluster, rounds: int = 5) -> list[dict]:
@@ -91,15 +107,7 @@ def bench_ledger_overhead(cluster, rounds: int = 5) -> list[dict]:
     try:
         bank = 0
         for per, n in ((1, 600), (10, 3000)):
-            base = _frames(m, n)
-            rates: dict[str, list[float]] = {"with": [], "without": []}
-            for _ in range(rounds + 1):             # the first round warms up, not counted
-                bank += 2
-                frames = {side: [dataclasses.replace(f, bank_id=bank - i) for f in base]
-                          for i, side in enumerate(("with", "without"))}
-                for side, rate in _round(conn, frames, maps, per).items():
-                    rates[side].append(rate)
-            rates = {side: r[1:] for side, r in rates.items()}
+            rates, bank = side_by_side_rounds(conn, _frames(m, n), maps, per, rounds, bank)
             ours, without = (statistics.median(rates[s]) for s in ("with", "without"))
             out.append({"figure": f"ledger overhead: writer frames/s with the ledger vs without "
                         f"({per} frame{'s' if per > 1 else ''} per statement)",

@@ -69,7 +69,7 @@ def exported(pg_cluster, tmp_path_factory):
     jobs = plan_jobs(sites, days=[day - timedelta(days=1), day])
     for fmt in FORMATS:
         summary = export_jobs(conn, jobs, DirStore(root / fmt, keep_metadata=False), fmt=fmt)
-        assert summary["written"] == 16 and summary["conflicts"] == 0
+        assert summary["written"] == 20 and summary["conflicts"] == 0
     yield conn, sites, day, root
     conn.close()
     pg_cluster.drop_database(name)

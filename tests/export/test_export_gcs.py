@@ -13,6 +13,7 @@ from ess_functions.objstore import Conflict, DirStore, GcsStore
 from export_helpers import assert_csv_matches, export_day, load_db, local, parse_csv
 
 TYPES = ("bank", "rack", "pcs", "etc")
+FILES = (*TYPES, "events")     # a file of each type and of the alarm episodes
 
 
 def _generations(client, bucket):
@@ -20,13 +21,13 @@ def _generations(client, bucket):
 
 
 def _assert_day_files(client, bucket, conn, sites, day) -> None:
-    """The day's 8 files and its manifest: names, contents and manifest entries."""
+    """The day's 10 files and its manifest: names, contents and manifest entries."""
     names = sorted(b.name for b in client.list_blobs(bucket))
     mkey = f"daily/_manifests/date={day}/manifest.json"
     assert names == sorted([mkey] + [
-        f"daily/type={t}/date={day}/site={s}.csv" for t in TYPES for s in ("site-a", "site-b")])
+        f"daily/type={t}/date={day}/site={s}.csv" for t in FILES for s in ("site-a", "site-b")])
     manifest = json.loads(client.bucket(bucket).blob(mkey).download_as_bytes())
-    assert manifest["date"] == str(day) and len(manifest["files"]) == 8
+    assert manifest["date"] == str(day) and len(manifest["files"]) == 10
     for t in TYPES:
         for s in ("site-a", "site-b"):
             data = client.bucket(bucket).blob(f"daily/type={t}/date={day}/site={s}.csv") \
@@ -64,7 +65,7 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     jobs = plan_jobs(sites, days=[day])
 
     summary = export_jobs(conn, jobs, dest)
-    assert summary["written"] == 8 and summary["unchanged"] == 0
+    assert summary["written"] == 10 and summary["unchanged"] == 0
     _assert_day_files(client, bucket, conn, sites, day)
     _assert_day_edges(client, bucket, day)
     mkey = f"daily/_manifests/date={day}/manifest.json"
@@ -73,7 +74,7 @@ def test_day_export_rerun_and_late_row(timescale_db, gcs_emulator, bucket, sites
     # unchanged re-run: no object rewritten, manifest included
     before = _generations(client, bucket)
     again = export_jobs(conn, jobs, dest)
-    assert again["written"] == 0 and again["unchanged"] == 8
+    assert again["written"] == 0 and again["unchanged"] == 10
     assert not again["manifests"][0]["written"]
     assert _generations(client, bucket) == before
 
@@ -101,7 +102,7 @@ def test_empty_day_and_gzip(timescale_db, gcs_emulator, bucket, sites):
     client = gcs_emulator.client()
     dest = GcsStore(bucket, client=client)
     summary = export_jobs(conn, plan_jobs(sites, days=[day], site="site-b"), dest, fmt="csv.gz")
-    assert summary["written"] == 4
+    assert summary["written"] == 5
     manifest = json.loads(client.bucket(bucket).blob(f"_manifests/date={day}/manifest.json")
                           .download_as_bytes())
     assert manifest["total_rows"] == 0

@@ -134,7 +134,7 @@ def test_a_site_day_export_takes_fewer_than_100_locks(long_db, tmp_path):
     finally:
         conn.close()
         watch.close()
-    assert {r.type for r in results} == {"bank", "rack", "pcs", "etc"}
+    assert {r.type for r in results} == {"bank", "rack", "pcs", "etc", "events"}
     assert sum(r.rows for r in results if r.type == "bank") > 100, "the day's rows exported"
     assert held and max(held) < MAX_LOCKS, held
 

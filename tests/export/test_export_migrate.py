@@ -55,7 +55,7 @@ def test_migrate_bucket(timescale_db, gcs_emulator, bucket, sites, monkeypatch, 
     assert ess_main(["export-migrate", "--dest", f"gs://{bucket}/daily", "--dry-run"]) == 0
     assert dest.list() == before and "would move" in capsys.readouterr().out
     assert ess_main(["export-migrate", "--dest", f"gs://{bucket}/daily"]) == 0
-    assert "8 moved, 0 kept, 1 manifest(s)" in capsys.readouterr().out
+    assert "10 moved, 0 kept, 1 manifest(s)" in capsys.readouterr().out
     for key in old:
         d, t, s = key.split("/")
         assert dest.stat(f"{t}/{d}/{s}").metadata["sha256"]   # metadata travelled with it
@@ -73,6 +73,6 @@ def test_migrate_directory(plain_db, sites, tmp_path, capsys):
     export_jobs(conn, jobs, dest, fmt="csv.gz")
     old = _to_old_layout(dest, day)
     assert ess_main(["export-migrate", "--dest", str(tmp_path)]) == 0
-    assert "4 moved" in capsys.readouterr().out
+    assert "5 moved" in capsys.readouterr().out
     _check_migrated(dest, day, old, jobs, conn, fmt="csv.gz")
     conn.close()

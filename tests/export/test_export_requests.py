@@ -71,12 +71,12 @@ def test_function_end_to_end(timescale_db, gcs_emulator, bucket, sites, sites_pa
             urllib.request.urlopen(fn.url + "?site=nowhere", timeout=30)
         log = fn.log_path.read_text()
     assert bad.value.code == 400 and "unknown site" in json.load(bad.value)["error"]
-    assert summary["written"] == 4, summary
+    assert summary["written"] == 5, summary
     blob = gcs_emulator.client().bucket(bucket).blob(f"daily/type=rack/date={day}/site=site-a.csv")
     assert_csv_matches(blob.download_as_bytes(), conn, sites, "site-a", "rack", day)
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     files = [e for e in events if e.get("stage") == "accumulate" and e.get("type")]
-    assert {e["type"] for e in files} == {"bank", "rack", "pcs", "etc"}
+    assert {e["type"] for e in files} == {"bank", "rack", "pcs", "etc", "events"}
     assert all({"site", "rows", "bytes", "duration_ms"} <= set(e) for e in files)
     conn.close()
 
@@ -88,16 +88,17 @@ def test_cli_partitioned_to_directory(plain_db, sites, sites_path, tmp_path, cap
     argv = ["export", "--from", str(day - timedelta(days=1)), "--to", str(day), "--dest", str(out),
             "--dsn", plain_db, "--config", str(sites_path), "--gzip"]
     assert ess_main(argv) == 0
-    assert "16 written, 0 unchanged" in capsys.readouterr().out
+    assert "20 written, 0 unchanged" in capsys.readouterr().out
     for site in ("site-a", "site-b"):
         for t in ("bank", "rack", "pcs", "etc"):
             data = gzip.decompress((out / f"type={t}/date={day}/site={site}.csv.gz").read_bytes())
             assert_csv_matches(data, conn, sites, site, t, day)
     manifest = json.loads((out / f"_manifests/date={day}/manifest.json").read_text())
-    assert manifest["total_rows"] == (4 * 2 + 3) * 11
+    events = sum(e["rows"] for k, e in manifest["files"].items() if k.startswith("type=events"))
+    assert manifest["total_rows"] == (4 * 2 + 3) * 11 + events    # polls x rows, and episodes
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     assert ess_main(argv + ["--quiet"]) == 0
-    assert "0 written, 16 unchanged" in capsys.readouterr().out
+    assert "0 written, 20 unchanged" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
     conn.close()
 

@@ -4,12 +4,15 @@ the components."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import pytest
 from ess_local.procs import free_port
 from real_lines import (
     as_entry,
     collector_lines,
+    export_app,
+    export_env,
     export_lines,
     ingest_lines,
     kind_of,
@@ -18,8 +21,10 @@ from real_lines import (
     sites_yaml,
 )
 from tfmodule import load_root
+from upkeep_lines import upkeep_lines
 
 RUN = {"type": "cloud_run_revision", "labels": {"service_name": "ess-ingest-main"}}
+EXPORT = {"type": "cloud_run_revision", "labels": {"service_name": "ess-export"}}
 VM = {"type": "gce_instance", "labels": {"instance_id": "1"}}
 
 
@@ -36,6 +41,7 @@ class RealLines:
 
     kinds: dict[str, list[dict]] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
+    old_days: dict[str, date] = field(default_factory=dict)    # upkeep_lines.old_days
 
     def add(self, lines: list[dict], resource: dict) -> None:
         for line in lines:
@@ -55,7 +61,10 @@ def real_lines(tmp_path_factory, pg_cluster, gcs_emulator) -> RealLines:
     out.add(lines, RUN)
     ledger_day(dsn)
     gcs_emulator.create_bucket("ess-real-lines")
-    out.add(export_lines(dsn, sites, gcs_emulator.env(), "ess-real-lines"), RUN)
+    app, env = export_app(), export_env(dsn, sites, gcs_emulator.env(), "ess-real-lines")
+    out.add(export_lines(app, env), RUN)
+    lines, out.old_days = upkeep_lines(app, dsn, env)
+    out.add(lines, EXPORT)
     dead = free_port()       # no Pub/Sub emulator listens there
     (tmp / "collector").mkdir()
     out.add(collector_lines(tmp / "collector", dead), VM)

@@ -1,8 +1,9 @@
 """Log lines the real components emit, captured from real runs for the log-metric tests.
 
 - ingest (the real Ingestor, in-process, against a test database): a stored message with
-  out-of-range values, its redelivery (all duplicates), a store failure (a dead database port:
-  the outage case) and a poison message quarantined into a local directory;
+  out-of-range values and status registers that raise fault and warning alarms (one event line
+  per episode, sink main), its redelivery (all duplicates, no event line), a store failure (a
+  dead database port: the outage case) and a poison message quarantined into a local directory;
 - the collector (`ess collect` as a subprocess, its JSON lines on stderr): one bank on the
   simulator with a failing block and one frozen for a few seconds (faults file; it freezes and
   thaws), one on a closed port (connect failure), and Pub/Sub pointed at a dead emulator port
@@ -51,6 +52,19 @@ LEDGER_SITE, LOST_SEQ = "site-b", 4242
 # whose completeness is below 99.9 % (the default of var.completeness_threshold_percent) is
 # `status_incomplete`, one with lost > 0 `status_lost`.
 KINDS = [
+    # the export function's upkeep tasks (upkeep_lines.py): a persistent refusal of retention
+    # is `retention_unexported` (not exported, at least a day past due), any other `kept`
+    ("rollup_done", r"^rollups: (done|empty), \d+ minute and \d+ hour rows$"),
+    ("rollup_busy", r"^rollups: busy, "),
+    ("rollup_held", r"^rollups: .*; watermark held "),
+    ("rollup_failure", r"^rollup failed: "),
+    ("retention_failure", r"^retention failed: "),
+    ("retention_dropped", r"^retention \S+: dropped$"),
+    ("retention_unexported", r"^retention \S+: kept, not exported, [1-9]\d* days past due$"),
+    ("retention_kept", r"^retention \S+: kept, "),
+    ("retention_pruned", r"^rollups pruned: "),
+    ("event_fault", r"^\S+/bank\d+(/rack\d+)?: fault \S+ raised at "),
+    ("event_warning", r"^\S+/bank\d+(/rack\d+)?: warning \S+ raised at "),
     ("status_incomplete", r"^data status .*: completeness (?!99\.9|100)\d{1,2}(\.\d+)?%"),
     ("status_lost", r"^data status .*, lost [1-9]"),
     ("status", r"^data status "),
@@ -163,7 +177,12 @@ def ingest_lines(dsn: str, sites_path: Path, tmp: Path) -> tuple[list[dict], dic
             raise AssertionError("a store with the database down must raise")
         except Exception as exc:  # noqa: BLE001 - any transient error is the point
             assert not isinstance(exc, AssertionError), exc
-    return lines, expected_values(frames)
+    conn = connect_dsn(dsn)
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM events WHERE site_id = 'site-a'")
+    episodes = cur.fetchone()[0]
+    conn.close()
+    return lines, {**expected_values(frames), "episodes": episodes}
 
 
 def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
@@ -208,16 +227,24 @@ def _corrupt_spool_row(path: Path) -> None:
     spool.close()
 
 
-def export_lines(dsn: str, sites_path: Path, gcs_env: dict, bucket: str) -> list[dict]:
-    """One export run of the ingested day to the GCS emulator, and one with the DB down."""
+def export_env(dsn: str, sites_path: Path, gcs_env: dict, bucket: str) -> dict:
+    """The export function's environment: the sites file, the bucket, the database."""
+    return {**gcs_env, "ESS_SITES_CONFIG": str(sites_path), "ESS_EXPORT_BUCKET": bucket,
+            "ESS_DB_DSN": dsn}
+
+
+def export_app():
+    """The real export function (functions/export/main.py) behind Flask's test client."""
     import functions_framework
 
+    return functions_framework.create_app(
+        target="export", source=str(ROOT / "functions" / "export" / "main.py")).test_client()
+
+
+def export_lines(app, env: dict) -> list[dict]:
+    """One export run of the ingested day to the GCS emulator, and one with the DB down."""
     day = POLLED.date()   # 12:00 in Seoul, the site's timezone
-    env = {**gcs_env, "ESS_SITES_CONFIG": str(sites_path), "ESS_EXPORT_BUCKET": bucket,
-           "ESS_DB_DSN": dsn}
     with environ(**env):
-        app = functions_framework.create_app(
-            target="export", source=str(ROOT / "functions" / "export" / "main.py")).test_client()
         with captured("export") as lines:
             assert app.post("/", json={"date": str(day), "site": "site-a"}).status_code == 200
             assert app.post("/", json={"date": str(day), "site": LEDGER_SITE}).status_code == 200

@@ -3,8 +3,9 @@
 The lines come from real runs of the components (tests/infra/real_lines.py, the `real_lines`
 fixture): the Ingestor storing, re-storing, failing to store (database down) and quarantining;
 `ess collect` with a failing block, a closed port and Pub/Sub unreachable; the export function
-running and failing. They are wrapped the way Cloud Logging stores them: JSON fields under
-jsonPayload, `severity` lifted to the entry.
+running and failing, and its rollup and retention tasks (upkeep_lines.py). They are wrapped
+the way Cloud Logging stores them: JSON fields under jsonPayload, `severity` lifted to the
+entry.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
             "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
-            "status", "frozen", "thawed", "spool_dropped", "spool_corrupt")
+            "status", "frozen", "thawed", "event_fault", "event_warning",
+            "spool_dropped", "spool_corrupt", "rollup_done", "rollup_busy", "rollup_failure",
+            "retention_failure", "retention_dropped", "retention_kept", "retention_unexported",
+            "retention_pruned")
 STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 
@@ -47,10 +51,19 @@ EXPECTED = {
     "ess_days_incomplete": {"status_incomplete": None},
     "ess_frozen_banks": {"frozen": None},
     "ess_spool_errors": {"spool_dropped": None, "spool_corrupt": None},
+    "ess_events_fault": {"event_fault": None},
+    "ess_events_warning": {"event_warning": None},
+    "ess_event_delay": {"event_fault": FIELD, "event_warning": FIELD},
+    "ess_rollup_runs": {"rollup_done": None},
+    "ess_rollup_incomplete": {"rollup_busy": None, "rollup_failure": None, "rollup_held": None},
+    "ess_retention_dropped": {"retention_dropped": None},
+    "ess_retention_kept": {"retention_kept": None, "retention_unexported": None},
+    "ess_retention_unexported": {"retention_unexported": None},
 }
 VALUE_FIELD = {"ess_poll_to_row_lag": "lag_s", "ess_export_rows": "rows",
                "ess_rows_written": "inserted",
-               "ess_day_completeness": "completeness_pct", "ess_day_lost_frames": "lost"}
+               "ess_day_completeness": "completeness_pct", "ess_day_lost_frames": "lost",
+               "ess_event_delay": "delay_s"}
 
 
 def _norm(v):
@@ -58,7 +71,7 @@ def _norm(v):
         return {str(k).strip('"'): _norm(x) for k, x in v.items() if not str(k).startswith("__")}
     if isinstance(v, list):
         return [_norm(x) for x in v]
-    return v.strip('"') if isinstance(v, str) and v[:1] == '"' == v[-1:] else v
+    return v[1:-1] if isinstance(v, str) and len(v) > 1 and v[:1] == '"' == v[-1:] else v
 
 
 def _defaults() -> dict[str, object]:
@@ -133,8 +146,13 @@ def test_rows_written_counts_new_rows_only(metrics, kinds, real_lines):
 
 
 def test_export_rows_add_up_to_the_rows_stored(metrics, kinds, real_lines):
+    """The tables' files hold the rows stored; the events files the episodes."""
     value = metrics["ess_export_rows"]["value"]
-    assert sum(extract(value, e) for e in kinds["export_file"]) == real_lines.stored["rows"]
+    site_a = [e for e in kinds["export_file"] if e["jsonPayload"]["site"] == "site-a"]
+    tables = [e for e in site_a if e["jsonPayload"]["type"] != "events"]
+    events = [e for e in site_a if e["jsonPayload"]["type"] == "events"]
+    assert sum(extract(value, e) for e in tables) == real_lines.stored["rows"]
+    assert [extract(value, e) for e in events] == [real_lines.stored["episodes"]]
 
 
 def test_label_extractors_find_the_site(entries):
@@ -174,39 +192,28 @@ def test_status_lines_report_the_ledger(kinds, real_lines):
     assert kinds["status_incomplete"][0]["jsonPayload"]["stored"] == real_lines.stored["frames"]
 
 
+def _monitoring_local(name: str) -> dict:
+    """A local value of infra/monitoring.tf."""
+    with (INFRA / "monitoring.tf").open() as f:
+        d = _norm(hcl2.load(f))
+    return next(b[name] for b in d["locals"] if name in b)
+
+
 def test_status_alerts_count_their_metric_per_site(policies, metrics):
     """Lost frames, an incomplete day and a frozen bank each alert on > 0 of its counter."""
     p = policies["status"]
     assert p["for_each"] == "${local.status_alerts}"
-    with (INFRA / "monitoring.tf").open() as f:
-        d = _norm(hcl2.load(f))
-    alerts = next(b["status_alerts"] for b in d["locals"] if "status_alerts" in b)
+    alerts = _monitoring_local("status_alerts")
     assert {a["metric"] for a in alerts.values()} == {"ess_days_with_loss",
                                                       "ess_days_incomplete", "ess_frozen_banks",
-                                                      "ess_spool_errors"}
+                                                      "ess_spool_errors",
+                                                      "ess_retention_unexported"}
     for a in alerts.values():
         assert metrics[a["metric"]]["value"] is None, "a counter of lines"
     cond = p["conditions"][0]["condition_threshold"][0]
     assert "google_logging_metric.ess[each.value.metric].name" in cond["filter"]
     assert (cond["comparison"], cond["threshold_value"]) == ("COMPARISON_GT", 0)
     assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site"]
-
-
-def test_export_missed_waits_after_first_deploy(policies):
-    cond = policies["export_missed"]["conditions"][0]["condition_prometheus_query_language"][0]
-    assert cond["disable_metric_validation"] is True
-    q = cond["query"]
-    assert "absent_over_time" in q and "[26h]" in q
-    assert re.search(r"vector\(time\(\)\) > \$\{time_static\.[a-z_]+\.unix \+ 93600\}", q), q
-
-
-def test_scheduler_failure_filter(policies):
-    f = _hcl_string(policies["export_job_failed"]["conditions"][0]["condition_matched_log"][0]
-                    ["filter"])
-    f = f.replace("${google_cloud_scheduler_job.export.name}", "ess-daily-export")
-    job = {"type": "cloud_scheduler_job", "labels": {"job_id": "ess-daily-export"}}
-    assert matches(f, {"resource": job, "severity": "ERROR", "jsonPayload": {}})
-    assert not matches(f, {"resource": job, "severity": "INFO", "jsonPayload": {}})
 
 
 # --- Ops Agent on the collector VM ----------------------------------------------------------
@@ -264,3 +271,42 @@ def test_ops_agent_parses_the_collector_unit_only(entries):
     parsed = {"jsonPayload": json.loads(kept["jsonPayload"][parse[0]["field"]])}
     assert parsed["jsonPayload"] == entries["poll_failed_block"]["jsonPayload"]
     assert parsed["jsonPayload"]["stage"] == "poll" and parsed["jsonPayload"]["failed"] >= 1
+
+
+def test_event_lines_name_the_episode(kinds):
+    """Each raised episode's line: site, bank, rack (null at bank level), alarm, its severity
+    (alarm_severity; the entry is a WARNING: not counted as an error of the pipeline)."""
+    for kind in ("event_fault", "event_warning"):
+        for e in kinds[kind]:
+            p = e["jsonPayload"]
+            assert e["severity"] == "WARNING" and p["stage"] == "event"
+            assert p["alarm_severity"] == kind.removeprefix("event_")
+            assert {"site", "bank", "rack", "alarm", "raised", "since", "value",
+                    "delay_s"} <= set(p), p
+    racks = {e["jsonPayload"]["rack"] for k in ("event_fault", "event_warning") for e in kinds[k]}
+    assert None in racks and racks - {None}, "bank-level and rack alarms"
+
+
+def test_one_event_line_per_episode(kinds, real_lines):
+    """The ingested message raised episodes: one line each (its redelivery logged none)."""
+    lines = kinds["event_fault"] + kinds["event_warning"]
+    assert len(lines) == real_lines.stored["episodes"] > 0
+    assert {e["jsonPayload"]["message_id"] for e in lines} == {"m-good"}
+    assert len({(e["jsonPayload"]["alarm"], e["jsonPayload"]["rack"]) for e in lines}) \
+        == len(lines)
+
+
+def test_event_alerts_fire_per_site_and_severity(policies, metrics):
+    """One policy per severity on its counter of event lines, grouped by site."""
+    p = policies["events"]
+    assert p["for_each"] == "${local.event_alerts}"
+    alerts = _monitoring_local("event_alerts")
+    assert {k: (a["metric"], a["severity"]) for k, a in alerts.items()} == {
+        "fault": ("ess_events_fault", "CRITICAL"), "warning": ("ess_events_warning", "WARNING")}
+    for a in alerts.values():
+        assert metrics[a["metric"]]["value"] is None, "a counter of lines"
+    cond = p["conditions"][0]["condition_threshold"][0]
+    assert "google_logging_metric.ess[each.value.metric].name" in cond["filter"]
+    assert (cond["comparison"], cond["threshold_value"], cond["duration"]) == (
+        "COMPARISON_GT", 0, "0s")
+    assert cond["aggregations"][0]["group_by_fields"] == ["metric.label.site"]

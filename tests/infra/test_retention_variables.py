@@ -43,7 +43,8 @@ def test_defaults(module):
     assert _apply(module, None).returncode == 0
     out = json.loads(_tf(module, "output", "-json").stdout)["retention"]["value"]
     assert out == {"raw_days": 30, "minute_rollup_days": 730, "hour_rollup_days": 0,
-                   "schedule": "30 3 * * *", "rollup_schedule": "*/5 * * * *"}
+                   "schedule": "30 3 * * *", "rollup_schedule": "*/5 * * * *",
+                   "rollup_stale_minutes": 60}
 
 
 @pytest.mark.parametrize("values, message", [
@@ -53,6 +54,12 @@ def test_defaults(module):
     ({"minute_rollup_days": 400, "hour_rollup_days": 100}, "retention.hour_rollup_days must"),
     ({"minute_rollup_days": 0, "hour_rollup_days": 3650}, "retention.hour_rollup_days must"),
     ({"rollup_schedule": "every 5 minutes"}, "retention.schedule and"),
+    ({"rollup_stale_minutes": 10}, "retention.rollup_stale_minutes must"),
+    ({"rollup_stale_minutes": 2000}, "retention.rollup_stale_minutes must"),
+    ({"rollup_stale_minutes": 60.5}, "retention.rollup_stale_minutes must"),
+    ({"rollup_schedule": "*/45 * * * *"}, "retention.rollup_stale_minutes must"),
+    ({"rollup_schedule": "7 * * * *", "rollup_stale_minutes": 90},
+     "retention.rollup_stale_minutes must"),
 ])
 def test_validation_rejects(module, values, message):
     proc = _apply(module, values)
@@ -65,6 +72,9 @@ def test_validation_rejects(module, values, message):
     {"raw_days": 7, "minute_rollup_days": 90, "hour_rollup_days": 0,
      "rollup_schedule": "* * * * *"},
     {"minute_rollup_days": 0},
+    {"rollup_schedule": "7 * * * *", "rollup_stale_minutes": 120},
+    {"rollup_schedule": "*/30 * * * *", "rollup_stale_minutes": 60},
+    {"rollup_schedule": "* * * * *", "rollup_stale_minutes": 15},
 ])
 def test_validation_accepts(module, values):
     proc = _apply(module, values)

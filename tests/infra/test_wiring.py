@@ -351,6 +351,7 @@ def test_monitoring(root):
     assert used and used <= set(metrics), f"dashboard uses undefined metrics {used - set(metrics)}"
     assert "dead-letter" in json.dumps(dashboard)
     policies = root["resource"]["google_monitoring_alert_policy"]
-    assert {"site_silent", "dead_letters", "function_errors", "export_missed"} <= set(policies)
+    assert {"site_silent", "dead_letters", "function_errors", "task_missed",
+            "scheduler_failed"} <= set(policies)
     for p in policies.values():
         assert p["notification_channels"] == "${var.notification_channels}"

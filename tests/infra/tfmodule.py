@@ -35,7 +35,7 @@ def _iam_table() -> dict[str, set[str]]:
     return out
 
 
-REF = re.compile(r"\b(data\.)?((?:google|random)_[a-z0-9_]+)\.([a-z0-9_-]+)")
+REF = re.compile(r"\b(data\.)?((?:google|random|time)_[a-z0-9_]+)\.([a-z0-9_-]+)")
 TARGET_REF = re.compile(r'\b(?:data\.)?(?:google|random)_[a-z0-9_]+\.[a-z0-9_-]+(?:\["[^"]+"\])?')
 
 

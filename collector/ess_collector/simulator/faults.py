@@ -19,6 +19,19 @@
         end: 40
         probability: 0.5    # share of seconds (or requests, for drop) affected; default 1
         every: 5            # only every 5th second of the window (its first, sixth, ...)
+      - kind: set           # a column served with a value (the value stored, after scale and
+        column: rack_rack_over_temperature_fault    # inversion): raises an alarm in the
+        rack: 2             # window and clears it after; rack omitted: every rack
+        value: 1
+        start: 30
+        end: 60
+      - kind: set           # push a value over a threshold (docs/events.md)
+        column: rack_max_cell_temperature
+        value: 52.5
+      - kind: set           # one bit of an integer column (a SunSpec bitfield): set (value 1)
+        column: sunspec_evt1                        # or cleared (value 0)
+        bit: 1
+        value: 1
 
 Faults are deterministic given the seed and the second, except which request of a second a
 `drop` hits.
@@ -32,10 +45,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from ess.regmap import RegisterMap
 
+from . import overrides
 from .model import _mix, _unit
 
-KINDS = ("slow", "timeout", "exception", "drop", "wild", "frozen")
+KINDS = ("slow", "timeout", "exception", "drop", "wild", "frozen", "set")
 
 
 class FaultError(ValueError):
@@ -56,6 +71,10 @@ class Fault:
     end: float | None = None
     probability: float = 1.0
     every: int | None = None
+    column: str | None = None       # set: the column, its rack (None: every rack), the value
+    rack: int | None = None
+    value: float | None = None
+    bit: int | None = None
 
     def active(self, bank: int, block: str | None, t: int, t0: float, seed: int, salt: int) -> bool:
         """True when this fault hits `bank` (and `block`) during second `t`."""
@@ -91,6 +110,10 @@ def _fault(i: int, doc: object) -> Fault:
         fault = Fault(**{**doc, "delay": 30.0})
     if not 0 <= fault.probability <= 1:
         raise FaultError(f"{where}.probability: must be within 0..1")
+    if fault.kind == "set":
+        for key in ("column", "value"):
+            if getattr(fault, key) is None:
+                raise FaultError(f"{where}.{key}: missing (kind set names a column and a value)")
     return fault
 
 
@@ -99,6 +122,19 @@ class FaultPlan:
 
     def __init__(self, faults: list[Fault] = (), seed: int = 0, t0: float = 0.0):
         self.faults, self.seed, self.t0 = list(faults), seed, t0
+        self._targets: dict[int, list] = {}     # set fault -> its (block, field) pairs
+
+    def check(self, regmap: RegisterMap) -> None:
+        """Resolve the `set` faults' columns in the map served; FaultError names a bad one."""
+        self._targets = {}
+        for i, f in enumerate(self.faults):
+            if f.kind != "set":
+                continue
+            try:
+                self._targets[i] = overrides.targets(regmap, f.column, f.rack, f.bit)
+            except ValueError as exc:
+                raise FaultError(f"faults[{i}]: {exc}") from exc
+        self._map = regmap
 
     def first(self, kind: str, bank: int, block: str | None, t: int) -> Fault | None:
         """The first fault of `kind` active for this bank/block/second."""
@@ -120,6 +156,8 @@ class FaultPlan:
         second `t`; changed blocks are copies."""
         out = raw
         for i, f in enumerate(self.faults):
+            if f.kind == "set" and f.active(bank, None, t, self.t0, self.seed, i):
+                out = self._set(i, f, raw, out)
             if f.kind != "wild":
                 continue
             for b in blocks:
@@ -132,6 +170,17 @@ class FaultPlan:
                 for k in range(f.count):
                     h = _mix(self.seed, bank, t, i, k)
                     out[b.name][h % b.count] = (h >> 20) & (1 if b.is_bits else 0xFFFF)
+        return out
+
+
+    def _set(self, i: int, f: Fault, raw: dict, out: dict) -> dict:
+        """Apply set fault i (resolved by `check`) to copies of the blocks it writes."""
+        if out is raw:
+            out = dict(raw)
+        for block, field in self._targets[i]:
+            if out[block.name] is raw[block.name]:
+                out[block.name] = raw[block.name].copy()
+            overrides.write(out, block, field, f.value, f.bit, self._map)
         return out
 
 

@@ -1,8 +1,9 @@
 """Plausible registers for any map: each column a smooth, deterministic function of (seed, bank, t).
 
 A value sits inside the column's range when it has one, counters (unscaled 32/64-bit unsigned
-integers) grow with t, bits change now and then; scale-factor registers hold a fixed power of
-ten; values never hit the map's sentinels. `registers(t)` gives the frame words per block.
+integers) grow with t, bits change now and then (a column a bit alarm reads stays 0);
+scale-factor registers hold a fixed power of ten; values never hit the map's sentinels.
+`registers(t)` gives the frame words per block.
 """
 
 from __future__ import annotations
@@ -43,9 +44,13 @@ class MapModel:
     def __init__(self, bank: int, seed: int, regmap: RegisterMap):
         self.bank, self.seed, self.map = bank, seed, regmap
         self.sf = {f.scale_factor for f in regmap.fields() if f.scale_factor is not None}
+        # columns a bit alarm reads serve 0 (no alarm); the faults file's `set` raises one
+        self.quiet = {a.column for a in regmap.alarms if not a.is_threshold}
 
     def value(self, f: Field, t: int) -> float:
         """The physical value of one column at t."""
+        if f.column in self.quiet:
+            return 0.0
         key = _mix(self.seed, self.bank, *f.column.encode())
         if f.type in ("bits", "bit"):
             return float(_unit(key, t // 60) < 0.3)

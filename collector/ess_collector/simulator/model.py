@@ -4,8 +4,9 @@ Everything is a closed-form function of (seed, bank, t), so tests can recompute 
 served for any second. Power follows two sinusoids (positive = discharge); SOC is their exact
 integral, so it moves with power. Voltages, currents and temperatures follow from SOC and power;
 cell min/max/gap/average are consistent after rounding; positions are cell indices (1..240).
-Status registers are mostly 0 with occasional warnings. Registers the map inverts (BMS2 221..229,
-233) are served in the device's polarity (OK = 1). Negative values are two's complement.
+Status registers are mostly 0, with rare warning episodes (about one a day per bank). Registers the
+map inverts (BMS2 221..229, 233) are served in the device's polarity (OK = 1). Negative values
+are two's complement.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import numpy as np
 from ess.regmap import RegisterMap, load_map
 
 CELLS_PER_RACK = 240
-WARNING_PROBABILITY = 0.002   # per warning register and second
+# Warnings come in episodes: per warning register, each WARNING_WINDOW s holds one episode of
+# 30..300 s with WARNING_PROBABILITY (about one a day per bank of the default map, so a short
+# run rarely sees one; the faults file's `set` raises one on purpose).
+WARNING_WINDOW = 21600
+WARNING_PROBABILITY = 0.0035
 _EPOCH = 1_600_000_000        # counters grow from this instant
 
 
@@ -165,11 +170,20 @@ class BankModel:
             v[f"ac_accumulated_{name}_energy_high"] = int(kwh) >> 16
         return v
 
+    def _warning_on(self, addr: int, t: int) -> bool:
+        """True while register `addr` is in a warning episode (at most one per window)."""
+        w = t // WARNING_WINDOW
+        if _unit(self.seed, self.bank, addr, w) >= WARNING_PROBABILITY:
+            return False
+        h = _mix(self.seed, self.bank, addr, w, 1)
+        start = w * WARNING_WINDOW + h % (WARNING_WINDOW - 300)
+        return start <= t < start + 30 + (h >> 32) % 271
+
     def _warnings(self, t: int, raw: np.ndarray) -> None:
-        """Occasional warnings: each warning register is 1 with a small probability."""
+        """Occasional warnings: episodes of 30..300 s, rare (see WARNING_WINDOW)."""
         any_bank = False
         for addr, rack in self._layout.warnings:
-            if _unit(self.seed, self.bank, t, addr) < WARNING_PROBABILITY:
+            if self._warning_on(addr, t):
                 raw[addr] = 1
                 if rack is None:
                     any_bank = True

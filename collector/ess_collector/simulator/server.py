@@ -52,6 +52,7 @@ class Simulator:
         model = BankModel if self.map.map_id == "default" else MapModel
         self.models = {b: model(b, seed, self.map) for b in range(1, banks + 1)}
         self.faults = faults or FaultPlan([], seed, time.time())
+        self.faults.check(self.map)     # `set` faults name columns of this map
         self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
 
     def _blocks(self, bank: int, t: int) -> dict[str, np.ndarray]:

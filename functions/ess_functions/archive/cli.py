@@ -72,7 +72,8 @@ def _cmd(args: argparse.Namespace) -> int:
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "none"
     print(f"redecode: {result.objects} objects, {result.messages} messages, {result.frames} "
           f"frames, {result.written}/{result.rows} rows "
-          f"{'rewritten' if args.map else 'new'}; skipped messages: {skipped}")
+          f"{'rewritten' if args.map else 'new'}, {result.raised} alarm episode(s) raised; "
+          f"skipped messages: {skipped}")
     return 0
 
 

@@ -3,7 +3,9 @@
 Objects are found by their day folder (`YYYY-MM-DD/` under the source root): a frame polled in
 [since, until) is published no earlier than its poll, and at most `max_lag` later (a collector's
 spool). Frames are then filtered by poll time. Without a new map, rows already stored are kept
-(`ON CONFLICT DO NOTHING`); with one, they are rewritten (`DO UPDATE`).
+(`ON CONFLICT DO NOTHING`); with one, they are rewritten (`DO UPDATE`). The writer maintains the
+alarm episodes the rows can change (ess.events); a replay logs no event line per episode (the
+episodes are history), only how many it raised.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RedecodeResult:
     frames: int = 0
     rows: int = 0
     written: int = 0
+    raised: int = 0           # alarm episodes the replayed rows raised (ess.events)
     skipped: dict[str, int] = field(default_factory=dict)   # reason -> messages
 
     def skip(self, reason: str) -> None:
@@ -111,6 +114,7 @@ def redecode(conn, source: str | ObjectStore, since: datetime, until: datetime,
         result.frames += wr.frames
         result.rows += sum(wr.rows.values())
         result.written += sum(wr.inserted.values())
+        result.raised += len(wr.raised)
 
     try:
         for frame in frames_in_range(store, names, since, until, sites, maps, result, bar):
@@ -127,5 +131,6 @@ def redecode(conn, source: str | ObjectStore, since: datetime, until: datetime,
         # see them, so their buckets are recomputed here (issue 23)
         rebuild(conn, list(maps.values()), since, until)
     event(log, f"redecoded {result.frames} frames from {result.objects} objects", stage="store",
-          frames=result.frames, rows=result.rows, written=result.written, skipped=result.skipped)
+          frames=result.frames, rows=result.rows, written=result.written, skipped=result.skipped,
+          raised=result.raised)
     return result

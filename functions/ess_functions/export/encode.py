@@ -76,11 +76,12 @@ class CsvStream(io.RawIOBase):
         return len(block)
 
     def time_range(self) -> tuple[str | None, str | None]:
-        """ts of the first and last data rows (None when there are none)."""
+        """ts (the events: since) of the first and last data rows (None when there are none)."""
         lines = self.head.split(b"\n")
         if len(lines) < 3 or not lines[1]:
             return None, None
-        at = next(csv.reader([lines[0].decode()])).index("ts")
+        header = next(csv.reader([lines[0].decode()]))
+        at = header.index("ts" if "ts" in header else "since")
         last = self.tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
         first_row = next(csv.reader([lines[1].decode()]))
         last_row = next(csv.reader([last.decode()]))
@@ -180,7 +181,8 @@ class _Parquet:
         del text
         arrays = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
         del table
-        arrays[self.at] = self._flags(arrays[self.at])
+        if self.at >= 0:                   # the events type has no out_of_range
+            arrays[self.at] = self._flags(arrays[self.at])
         group = self.pa.Table.from_arrays(arrays, schema=self.schema)
         del arrays
         self.writer.write_table(group, row_group_size=group.num_rows)

@@ -70,18 +70,22 @@ def _plan(params: dict) -> tuple[list, GcsStore, str]:
     return jobs, dest, fmt
 
 
-def _refused(exc: BadRequest):
-    event(log, f"export refused: {exc}", stage="accumulate", level=logging.WARNING,
+# The stage of a task's lines (its failures too, so an alert on one task never counts another's).
+STAGES = {"export": "accumulate", "rollup": "rollup", "retention": "retention"}
+
+
+def _refused(exc: BadRequest, task: str = "export"):
+    event(log, f"{task} refused: {exc}", stage=STAGES[task], level=logging.WARNING,
           error=str(exc))
     return {"error": str(exc)}, 400
 
 
-def _internal(exc: Exception):
+def _internal(exc: Exception, task: str = "export"):
     """A generic 500: the details (DSNs, hosts, ports) go to the log only, under an error id."""
     error_id = uuid.uuid4().hex[:16]
-    event(log, f"export failed: {exc}", stage="accumulate", level=logging.ERROR,
+    event(log, f"{task} failed: {exc}", stage=STAGES[task], level=logging.ERROR,
           error=repr(exc), error_id=error_id)
-    return {"error": f"export failed: internal error (error_id {error_id} in the log)",
+    return {"error": f"{task} failed: internal error (error_id {error_id} in the log)",
             "error_id": error_id}, 500
 
 
@@ -92,22 +96,22 @@ def _task(task: str, params: dict):
         dest = destination() if task == "retention" else None
         config = sites_config()
     except BadRequest as exc:
-        return _refused(exc)
+        return _refused(exc, task)
     except Exception as exc:  # noqa: BLE001 - a bad configuration, the bucket unreachable
-        return _internal(exc)
-    return _with_database(lambda conn: run_task(task, conn, config, dest, fmt))
+        return _internal(exc, task)
+    return _with_database(lambda conn: run_task(task, conn, config, dest, fmt), task)
 
 
-def _with_database(work):
+def _with_database(work, task: str = "export"):
     """`work(conn)`'s summary with 200, on a connection closed afterwards; 400 or 500 on error."""
     conn = None
     try:
         conn = connect(read_timeout=QUERY_TIMEOUT)
         return work(conn), 200
     except BadRequest as exc:
-        return _refused(exc)
+        return _refused(exc, task)
     except Exception as exc:  # noqa: BLE001 - never echoed: it may name the DSN or a host
-        return _internal(exc)
+        return _internal(exc, task)
     finally:
         if conn is not None:
             conn.close()

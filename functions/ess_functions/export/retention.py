@@ -11,7 +11,7 @@ frames: then their ranges are tried again), and prunes the rollup tiers.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from ess.db.retention import RetentionPolicy, prune_rollups, retire, retire_range
 from ess.db.retention import expected_counts as _expected
@@ -68,6 +68,23 @@ def _late(result: dict) -> set[tuple[str, date]]:
     return out
 
 
+def past_due_days(end: datetime, raw_days: int, now: datetime) -> int:
+    """Whole days since the range ending at `end` fell due (`raw_days` after its end): 0 at the
+    first daily run that may drop it, 1 or more once an earlier run has kept it."""
+    return max(0, (now - end - timedelta(days=raw_days)) // timedelta(days=1))
+
+
+def _log_range(r: dict, raw_days: int, now: datetime) -> None:
+    """One `stage=retention` line per range: dropped (INFO), or kept with its reason (WARNING;
+    `past_due_days` tells a first refusal from one that persists)."""
+    due = past_due_days(datetime.fromisoformat(r["end"]), raw_days, now)
+    what = "dropped" if r["dropped"] else f"kept, {r.get('reason', '')}, {due} days past due"
+    event(log, f"retention {r['start']}..{r['end']}: {what}", stage="retention",
+          level=logging.INFO if r["dropped"] else logging.WARNING, start=r["start"],
+          end=r["end"], dropped=r["dropped"], reason=r.get("reason"), past_due_days=due,
+          rows=r.get("rows"), mismatch=r.get("mismatch"))
+
+
 def run_retention(conn, config: SitesConfig, dest: ObjectStore, policy: RetentionPolicy,
                   fmt: str, now: datetime | None = None) -> dict:
     """Retire, re-export late site-days and retry their ranges, prune the rollups; a summary."""
@@ -87,11 +104,7 @@ def run_retention(conn, config: SitesConfig, dest: ObjectStore, policy: Retentio
                 results[k] = retire_range(conn, lo, hi, zones, _expected(zones, manifests, lo,
                                                                           hi))
     for r in results:
-        event(log, f"retention {r['start']}..{r['end']}: "
-              f"{'dropped' if r['dropped'] else 'kept, ' + r.get('reason', '')}",
-              stage="retention", level=logging.INFO if r["dropped"] else logging.WARNING,
-              start=r["start"], end=r["end"], dropped=r["dropped"], reason=r.get("reason"),
-              rows=r.get("rows"), mismatch=r.get("mismatch"))
+        _log_range(r, policy.raw_days, now)
     banks = [(d.site_id, d.bank_id) for d in config.devices()]
     pruned = prune_rollups(conn, list(config.maps().values()), banks, policy, now)
     event(log, f"rollups pruned: {sum(pruned.values())} rows", stage="retention",

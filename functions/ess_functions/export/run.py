@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 
+from ess.db.bigquery import export_specs
 from ess.db.retention import retired_days
-from ess.db.schema import TableSpec, table_specs
+from ess.db.schema import TableSpec
 from ess.logs import event
 from ess.sites import Site, SitesConfig
 from ess.status.report import export_day, settings
@@ -27,7 +28,7 @@ from ess.wire.transaction import transaction
 from ..objstore import Conflict, ObjectStore, Stored
 from .encode import DEFAULT_FORMAT, FORMATS, CsvStream, Format, copy
 from .manifest import file_key, from_metadata, manifest_key, to_metadata, update_manifest
-from .sql import SNAPSHOT, copy_sql, day_window, scope_snapshot
+from .sql import SNAPSHOT, day_window, scope_snapshot, type_copy_sql
 
 log = logging.getLogger("ess.export")
 QUERY_TIMEOUT = 1800     # s of socket silence allowed (a COPY sorts before its first row)
@@ -96,7 +97,7 @@ def export_site_day(conn, site: Site, day: date, dest: ObjectStore, *,
     with transaction(conn, begin=SNAPSHOT) as cur:
         scope_snapshot(cur, site.site_id, site.timezone)
         run = _DayRun(cur, dest, site, day, form, uuid.uuid4().hex, base, (start, end))
-        for table, spec in table_specs(maps).items():
+        for table, spec in export_specs(maps).items():
             key = file_key(table, day.isoformat(), site.site_id, form.suffix)
             result, entry = _export_file(run, spec, key, (manifest_files or {}).get(key))
             if entry is not None:
@@ -115,7 +116,7 @@ def _export_file(run: _DayRun, spec: TableSpec, key: str,
     known = _known(stored, manifest_entry)
     base = {**run.base, "type": spec.name}
     if known is not None:  # first pass: hash only, to leave an unchanged file alone
-        probe, rows = copy(run.cur, copy_sql(spec, *run.window))
+        probe, rows = copy(run.cur, type_copy_sql(spec, *run.window))
         facts = _facts(probe, rows)
         if known.get("sha256") == facts["sha256"]:
             status, entry = "unchanged", known
@@ -151,7 +152,7 @@ def _upload(run: _DayRun, spec: TableSpec, key: str, entry: dict,
     out: dict = {}
 
     def produce(f) -> None:
-        stream, rows = copy(run.cur, copy_sql(spec, *run.window), f, run.fmt, spec)
+        stream, rows = copy(run.cur, type_copy_sql(spec, *run.window), f, run.fmt, spec)
         out.update(_facts(stream, rows))
         if expected and out["sha256"] != expected:
             raise RuntimeError(f"{key}: content changed between passes of one snapshot")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ess.db.bigquery import export_columns
+from ess.db.bigquery import EVENTS_EXPORT, export_columns
 from ess.db.quote import ident, timestamptz
 from ess.db.schema import TableSpec
 
@@ -56,6 +56,26 @@ def copy_sql(spec: TableSpec, start: datetime, end: datetime) -> str:
             f"AND {t}.{ident('ts')} >= {timestamptz(start)} "
             f"AND {t}.{ident('ts')} < {timestamptz(end)} "
             f"ORDER BY {', '.join(order)}) TO STDOUT WITH (FORMAT csv, HEADER)")
+
+
+def events_copy_sql(start: datetime, end: datetime) -> str:
+    """COPY of the alarm episodes that overlap one site-day [start, end) (docs/events.md), by
+    start (the events table is not partitioned: no pruning to ask for)."""
+    t = ident("t")
+    cols = [f"to_char({t}.{ident(n)}, '{TS_FORMAT}') AS {ident(n)}" if typ == "timestamptz"
+            else f"{t}.{ident(n)}" for n, typ in EVENTS_EXPORT.keys + EVENTS_EXPORT.values]
+    order = ", ".join(f"{t}.{ident(k)}" for k in ("since", "bank_id", "rack_id", "alarm"))
+    return (f"COPY (SELECT {', '.join(cols)} FROM {ident(EVENTS_EXPORT.name)} AS {t} "
+            f"WHERE {t}.{ident('site_id')} = current_setting('{_SITE}') "
+            f"AND {t}.{ident('since')} < {timestamptz(end)} "
+            f"AND ({t}.{ident('cleared')} IS NULL OR {t}.{ident('cleared')} >= "
+            f"{timestamptz(start)}) ORDER BY {order}) TO STDOUT WITH (FORMAT csv, HEADER)")
+
+
+def type_copy_sql(spec: TableSpec, start: datetime, end: datetime) -> str:
+    """The COPY of one export type of a site-day (a table of rows, or the events)."""
+    return (events_copy_sql(start, end) if spec is EVENTS_EXPORT
+            else copy_sql(spec, start, end))
 
 
 def scope_snapshot(cur, site_id: str, tz: str) -> None:

@@ -31,10 +31,12 @@ def parse_task(value: object) -> str:
 
 
 def rollup(conn, config: SitesConfig) -> dict:
-    """Bring the rollups up to date; log one `stage=rollup` line."""
+    """Bring the rollups up to date; log one `stage=rollup` line (`complete` false: a writer
+    outlived the wait and the watermark stayed; status `busy`: another run held the lock)."""
     result = run_rollups(conn, list(config.maps().values()))
+    held = "" if result.complete else "; watermark held (a writer outlived the wait)"
     event(log, f"rollups: {result.status}, {sum(result.minutes.values())} minute and "
-          f"{sum(result.hours.values())} hour rows", stage="rollup",
+          f"{sum(result.hours.values())} hour rows{held}", stage="rollup",
           level=logging.INFO if result.complete else logging.WARNING, status=result.status,
           minutes=sum(result.minutes.values()), hours=sum(result.hours.values()),
           complete=result.complete, watermark=str(result.watermark))

@@ -19,6 +19,7 @@ from ess.db.connect import is_transient
 from ess.db.writer import WriteResult
 from ess.decode import DecodeError
 from ess.errors import PermanentError
+from ess.events.notify import log_raised
 from ess.frame_checks import DEFAULT_MAX_FRAMES, DEFAULT_POLL_WINDOW, EmptyMessage, FrameChecks
 from ess.logs import event, setup_logging
 from ess.sites import SitesConfig, load_sites
@@ -65,8 +66,11 @@ class Ingestor:
 
     def __init__(self, sites: SitesConfig, sink: str, connections: Connections,
                  quarantine: Quarantine, writers: int = 2, max_frames: int = DEFAULT_MAX_FRAMES,
-                 max_bytes: int = DEFAULT_MAX_BYTES, poll_window=DEFAULT_POLL_WINDOW):
+                 max_bytes: int = DEFAULT_MAX_BYTES, poll_window=DEFAULT_POLL_WINDOW,
+                 notify: bool | None = None):
         self.sites, self.sink = sites, sink
+        # one sink logs the raised episodes (docs/events.md): by default the main one
+        self.notify = sink == "main" if notify is None else notify
         self.maps = sites.maps()
         self.checks = FrameChecks(sites, self.maps, max_frames, poll_window)
         self.max_bytes = max_bytes
@@ -94,8 +98,11 @@ class Ingestor:
         # e.g. ESS_POLL_WINDOW_DAYS=7: a frame polled further from its message's publish time
         # is quarantined as poll_time_far_from_publish (a collector clock off)
         window = timedelta(days=float(os.environ.get("ESS_POLL_WINDOW_DAYS", "7")))
+        # e.g. ESS_EVENT_LOG=on: this sink logs a stage=event line per raised episode (default:
+        # on for the main sink, off for the replica, so an episode is announced once)
+        notify = os.environ.get("ESS_EVENT_LOG")
         return cls(sites, sink, Connections(default_factory()), Quarantine.from_env(), writers,
-                   max_frames, max_bytes, window)
+                   max_frames, max_bytes, window, None if notify is None else notify == "on")
 
     def handle(self, message: Message) -> Outcome:
         """Store the message, or quarantine it when it is poison; raise on anything retryable."""
@@ -121,6 +128,8 @@ class Ingestor:
         except DecodeError as exc:  # registers do not fit the frame's map: never storable
             return self.poison(message, exc, ids)
         self._log_stored(message, frames, result, ids)
+        if self.notify and result.raised:
+            log_raised(log, result.raised, message_id=message.message_id, sink=self.sink)
         return Outcome(message.message_id, "stored", len(frames), result)
 
     @staticmethod

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from . import events
 from .functions import FunctionProcess
 from .gcs import GcsEmulator
 from .kept import keep_buckets, keep_database_dir
@@ -77,9 +78,9 @@ class Pipeline:
     """Starts, watches and stops the local pipeline."""
 
     def __init__(self, run_dir: Path, config: Path | None, sites: int, banks: int = 1,
-                 map_ref: str = "default"):
+                 map_ref: str = "default", faults: Path | None = None):
         self.run_dir, self.config, self.n_sites, self.n_banks = run_dir, config, sites, banks
-        self.map_ref = map_ref
+        self.map_ref, self.faults = map_ref, faults
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stack = contextlib.ExitStack()
@@ -136,7 +137,8 @@ class Pipeline:
             port = free_port()
             self.sim = self.stack.enter_context(ManagedProcess(
                 [sys.executable, "-m", "ess.cli", "simulate", "--port", str(port), "--banks",
-                 str(self.n_sites * self.n_banks), "--units", "--map", self.map_ref],
+                 str(self.n_sites * self.n_banks), "--units", "--map", self.map_ref,
+                 *(["--faults", str(self.faults)] if self.faults else [])],
                 name="simulator",
                 log_path=self.logs / "simulator.log"))
             self.sim.wait_ready(port=port, timeout=30)
@@ -276,7 +278,8 @@ class Pipeline:
                     + " ".join(f"{t}={c['replica'][t]}" for t in self.tables)
                     + f" | lag p50 {p50:.0f} ms p99 {p99:.0f} ms | errors "
                     + f"{error_lines(self.logs)} | spool {spool_depth(self.run_dir)}"
-                    + f" | {status_line(run_status(self.dsn['main'], self.sites))}")
+                    + f" | {status_line(run_status(self.dsn['main'], self.sites))}"
+                    + f" | {events.status_text(events.episodes(self.dsn['main']))}")
             if now - last_export >= EXPORT_EVERY:
                 last_export = now
                 say(f"run: export triggered ({self.export()} site(s) written)")
@@ -314,7 +317,10 @@ class Pipeline:
                 "csv_objects": self.csv_objects(), "objects": self.object_names(),
                 "latency_p50_ms": p50, "latency_p99_ms": p99, "errors": error_lines(self.logs),
                 "run_dir": str(self.run_dir), "kept": self.kept,
-                **summary_fields(run_status(self.dsn["main"], self.sites))}
+                **summary_fields(run_status(self.dsn["main"], self.sites)),
+                **events.summary_fields(events.episodes(self.dsn["main"]),
+                                        events.episodes(self.dsn["replica"]),
+                                        events.event_lines(self.logs))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--banks", type=int, default=1, help="simulated banks per site")
     p.add_argument("--map", default=os.environ.get("MAP") or "default",
                    help="register map the simulator serves: a map id or a file")
+    p.add_argument("--faults", default=os.environ.get("FAULTS") or None,
+                   help="the simulator's faults file (e.g. infra/local/faults/rack-fault.yaml)")
     p.add_argument("--run-dir", default=None)
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir or ROOT / ".run" / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -334,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.chmod(0o755)
     map_ref = str(Path(args.map).resolve()) if Path(args.map).is_file() else args.map
     pipeline = Pipeline(run_dir, Path(args.config).resolve() if args.config else None, args.sites,
-                        args.banks, map_ref)
+                        args.banks, map_ref,
+                        Path(args.faults).resolve() if args.faults else None)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pipeline.stop.set())
     code = 0

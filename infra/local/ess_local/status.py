@@ -61,8 +61,10 @@ def summary_fields(status: dict[str, dict]) -> dict:
 
 
 def exit_code(summary: dict) -> int:
-    """1 when the databases disagree or a frame was lost, else 0."""
-    return int(summary["rows_main"] != summary["rows_replica"] or summary["lost_frames"] > 0)
+    """1 when the databases disagree (rows, or alarm episodes) or a frame was lost, else 0."""
+    events = summary.get("events", {})
+    return int(summary["rows_main"] != summary["rows_replica"] or summary["lost_frames"] > 0
+               or events.get("main") != events.get("replica"))
 
 
 def collector_stats(logs: Path, sites) -> dict[str, dict[str, int]]:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .. import paths
+from ..events.sql import COLUMNS as EVENT_COLUMNS
 from ..regmap import RegisterMap, load_map_file
 from .schema import TableSpec, table_specs
 
@@ -20,10 +21,17 @@ _FLOAT = {"real", "double precision"}
 _KEYS = ("site_id", "bank_id", "rack_id")
 
 
+# The `events` type (docs/events.md): one row per alarm episode that overlaps the site-local
+# day, as it stood at the export; its columns are those of the `events` table.
+EVENTS_EXPORT = TableSpec("events", (("site_id", "text"), ("bank_id", "smallint")), tuple(
+    (name, typ.replace(" NOT NULL", "")) for name, typ in EVENT_COLUMNS[2:]))
+
+
 def export_columns(spec: TableSpec) -> list[str]:
-    """File header: site_id, bank_id, [rack_id], ts, value columns in map order, out_of_range."""
+    """File header: site_id, bank_id, [rack_id], ts, value columns in map order, out_of_range
+    (the events type: its table's columns)."""
     keys = [k for k in _KEYS if k in spec.key_names]
-    return keys + ["ts"] + list(spec.value_names)
+    return keys + (["ts"] if "ts" in spec.key_names else []) + list(spec.value_names)
 
 
 def bigquery_type(sql_type: str) -> str:
@@ -57,10 +65,18 @@ def project_maps() -> list[RegisterMap]:
     return [load_map_file(p) for p in files]
 
 
+def export_specs(maps: list[RegisterMap]) -> dict[str, TableSpec]:
+    """The export types of the maps: their tables, and `events` when one declares alarms."""
+    specs = table_specs(maps)
+    if any(m.alarms for m in maps):
+        specs[EVENTS_EXPORT.name] = EVENTS_EXPORT
+    return specs
+
+
 def render_bigquery(maps: list[RegisterMap]) -> dict[str, str]:
-    """`<table>.json` file name -> its text, for every table of the maps."""
+    """`<type>.json` file name -> its text, for every export type of the maps."""
     return {f"{name}.json": json.dumps(bigquery_schema(spec), indent=2) + "\n"
-            for name, spec in table_specs(maps).items()}
+            for name, spec in export_specs(maps).items()}
 
 
 def write_bigquery(maps: list[RegisterMap], out: str | Path) -> list[Path]:

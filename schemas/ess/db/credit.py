@@ -32,6 +32,7 @@ class WriteResult:
     inserted: dict[str, int] = field(default_factory=dict)    # rows stored (or updated)
     out_of_range: list[dict] = field(default_factory=list)
     stored: Counter = field(default_factory=Counter)          # (table, FrameKey) -> rows
+    raised: list = field(default_factory=list)                # alarm episodes raised (ess.events)
 
     @property
     def duplicates(self) -> int:
@@ -95,4 +96,8 @@ class Carriers:
                     if total.stored[(table, k)]:
                         res.stored[(table, k)] = total.stored[(table, k)]
             results.append(res)
+        for e in total.raised:      # to the message carrying the raising poll first, else the first
+            owner = next((m for m, own in enumerate(self.owned)
+                          if (e.site, e.bank, e.raised) in own), 0)
+            results[owner].raised.append(e)
         return results

@@ -1,7 +1,8 @@
 """The grants of the database users (infra/db_grants.sql.tftpl, Terraform's db_grants_sql, says
 the same; tests/db/test_grants.py checks both render one text).
 
-Ingest users (writers) may insert and create a new day's partitions through
+Ingest users (writers) may insert, maintain the alarm episodes (`events`: update, delete), and
+create a new day's partitions through
 `ess_ensure_day_partitions(date)`, which runs as its owner; export users (readers) may read and
 save `data_status`, keep the rollups and drop exported raw days through `ess_retire_raw`.
 `ALTER DEFAULT PRIVILEGES` covers the tables (partitions) the owner creates later. Run by the
@@ -36,7 +37,8 @@ def grant_statements(writers: list[str], readers: list[str]) -> list[str]:
     """The statements (no trailing `;`) that give `writers` and `readers` their rights."""
     w = _names(writers)
     out = [f"GRANT USAGE ON SCHEMA public TO {_names(writers + readers)}",
-           f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {w}"]
+           f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {w}",
+           f"GRANT UPDATE, DELETE ON TABLE events TO {w}"]    # the episodes ingest maintains
     if readers:
         out += [f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {_names(readers)}",
                 f"GRANT INSERT, UPDATE ON TABLE data_status TO {_names(readers)}",

@@ -12,6 +12,13 @@ import re
 from dataclasses import dataclass
 
 from ..errors import PermanentError
+from ..events.sql import ANNOUNCED as EVENTS_ANNOUNCED
+from ..events.sql import LOCK_FUNCTION as EVENTS_LOCK_FUNCTION
+from ..events.sql import LOCK_VERSION as EVENTS_LOCK_VERSION
+from ..events.sql import TABLE as EVENTS_TABLE
+from ..events.sql import announced_ddl as events_announced_ddl
+from ..events.sql import ddl as events_ddl
+from ..events.sql import lock_function_ddl as events_lock_ddl
 from ..regmap import RegisterMap
 from ..wire.transaction import reading, transaction
 from .partitions import CURRENT_SQL, DEFAULTS_SQL, LOCK_KEY, ensure_ahead
@@ -123,8 +130,28 @@ def _plan(cur, maps: list[RegisterMap], mode: str,
                 stmts.append(f"ALTER TABLE {ident(spec.name)} ALTER COLUMN {ident(name)} "
                              f"TYPE {typ} USING {ident(name)}::{typ}")
                 notes.append(f"widen {spec.name}.{name} to {typ}")
+    stmts += _events_plan(cur, notes)
     stmts += upkeep_ddl(cur, notes)   # rollups and retention (issue 23)
     return stmts, notes
+
+
+def _events_plan(cur, notes: list[str]) -> list[str]:
+    """The events table (docs/events.md): created, or brought up to date (its `announced`
+    column, the lock function's version)."""
+    live = _columns(cur, EVENTS_TABLE)
+    if live is None:
+        notes.append(f"create {EVENTS_TABLE}")
+        return events_ddl()
+    stmts = []
+    if EVENTS_ANNOUNCED[0] not in live:
+        stmts += events_announced_ddl()
+        notes.append(f"add {EVENTS_TABLE}.{EVENTS_ANNOUNCED[0]}")
+    cur.execute("SELECT obj_description(to_regprocedure(%s), 'pg_proc')",
+                (EVENTS_LOCK_FUNCTION,))
+    if cur.fetchone()[0] != EVENTS_LOCK_VERSION:
+        stmts += events_lock_ddl()
+        notes.append("install the events lock function")
+    return stmts
 
 
 def _partition_upkeep(cur, first: bool, notes: list[str]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..events.sql import ddl as events_ddl
 from ..regmap import Field, RegisterMap
 from .partitions import PARTITION_FUNCTIONS
 from .quote import ident
@@ -149,7 +150,7 @@ def render_schema(maps: list[RegisterMap], mode: str) -> str:
             out += [create_table_sql(spec), hypertable_sql(spec)]
         else:
             out += partitioned_sql(spec)
-    out += ledger_ddl(mode)
+    out += ledger_ddl(mode) + events_ddl()
     from .rollup_ddl import render_upkeep  # rollups and retention (issue 23); imports us
 
     out += render_upkeep(maps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ..events.sql import lock_text
 from ..regmap import RegisterMap
 from .ledger import ledger_cte
 from .quote import ident
@@ -31,6 +32,7 @@ class Statement:
         self.tables: list[str] = []
         self.shape: list[tuple] = []
         self.ledger = False
+        self.events = False
 
     def add(self, table: str, columns: tuple[str, ...], types: tuple[str, ...],
             rows_text: str, on_conflict: str) -> None:
@@ -70,12 +72,18 @@ class Statement:
             f"(extract(epoch FROM {ident('ts')}) * 1000000)::bigint AS {ident('us')})")
 
     def add_ledger(self, lines_text: str) -> None:
-        """The frames' ledger rows (the last parameter; not part of the result rows)."""
+        """The frames' ledger rows (a parameter after the tables'; not part of the result)."""
         self.ledger = True
         self.params.append(lines_text)
 
+    def add_events(self, params: list[str]) -> None:
+        """The alarm events' lock step (ess.events.sql.lock_text), run once every row is
+        written, its text as one more result row: `-1, 0, text` (the last parameters)."""
+        self.events = True
+        self.params += params
+
     def sql(self) -> str:
-        key = (tuple(self.shape), self.ledger)
+        key = (tuple(self.shape), self.ledger, self.events)
         if key not in self._sql_cache:
             self._sql_cache[key] = self._build()
         return self._sql_cache[key]
@@ -91,9 +99,13 @@ class Statement:
         if not union:                  # only ledger rows (every block of every frame failed)
             union = f"SELECT 0 AS {ident('t')}, '' AS {ident('k')} WHERE false"
         ctes = self.ctes + ([ledger_cte(len(self.ctes))] if self.ledger else [])
-        return ("WITH " + ",\n".join(ctes)
-                + f"\nSELECT x.t, count(*), string_agg(x.k, E'\\n') FROM ({union}) AS x "
-                "GROUP BY 1")
+        out = ("WITH " + ",\n".join(ctes)
+               + f"\nSELECT x.t, count(*), string_agg(x.k, E'\\n') FROM ({union}) AS x "
+               "GROUP BY 1")
+        if self.events:   # after the rows: an Append runs its branches one after the other
+            n = len(self.ctes) + self.ledger
+            out += f"\nUNION ALL SELECT -1, 0, ({lock_text(n + 1)})"
+        return out
 
 
 @lru_cache(maxsize=256)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..decode.grouped import Decoded, decode_for_write
+from ..events.store import after_write, batch_touches, lock_params
 from ..regmap import RegisterMap
 from . import pg
 from .credit import Carriers, FrameKey, WriteResult, frame_key
@@ -26,10 +27,18 @@ __all__ = ["FrameKey", "WriteResult", "frame_key", "write_decoded", "write_frame
 def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
                   published: dict[FrameKey, str] | None = None) -> WriteResult:
     """Store every row of `decoded` and each frame's ledger row in one atomic statement: all of
-    them or none. `published` gives a frame's message publish time (ISO 8601)."""
+    them or none. `published` gives a frame's message publish time (ISO 8601).
+
+    The statement ends with the alarm events' lock step (ess.events: the banks' locks, and the
+    episodes the batch overlaps); once it has committed, the episodes the rows can change are
+    maintained (nearly always: nothing to do, known from that step). `raised` lists the
+    episodes inserted. A failure there fails the write; the retry finds the rows stored and
+    maintains again.
+    """
     result = WriteResult(frames=decoded.frames, out_of_range=list(decoded.out_of_range))
     stmt = Statement()
     lines: list[str] = []
+    touched = batch_touches(decoded, rewrite=on_conflict == "update")
     for regmap, group, tables in decoded.groups:
         heads = key_heads(group)
         for tb in tables:
@@ -42,16 +51,23 @@ def write_decoded(conn, decoded: Decoded, on_conflict: str = "nothing",
         lines += ledger_lines(group, oor_counts(group, tables), published, heads)
     if lines:
         stmt.add_ledger("\n".join(lines))
+    if touched:
+        stmt.add_events(lock_params([t for _, banks in touched for t in banks.values()]))
+    locked = None
     if stmt.ctes or lines:
         # partitioned mode: a day without partitions gets them, then one more try
         polls = (f.poll_start_us for _, group, _ in decoded.groups for f in group)
         for t, n, keys in with_partitions(
                 conn, lambda: pg.run_prepared(conn, stmt.sql(), stmt.params), polls):
+            if t < 0:                # the events' lock step
+                locked = keys
+                continue
             table = stmt.tables[t]
             result.inserted[table] += n
             for key, count in Counter(keys.split("\n")).items():
                 site, bank, us = key.rsplit(",", 2)
                 result.stored[(table, (site, int(bank), int(us)))] += count
+    result.raised = after_write(conn, touched, locked)
     return result
 
 

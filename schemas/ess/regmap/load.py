@@ -13,6 +13,7 @@ import yaml
 
 from .. import paths
 from ..errors import PermanentError
+from .alarms import alarm_problems, build_alarms
 from .checks import sentinel_table, type_problems
 from .model import TYPE_WIDTH, WORD_ORDER_ALIAS, Block, Field, Register, RegisterMap
 
@@ -66,6 +67,11 @@ def _place(doc: dict, path: list) -> str:
                 rest = path[4:]
             else:
                 rest = path[2:]
+        elif len(path) >= 2 and path[0] == "alarms":
+            alarm = doc["alarms"][path[1]]
+            name = alarm.get("name") if isinstance(alarm, dict) else None
+            parts.append(f"alarm {name if isinstance(name, str) else '#' + str(path[1])}")
+            rest = path[2:]
         else:
             rest = path
     except (KeyError, IndexError, TypeError):
@@ -82,6 +88,9 @@ def _schema_problems(doc: object) -> list[str]:
         if err.validator == "required":
             missing = err.message.split("'")[1] if "'" in err.message else err.message
             problems.append(f"{where}, field {missing}: missing")
+        elif err.validator == "oneOf" and err.path and err.path[-1] == "for":
+            problems.append(f"{where}: {err.instance!r} is not a duration (seconds, or 500ms, "
+                            "10s, 2m, 1h)")
         elif err.validator == "not":
             problems.append(f"{where}: fields that do not go together ({_not_hint(err)})")
         else:
@@ -147,7 +156,7 @@ def _semantic_problems(doc: dict) -> list[str]:
     for n in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"block {n}, field name: duplicate block name")
     problems += _column_problems(doc)
-    return problems + type_problems(doc)
+    return problems + type_problems(doc) + alarm_problems(doc)
 
 
 def _column_problems(doc: dict) -> list[str]:
@@ -220,7 +229,7 @@ def _build(doc: dict, source: str) -> RegisterMap:
                             b.get("function", "input")))
     return RegisterMap(doc["map_id"], doc["version"], tuple(blocks), source=source,
                        racks=len(racks), description=doc.get("description", ""),
-                       sentinels=tuple(sorted(sentinels.items())))
+                       sentinels=tuple(sorted(sentinels.items())), alarms=build_alarms(doc))
 
 
 def parse_map(doc: object, source: str = "<memory>") -> RegisterMap:

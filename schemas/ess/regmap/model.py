@@ -119,6 +119,47 @@ class Block:
         return f"{self.words} word{'s' * (self.words > 1)} ({self.count} {bits})"
 
 
+SEVERITIES = ("fault", "warning")
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """An alarm declared on a column (docs/events.md): a bit (active while the stored value is
+    not 0, or while bit `bit` of it is set), or a threshold (`above` / `below`, with
+    `hysteresis`); raised once its condition has held for `for_s` seconds."""
+
+    name: str
+    severity: str
+    table: str
+    column: str
+    bit: int | None = None
+    above: float | None = None
+    below: float | None = None
+    hysteresis: float = 0.0
+    for_s: float = 0.0
+    note: str = ""
+
+    @property
+    def is_threshold(self) -> bool:
+        return self.above is not None or self.below is not None
+
+    def condition(self) -> str:
+        """The raise and clear rule in words, e.g. `> 45 (clears at <= 42) for 10 s`."""
+        if self.above is not None:
+            text, clear = f"> {_num(self.above)}", f"<= {_num(self.above - self.hysteresis)}"
+        elif self.below is not None:
+            text, clear = f"< {_num(self.below)}", f">= {_num(self.below + self.hysteresis)}"
+        else:
+            text, clear = (f"bit {self.bit} set" if self.bit is not None else "not 0"), ""
+        if self.hysteresis:
+            text += f" (clears at {clear})"
+        return text + (f" for {_num(self.for_s)} s" if self.for_s else "")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
 @dataclass(frozen=True)
 class RegisterMap:
     """A whole device map: blocks in read order, with derived per-table column layouts."""
@@ -130,6 +171,7 @@ class RegisterMap:
     racks: int = 0
     description: str = ""
     sentinels: tuple[tuple[str, int], ...] = ()
+    alarms: tuple[Alarm, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -167,6 +209,15 @@ class RegisterMap:
         """Tables this map fills, in the standard order."""
         present = {f.table for f in self.fields()}
         return tuple(t for t in ROW_TABLES if t in present)
+
+    def table_alarms(self, table: str) -> tuple[Alarm, ...]:
+        """The alarms declared on a table's columns, in declaration order."""
+        return _table_alarms(self, table)
+
+
+@lru_cache(maxsize=256)
+def _table_alarms(regmap: RegisterMap, table: str) -> tuple[Alarm, ...]:
+    return tuple(a for a in regmap.alarms if a.table == table)
 
 
 @lru_cache(maxsize=256)

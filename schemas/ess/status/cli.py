@@ -93,11 +93,8 @@ def _text(doc: dict) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..sites import load_sites
-
     now = datetime.now(UTC)
-    path = command.config_path(args)
-    cfg = load_sites(path) if path else None     # a bad config is told before connecting
+    cfg = site_day_config(args)
     conn = command.connect(args.dsn, read_timeout=_READ_TIMEOUT_S)
     try:
         doc = collect(conn, args, now, cfg)
@@ -110,16 +107,41 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return command.OK if doc["ok"] else command.FINDINGS
 
 
-def register(sub) -> None:
-    """Add `ess status` to the CLI."""
-    p = sub.add_parser("status", help="data status per site and bank from the frame ledger")
+def site_day_config(args: argparse.Namespace):
+    """The sites config of `ess status` / `ess events` (None without one), after the mistakes
+    their shared options can hold: --date with --from/--to, --from after --to, a --site the
+    config does not list (a typo would report nothing and exit 0 while a bank is lost or a fault
+    active). A bad config is told here, before connecting."""
+    from ..sites import load_sites
+
+    if args.date and (args.from_ or args.to):
+        raise command.UsageError("--date goes without --from and --to")
+    if args.from_ and args.to and args.from_ > args.to:
+        raise command.UsageError(f"--from {args.from_} is after --to {args.to}")
+    path = command.config_path(args)
+    cfg = load_sites(path) if path else None
+    unknown = sorted(set(args.site or ()) - {s.site_id for s in cfg.sites}) if cfg else []
+    if unknown:
+        raise command.UsageError(f"--site {', '.join(unknown)}: not in the sites config {path}")
+    return cfg
+
+
+def add_site_day_options(p, seen: str) -> None:
+    """The options `ess status` and `ess events` share: --dsn, --config, --site, --date, --from,
+    --to, --json; `seen` says where the sites come from without a sites config."""
     p.add_argument("--dsn", help="postgresql://... (default: ESS_DB_DSN or ESS_DB_INSTANCE)")
-    command.add_config_option(p, "without one, the sites and banks seen in the ledger, UTC days")
+    command.add_config_option(p, f"without one, the {seen}, UTC days")
     p.add_argument("--site", action="append", help="only this site (repeatable)")
     p.add_argument("--date", type=date.fromisoformat, help="one local day (default: today)")
     p.add_argument("--from", dest="from_", type=date.fromisoformat, help="first local day")
     p.add_argument("--to", type=date.fromisoformat, help="last local day (default: --from)")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub) -> None:
+    """Add `ess status` to the CLI."""
+    p = sub.add_parser("status", help="data status per site and bank from the frame ledger")
+    add_site_day_options(p, "sites and banks seen in the ledger")
     p.add_argument("--silent-after", type=float, default=300.0,
                    help="seconds without a frame after which a bank counts as silent (exit 1)")
     p.add_argument("--frozen-after", type=float, help="seconds of identical registers that "

@@ -10,6 +10,8 @@ from ess.codec import BlockData, Frame
 from ess.decode import decoder_for
 from ess.regmap import RegisterMap, load_map
 
+from .quiet import quiet_alarms
+
 
 def realistic_raw(m: RegisterMap, n: int, seed: int = 0) -> np.ndarray:
     """n frames of raw registers whose decoded values lie inside their ranges."""
@@ -122,10 +124,13 @@ def _frames(m: RegisterMap, n: int) -> list[Frame]:
     dec = decoder_for(m)
     t0 = 1_764_000_000_000_000
     out = []
-    for i in range(n):
-        blocks = {name: BlockData(registers=raw[i, off:off + size].astype(">u2").tobytes())
-                  for name, size, off in zip(dec.block_names, dec.block_sizes,
-                                             (dec.block_offset[b] for b in dec.block_names))}
+    spans = list(zip(dec.block_names, dec.block_sizes,
+                     (dec.block_offset[b] for b in dec.block_names)))
+    for i in range(n):     # a healthy bank: alarm registers clear (quiet.py), as stored rows go
+        regs = quiet_alarms(m, {name: raw[i, off:off + size].tolist()
+                                for name, size, off in spans})
+        blocks = {name: BlockData(registers=Frame.registers_to_bytes(v))
+                  for name, v in regs.items()}
         out.append(Frame("site-a", 1, i, t0 + i * 1_000_000, t0 + i * 1_000_000, "default", 1,
                          blocks))
     return out

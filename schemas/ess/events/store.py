@@ -71,11 +71,18 @@ def _array(values) -> str:
                           for v in values) + "}"
 
 
+def _twice(touches: list[BankTouch]) -> set[tuple[str, int]]:
+    """Banks summarised more than once in a batch (frames of two map versions)."""
+    return {k for k, n in Counter((t.site, t.bank) for t in touches).items() if n > 1}
+
+
 def lock_params(touches: list[BankTouch]) -> list[str]:
     """The lock step's parameters: the banks' lock keys, then per bank its site, bank, first
     and last poll, and steady keys (see sql.LOCK_FUNCTION_SQL)."""
     keys = "{" + ",".join(map(str, sorted({lock_key(t.site, t.bank) for t in touches}))) + "}"
-    steady = [" ".join(f"{a}/{r or 0}" for a, r in t.steady()) for t in touches]
+    twice = _twice(touches)         # such a bank's episodes all come back (parse_locked)
+    steady = ["" if (t.site, t.bank) in twice else " ".join(f"{a}/{r or 0}" for a, r in t.steady())
+              for t in touches]
     return [keys, _array(t.site for t in touches),
             "{" + ",".join(str(t.bank) for t in touches) + "}",
             _array(iso(t.first) for t in touches), _array(iso(t.last) for t in touches),
@@ -85,9 +92,9 @@ def lock_params(touches: list[BankTouch]) -> list[str]:
 def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
     """The lock step's text (sql.lock_text) as episodes and covered keys per bank.
 
-    A bank summarised twice (frames of two map versions in one statement) has two rows of
-    uncovered keys and two sets of steady keys: its keys count as covered for neither (the
-    window then finds what may change), so that one's covered keys never hide another's raise.
+    A bank summarised twice (frames of two map versions in one statement) sends no steady keys
+    (lock_params): every episode overlapping its ranges comes back, none counts as covered, and
+    the window finds what may change; one summary's covered keys never hide another's raise.
     """
     out = Locked()
     uncovered: dict[tuple[str, int], set] = {}
@@ -101,7 +108,7 @@ def parse_locked(text: str, touches: list[BankTouch]) -> Locked:
             site, bank, int(f[2]) if f[2] else None, f[3], f[4], int(f[5]), int(f[6]),
             float(f[7]), int(f[8]) if f[8] else None, float(f[9]) if f[9] else None,
             int(f[10]) if f[10] else None))
-    twice = {k for k, n in Counter((t.site, t.bank) for t in touches).items() if n > 1}
+    twice = _twice(touches)
     for t in touches:
         key = (t.site, t.bank)
         out.covered[key] = set() if key in twice else t.steady() - uncovered.get(key, set())

@@ -388,33 +388,34 @@ RETURNS TABLE (site_id text, bank_id smallint, rack_id smallint, alarm text, sev
                uncovered text)
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 #variable_conflict use_column
+DECLARE
+  i int;
+  st text[];
 BEGIN
   PERFORM set_config('extra_float_digits', '1', true);
   PERFORM pg_advisory_xact_lock(4543316, k) FROM unnest(keys) AS k;
-  RETURN QUERY
-    WITH q AS MATERIALIZED (
-      SELECT * FROM unnest(sites, banks, lo, hi, steady) WITH ORDINALITY
-          AS q(site, bank, lo, hi, st, i)),
-    s AS MATERIALIZED (
-      SELECT q.i, k FROM q, unnest(string_to_array(q.st, ' ')) AS k),
-    b AS MATERIALIZED (
-      SELECT e.*, q.i, e.alarm || '/' || coalesce(e.rack_id, 0) AS k,
-             e.raised < q.lo AND (e.cleared IS NULL OR e.cleared > q.hi) AS across
-        FROM q JOIN "events" e ON e.site_id = q.site AND e.bank_id = q.bank
-         AND e.since <= q.hi AND (e.cleared IS NULL OR e.cleared >= q.lo))
-    SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
-           b.raised_value, b.cleared, b.cleared_value, b.announced, NULL::text
-      FROM b WHERE NOT (b.across AND (b.i, b.k) IN (SELECT s.i, s.k FROM s))
-    UNION ALL
-    SELECT q.site, q.bank::smallint, NULL::smallint, NULL::text, NULL::text,
-           NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
-           NULL::float8, NULL::timestamptz,
-           coalesce((SELECT string_agg(s.k, ' ') FROM s WHERE s.i = q.i
-                      AND (s.i, s.k) NOT IN (SELECT b.i, b.k FROM b WHERE b.across)), '')
-      FROM q;
+  FOR i IN 1 .. coalesce(array_length(sites, 1), 0) LOOP
+    st := string_to_array(steady[i], ' ');
+    RETURN QUERY
+      WITH b AS MATERIALIZED (
+        SELECT e.*, e.alarm || '/' || coalesce(e.rack_id, 0) AS k,
+               e.raised < lo[i] AND (e.cleared IS NULL OR e.cleared > hi[i]) AS across
+          FROM "events" e
+         WHERE e.site_id = sites[i] AND e.bank_id = banks[i] AND e.since <= hi[i]
+           AND (e.cleared IS NULL OR e.cleared >= lo[i]))
+      SELECT b.site_id, b.bank_id, b.rack_id, b.alarm, b.severity, b.since, b.raised,
+             b.raised_value, b.cleared, b.cleared_value, b.announced, NULL::text
+        FROM b WHERE NOT (b.across AND b.k IN (SELECT unnest(st)))
+      UNION ALL
+      SELECT sites[i], banks[i]::smallint, NULL::smallint, NULL::text, NULL::text,
+             NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::timestamptz,
+             NULL::float8, NULL::timestamptz, coalesce(string_agg(s.k, ' '), '')
+        FROM unnest(st) AS s(k)
+       WHERE s.k NOT IN (SELECT b.k FROM b WHERE b.across);
+  END LOOP;
 END $$;
 
-COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 10';
+COMMENT ON FUNCTION ess_events_lock(integer[],text[],integer[],timestamp with time zone[],timestamp with time zone[],text[]) IS 'ess events lock 11';
 
 CREATE TABLE IF NOT EXISTS "bank_1h" (
   "bucket" timestamptz NOT NULL,

@@ -92,7 +92,7 @@ def test_every_mismatch_through_the_collector(tmp_path):
     for unit, (framing, kind, status) in enumerate(kinds, 1):
         first, *rest = banks[unit]
         assert [f.seq for f in banks[unit]] == [1, 2]
-        assert first.blocks["PCS"].status == status, (framing, kind)
+        assert first.blocks["PCS"].status == status, (framing, kind, first.blocks["PCS"].status)
         assert all(first.blocks[n].ok for n in ("BMS1", "BMS2", "ETC")), (framing, kind)
         for f in banks[unit]:
             served_ok(sim, unit, f.blocks, f.poll_start_us, f.poll_end_us)

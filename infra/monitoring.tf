@@ -64,7 +64,7 @@ locals {
       unit        = "1"
     }
     ess_poll_errors = {
-      description = "Collector failures: connect failures (stage=poll with an error), polls with failed blocks (failed>0) and publish failures (stage=publish with an error)."
+      description = "Collector failures: connect failures (stage=poll with an error), polls with failed blocks (failed>0) and publish failures or stalls (stage=publish with an error)."
       filter      = "(jsonPayload.stage=\"poll\" AND (jsonPayload.error:* OR jsonPayload.failed>0)) OR (jsonPayload.stage=\"publish\" AND jsonPayload.error:*)"
       value       = null
       unit        = "1"

@@ -34,6 +34,7 @@ class PublishSettings:
     replay_rate: float
     max_in_flight: int
     compress: bool = False          # codec message version 2 (docs/architecture.md)
+    stall_after: float = 10.0       # s unanswered before a site counts as stalled
 
 
 @dataclass(frozen=True)

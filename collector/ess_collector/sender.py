@@ -7,6 +7,10 @@ catch-up mode: once nothing is in flight, frames are read back from the spool ol
 the spool holds nothing newer, the site goes live again. The same catch-up replays the spool at
 start-up. A frame leaves the spool only after its publish future succeeded.
 
+The client retries an unreachable Pub/Sub silently (without limit when ordering), so a publish
+unanswered for `stall_after` s marks the site stalled (one ERROR); the first success after a
+stall or a failure logs "publish recovered" with the outage's length.
+
 Frames travel as the bodies the spool stored (checked against their checksum when read back),
 never decoded and encoded again.
 """
@@ -65,6 +69,8 @@ class SiteSender:
         self.settled.set()
         self.stopping = False
         self.failed_since: float | None = None
+        self.stalled_since: float | None = None
+        self._started: dict[asyncio.Future, float] = {}     # publishes in flight
         self.backoff, self.backoff_max = 0.0, backoff_max
         self._deletes: list[int] = []
         self._delete_task: asyncio.Task | None = None
@@ -115,6 +121,7 @@ class SiteSender:
         self.inflight += 1
         self.settled.clear()
         done: asyncio.Future = self.loop.create_future()
+        self._started[done] = started
 
         def finish(fut) -> None:
             exc = fut.exception()
@@ -129,6 +136,7 @@ class SiteSender:
 
     def _finished(self, ids, exc, started, replay, done) -> None:
         self.inflight -= 1
+        self._started.pop(done, None)
         if self.inflight == 0:
             self.settled.set()
         if exc is None:
@@ -137,6 +145,8 @@ class SiteSender:
             self.messages += 1
             self.replayed += len(ids) if replay else 0
             self.latency_ms.append((time.monotonic() - started) * 1000)
+            if self.stalled_since is not None and self.failed_since is None:
+                self._recovered()
         else:
             self.failures += 1
             if self.failed_since is None:
@@ -193,12 +203,9 @@ class SiteSender:
                 self.queue.extend(x for x in self.buffer if x[0] > cursor)
                 self.buffer.clear()
                 self.catching_up = False
-                if self.failed_since is not None:
-                    event(log, f"publish recovered for site {self.site} after "
-                          f"{time.monotonic() - self.failed_since:.1f} s", stage="publish",
-                          site=self.site, outage_s=round(time.monotonic() - self.failed_since, 1),
-                          replayed=self.replayed)
-                self.failed_since, self.backoff = None, 0.0
+                if self.failed_since is not None or self.stalled_since is not None:
+                    self._recovered()
+                self.backoff = 0.0
                 return
             now = time.monotonic()
             waits = []
@@ -212,6 +219,29 @@ class SiteSender:
             if any(r is not None for r in results):
                 return          # run() comes back here after the back-off
             cursor = rows[-1][0]
+
+    def _recovered(self) -> None:
+        since = min(t for t in (self.failed_since, self.stalled_since) if t is not None)
+        outage = round(time.monotonic() - since, 1)
+        event(log, f"publish recovered for site {self.site} after {outage} s", stage="publish",
+              site=self.site, outage_s=outage, replayed=self.replayed)
+        self.failed_since = self.stalled_since = None
+
+    async def _watch_stall(self) -> None:
+        """Marks the site stalled once a publish in flight has waited `stall_after` s."""
+        stall_after = self.s.stall_after
+        while True:
+            await asyncio.sleep(min(1.0, stall_after / 4))
+            if self.stalled_since is not None or self.failed_since is not None or not self._started:
+                continue
+            oldest = min(self._started.values())
+            waited = time.monotonic() - oldest
+            if waited >= stall_after:
+                self.stalled_since = oldest
+                event(log, f"publish stalled for site {self.site}: no answer from Pub/Sub for "
+                      f"{waited:.1f} s ({self.inflight} messages in flight); frames stay in the "
+                      "spool", stage="publish", level=logging.ERROR, site=self.site,
+                      error=f"no answer for {waited:.1f} s", in_flight=self.inflight)
 
     async def _checked(self, rows: list[tuple[int, int, bytes]]) -> list[tuple[int, bytes, int]]:
         """Spool rows (id, poll µs, body) as (id, body, poll µs), each body checked against its
@@ -234,6 +264,13 @@ class SiteSender:
 
         Any unexpected error is logged and the loop goes on from the spool after a pause.
         """
+        watch = self.loop.create_task(self._watch_stall())
+        try:
+            await self._run()
+        finally:
+            watch.cancel()
+
+    async def _run(self) -> None:
         while not self.stopping:
             try:
                 if self.catching_up:

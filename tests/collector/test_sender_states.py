@@ -84,10 +84,12 @@ class Publisher:
         return [s for message in self.sent for s in message]
 
 
-def settings(max_frames: int = 10, max_latency: float = 0.02, max_in_flight: int = 1):
+def settings(max_frames: int = 10, max_latency: float = 0.02, max_in_flight: int = 1,
+             stall_after: float = 10.0):
     return PublishSettings(topic="projects/p/topics/t", max_frames=max_frames,
                            max_latency=max_latency, ordering=True, timeout=5.0,
-                           replay_rate=1e6, max_in_flight=max_in_flight)
+                           replay_rate=1e6, max_in_flight=max_in_flight,
+                           stall_after=stall_after)
 
 
 class Site:
@@ -260,6 +262,59 @@ def test_a_stalled_publisher_makes_the_sender_continue_from_the_spool(tmp_path, 
     assert any("is behind" in r.getMessage() for r in caplog.records)
     assert sorted(set(seqs)) == list(range(1, n + 1))
     assert seqs[10:] == sorted(seqs[10:])        # after the message in flight: spool order
+
+
+def _publish_lines(caplog) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records
+            if r.name == "ess_collector.sender"]
+
+
+def test_a_publish_left_unanswered_is_logged_as_a_stall_once_and_its_end_as_recovered(
+        tmp_path, caplog):
+    """The client retries an unreachable Pub/Sub silently: no publish fails, yet nothing
+    leaves. The sender says so once, then says when the first publish came through."""
+    async def scenario():
+        publisher = Publisher(hold=True)
+        site = Site(tmp_path, publisher, settings(max_frames=2, stall_after=0.1))
+        await site.until(lambda: not site.sender.catching_up)
+        site.submit(0, 4)
+        await site.until(lambda: site.sender.stalled_since is not None)
+        stalled = _publish_lines(caplog)
+        await asyncio.sleep(0.4)                 # still stalled: said once
+        again = _publish_lines(caplog)
+        publisher.release()
+        await site.delivered(4)
+        await site.until(lambda: site.sender.stalled_since is None)
+        await site.close()
+        return stalled, again
+
+    with caplog.at_level(logging.INFO, logger="ess_collector.sender"):
+        stalled, again = run(scenario)
+    assert [(lv, m.split(":")[0]) for lv, m in stalled] == [
+        (logging.ERROR, "publish stalled for site site-a")]
+    assert again == stalled
+    said = _publish_lines(caplog)
+    assert sum("publish recovered for site site-a" in m for _, m in said) == 1
+    assert not any("publish failed" in m for _, m in said)
+
+
+def test_a_failure_during_a_stall_is_one_outage(tmp_path, caplog):
+    async def scenario():
+        publisher = Publisher(hold=True)
+        site = Site(tmp_path, publisher, settings(max_frames=2, stall_after=0.1))
+        await site.until(lambda: not site.sender.catching_up)
+        site.submit(0, 4)
+        await site.until(lambda: site.sender.stalled_since is not None)
+        publisher.fail_held()                    # the held publish fails at last
+        await site.delivered(4)
+        await site.until(lambda: not site.sender.catching_up)
+        await site.close()
+
+    with caplog.at_level(logging.INFO, logger="ess_collector.sender"):
+        run(scenario)
+    said = [m for _, m in _publish_lines(caplog)]
+    assert [m.split(" for site")[0] for m in said if "publish" in m] == [
+        "publish stalled", "publish failed", "publish recovered"], said
 
 
 @pytest.mark.parametrize("rate, frames, seconds", [(100.0, 150, 0.45)])

@@ -80,6 +80,7 @@ KINDS = [
     ("poll_summary", r": poll summary$"),
     ("poll_recovered", r": all blocks ok again$"),
     ("publish_failure", r"^publish failed"),
+    ("publish_stalled", r"^publish stalled for site \S+: no answer"),
     ("publish_summary", r": publish summary$"),
     ("export_manifest", r"^manifest "),
     ("export_file", r"^export \S+: (written|unchanged)$"),
@@ -187,7 +188,8 @@ def ingest_lines(dsn: str, sites_path: Path, tmp: Path) -> tuple[list[dict], dic
 
 def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
     """`ess collect` for 12 ticks: a failing block, a bank frozen for the simulator's first 8 s
-    (frozen_after 1 s: it freezes, then thaws), a closed port, Pub/Sub unreachable."""
+    (frozen_after 1 s: it freezes, then thaws), a closed port, Pub/Sub unreachable (each
+    publish stalls for 0.5 s, then fails after its 1 s budget)."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tests" / "collector"))
@@ -197,7 +199,7 @@ def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
                                           {"kind": "frozen", "bank": 2, "end": 8}])
     try:
         cfg = write_config(tmp, sim, "projects/ess-local-test/topics/none", stats_interval=2,
-                           publish={"timeout": 1, "max_latency": 0.2}, frozen_after=1,
+                           publish={"timeout": 1, "max_latency": 0.2, "stall_after": 0.5}, frozen_after=1,
                            spool={"max_mb": 0.01})
         _corrupt_spool_row(tmp / "spool.sqlite")
         doc = yaml.safe_load(cfg.read_text())

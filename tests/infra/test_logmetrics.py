@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
-            "publish_failure", "export_file", "export_failure", "status_incomplete", "status_lost",
-            "status", "frozen", "thawed", "event_fault", "event_warning",
+            "publish_failure", "publish_stalled", "export_file", "export_failure",
+            "status_incomplete", "status_lost", "status", "frozen", "thawed", "event_fault", "event_warning",
             "spool_dropped", "spool_corrupt", "rollup_done", "rollup_busy", "rollup_failure",
             "retention_failure", "retention_dropped", "retention_kept", "retention_unexported",
             "retention_pruned")
@@ -41,7 +41,7 @@ EXPECTED = {
     "ess_decode_errors": {"quarantine": None},
     "ess_out_of_range": {"out_of_range": "out_of_range"},
     "ess_poll_errors": {"poll_failed_block": None, "connect_failure": None,
-                        "publish_failure": None},
+                        "publish_failure": None, "publish_stalled": None},
     "ess_poll_to_row_lag": {"stored": FIELD, "stored_again": FIELD},
     "ess_export_rows": {"export_file": FIELD},
     "ess_export_runs": {"export_file": None, "export_manifest": None},

@@ -199,8 +199,8 @@ def collector_lines(tmp: Path, emulator_port: int) -> list[dict]:
                                           {"kind": "frozen", "bank": 2, "end": 8}])
     try:
         cfg = write_config(tmp, sim, "projects/ess-local-test/topics/none", stats_interval=2,
-                           publish={"timeout": 1, "max_latency": 0.2, "stall_after": 0.5}, frozen_after=1,
-                           spool={"max_mb": 0.01})
+                           publish={"timeout": 1, "max_latency": 0.2, "stall_after": 0.5},
+                           frozen_after=1, spool={"max_mb": 0.01})
         _corrupt_spool_row(tmp / "spool.sqlite")
         doc = yaml.safe_load(cfg.read_text())
         doc["sites"][0]["devices"].append({"host": "127.0.0.1", "port": free_port(),

@@ -24,10 +24,10 @@ INFRA = ROOT / "infra"
 # The kinds of line the issue names, each of which a real run must have produced.
 REQUIRED = ("stored", "store_failure", "quarantine", "poll_failed_block", "connect_failure",
             "publish_failure", "publish_stalled", "export_file", "export_failure",
-            "status_incomplete", "status_lost", "status", "frozen", "thawed", "event_fault", "event_warning",
-            "spool_dropped", "spool_corrupt", "rollup_done", "rollup_busy", "rollup_failure",
-            "retention_failure", "retention_dropped", "retention_kept", "retention_unexported",
-            "retention_pruned")
+            "status_incomplete", "status_lost", "status", "frozen", "thawed", "event_fault",
+            "event_warning", "spool_dropped", "spool_corrupt", "rollup_done", "rollup_busy",
+            "rollup_failure", "retention_failure", "retention_dropped", "retention_kept",
+            "retention_unexported", "retention_pruned")
 STATUS = ("status_incomplete", "status_lost", "status")
 FIELD = object()     # the extracted value must equal the line's own field (see VALUE_FIELD)
 

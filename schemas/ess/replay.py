@@ -7,6 +7,8 @@ into the one dead-letter topic. Pub/Sub marks each with the subscription that ga
 subscription to that sink's replay topic, whose push subscription delivers to the same ingest
 function. The other sink and the raw archive see nothing again; a frame stored already is a
 duplicate and skipped (`ON CONFLICT DO NOTHING`), so replaying twice is harmless.
+Pub/Sub forwards a message to the dead-letter topic at least once: copies of one letter (same
+route, data and attributes) are published once per run, and the copies acknowledged after it.
 
 A message is acknowledged on the dead-letter subscription only after its publish to the replay
 topic succeeded. Messages of a source without a route, or whose publish failed, are released at
@@ -20,6 +22,7 @@ Docs: docs/deploy.md ("Outages longer than the retry budget").
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -30,10 +33,11 @@ FIRST_PUBLISH = "ess_first_publish_time"
 
 @dataclass
 class Replay:
-    """What one run did: messages replayed per topic, held per source (no route, or the
-    publish failed)."""
+    """What one run did: messages replayed per topic, copies of a replayed message acknowledged
+    per topic, held per source (no route, or the publish failed)."""
 
     replayed: Counter = field(default_factory=Counter)
+    copies: Counter = field(default_factory=Counter)
     unrouted: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
 
@@ -43,6 +47,8 @@ class Replay:
 
     def summary(self) -> str:
         parts = [f"replayed {n} to {t}" for t, n in sorted(self.replayed.items())]
+        parts += [f"skipped {n} copies for {t} (a letter forwarded twice)"
+                  for t, n in sorted(self.copies.items())]
         parts += [f"held {n} from {s} (no route)" for s, n in sorted(self.unrouted.items())]
         parts += [f"held {n} for {t} (publish failed)" for t, n in sorted(self.failed.items())]
         return "; ".join(parts) or "the dead-letter subscription is empty"
@@ -85,17 +91,69 @@ def _pull(subscriber, subscription: str, batch: int, timeout: float) -> list:
     return list(resp.received_messages)
 
 
-def _route(received, routes, publisher, dry_run, out: Replay, held: list, sent: list) -> None:
+def letter_key(topic: str, msg) -> tuple:
+    """Two dead letters with one key are copies of one message (Pub/Sub forwards a message to
+    the dead-letter topic at least once): same route, data and the collector's attributes."""
+    attrs = sorted((k, v) for k, v in msg.attributes.items()
+                   if not k.startswith("CloudPubSubDeadLetter") and k != FIRST_PUBLISH)
+    return topic, hashlib.blake2b(msg.data, digest_size=16).digest(), tuple(attrs)
+
+
+@dataclass
+class _Batch:
+    """One pull's work: publishes in flight, copies waiting for their twin's publish."""
+
+    sent: list = field(default_factory=list)      # (ack id, topic, key, future)
+    copies: list = field(default_factory=list)    # (ack id, topic, key)
+
+
+def _route(received, routes, publisher, dry_run, out: Replay, held: list, done: set) -> _Batch:
+    b, keys = _Batch(), set()
     for rm in received:
         msg = rm.message
         source = short_name(msg.attributes.get(SOURCE, ""))
         topic = routes.get(source)
-        if topic is None or dry_run:
-            (out.replayed if dry_run and topic else out.unrouted)[topic or source or "?"] += 1
+        if topic is None:
+            out.unrouted[source or "?"] += 1
             held.append(rm.ack_id)
             continue
-        sent.append((rm.ack_id, topic, publisher.publish(topic, msg.data,
-                                                         **replay_attributes(msg.attributes))))
+        key = letter_key(topic, msg)
+        if key in done or key in keys:
+            b.copies.append((rm.ack_id, topic, key))
+            continue
+        keys.add(key)
+        if dry_run:
+            out.replayed[topic] += 1
+            done.add(key)
+            held.append(rm.ack_id)
+            continue
+        b.sent.append((rm.ack_id, topic, key, publisher.publish(
+            topic, msg.data, **replay_attributes(msg.attributes))))
+    return b
+
+
+def _settle(b: _Batch, out: Replay, held: list, done: set, dry_run: bool) -> list:
+    """Waits for the batch's publishes; returns the ack ids to acknowledge. A copy is
+    acknowledged once its twin is published; it stays with its twin when that publish failed."""
+    acks = []
+    for ack_id, topic, key, future in b.sent:
+        try:
+            future.result(timeout=60)
+        except Exception:  # noqa: BLE001 - any publish error: keep the message
+            out.failed[topic] += 1
+            held.append(ack_id)
+            continue
+        out.replayed[topic] += 1
+        done.add(key)
+        acks.append(ack_id)
+    for ack_id, topic, key in b.copies:
+        if key in done:
+            out.copies[topic] += 1
+            (held if dry_run else acks).append(ack_id)
+        else:
+            out.failed[topic] += 1
+            held.append(ack_id)
+    return acks
 
 
 def replay(subscriber, publisher, subscription: str, routes: dict[str, str], *,
@@ -104,7 +162,7 @@ def replay(subscriber, publisher, subscription: str, routes: dict[str, str], *,
     """Move the dead-letter subscription's messages to their routes' topics (see module doc).
 
     Stops when two pulls in a row return nothing new, or after `max_messages`."""
-    out, held, seen, empty = Replay(), [], set(), 0
+    out, held, seen, done, empty = Replay(), [], set(), set(), 0
     while empty < 2 and (max_messages is None or len(seen) < max_messages):
         received = [rm for rm in _pull(subscriber, subscription, batch, pull_timeout)
                     if rm.message.message_id not in seen]
@@ -115,18 +173,8 @@ def replay(subscriber, publisher, subscription: str, routes: dict[str, str], *,
             continue
         empty = 0
         seen |= {rm.message.message_id for rm in received}
-        sent: list = []
-        _route(received, routes, publisher, dry_run, out, held, sent)
-        acks = []
-        for ack_id, topic, future in sent:
-            try:
-                future.result(timeout=60)
-            except Exception:  # noqa: BLE001 - any publish error: keep the message
-                out.failed[topic] += 1
-                held.append(ack_id)
-                continue
-            out.replayed[topic] += 1
-            acks.append(ack_id)
+        acks = _settle(_route(received, routes, publisher, dry_run, out, held, done), out, held,
+                       done, dry_run)
         if acks:
             subscriber.acknowledge(request={"subscription": subscription, "ack_ids": acks})
     for i in range(0, len(held), 1000):   # visible again for inspection or another run

@@ -1,7 +1,7 @@
 """`ess replay-dead-letters` against the Pub/Sub emulator: a dead letter goes to its source's
 route with its data and attributes (minus Pub/Sub's dead-letter ones, plus its first publish
-time); one from a source without a route stays in the dead-letter subscription; a dry run moves
-nothing."""
+time), once however often Pub/Sub forwarded it; one from a source without a route stays in the
+dead-letter subscription; a dry run moves nothing."""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def test_routes_hold_and_dry_run(pubsub_emulator):
     a.create_pull_subscription(dead, dead, ack_deadline=30)
     a.create_pull_subscription(main, main)
     dead_sub = a.subscription_path(dead)
-    a.publish(dead, b"frames-1", site_id="s", **{SOURCE: "frames-ingest-main",
-                                                 SOURCE_PUBLISH_TIME: "2026-11-20T01:02:03Z",
-                                                 "CloudPubSubDeadLetterSourceDeliveryCount": "100"})
+    for count in ("100", "101"):      # the second: Pub/Sub forwarding the letter again
+        a.publish(dead, b"frames-1", site_id="s", **{
+            SOURCE: "frames-ingest-main", SOURCE_PUBLISH_TIME: "2026-11-20T01:02:03Z",
+            "CloudPubSubDeadLetterSourceDeliveryCount": count})
     a.publish(dead, b"frames-2", site_id="s", **{SOURCE: "someone-else"})
     routes = {"frames-ingest-main": a.topic_path(main)}
 
@@ -46,6 +47,7 @@ def test_routes_hold_and_dry_run(pubsub_emulator):
 
     out = replay(a.subscriber, a.publisher, dead_sub, routes, pull_timeout=1)
     assert dict(out.replayed) == {a.topic_path(main): 1} and not out.ok
+    assert dict(out.copies) == {a.topic_path(main): 1}
     assert dict(out.unrouted) == {"someone-else": 1}
     (got,) = _pull_all(a, main)
     assert got.data == b"frames-1"

@@ -18,20 +18,30 @@ _READ_TIMEOUT_S = 120.0
 
 
 def _text(doc: dict) -> str:
+    zones = {x["site_id"]: x["timezone"] for x in doc["sites"]}
     lines = []
     for e in doc["episodes"]:
+        local = _local_time(zones.get(e["site_id"], "UTC"))
         where = f"{e['site_id']}/bank{e['bank_id']}" + (
             f"/rack{e['rack_id']}" if e["rack_id"] is not None else "")
         held = _duration(e["duration_s"])
-        end = (f"ACTIVE for {held}" if e["active"]
-               else f"cleared {e['cleared']} after {held} (value {_num(e['cleared_value'])})")
-        since = f" (since {e['since']})" if e["since"] != e["raised"] else ""
-        lines.append(f"{where} {e['severity'].upper()} {e['alarm']}: raised {e['raised']}"
-                     f"{since} (value {_num(e['raised_value'])}), {end}")
+        end = (f"ACTIVE for {held}" if e["active"] else f"cleared {local(e['cleared'])} after "
+               f"{held} (value {_num(e['cleared_value'])})")
+        since = f" (since {local(e['since'])})" if e["since"] != e["raised"] else ""
+        lines.append(f"{where} {e['severity'].upper()} {e['alarm']}: raised "
+                     f"{local(e['raised'])}{since} (value {_num(e['raised_value'])}), {end}")
     a = doc["active"]
     lines.append(f"{len(doc['episodes'])} episode(s) listed; active now: {a['fault']} "
                  f"fault(s), {a['warning']} warning(s)")
     return "\n".join(lines)
+
+
+def _local_time(tz: str):
+    """ISO time (UTC, as in the JSON) -> the site's wall time with its offset."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    return lambda iso: datetime.fromisoformat(iso).astimezone(zone).isoformat(sep=" ")
 
 
 def _num(v) -> str:

@@ -47,7 +47,7 @@ class Replay:
 
     def summary(self) -> str:
         parts = [f"replayed {n} to {t}" for t, n in sorted(self.replayed.items())]
-        parts += [f"skipped {n} copies for {t} (a letter forwarded twice)"
+        parts += [f"skipped {n} copies for {t} (a letter forwarded more than once)"
                   for t, n in sorted(self.copies.items())]
         parts += [f"held {n} from {s} (no route)" for s, n in sorted(self.unrouted.items())]
         parts += [f"held {n} for {t} (publish failed)" for t, n in sorted(self.failed.items())]

@@ -65,7 +65,7 @@ def test_copies_in_one_pull_and_across_pulls_are_published_once():
     assert dict(out.replayed) == {TOPIC: 2} and dict(out.copies) == {TOPIC: 3} and out.ok
     assert sorted(sub.acked) == ["a0", "a1", "a2", "a3", "a4"] and sub.released == []
     assert out.summary() == (f"replayed 2 to {TOPIC}; skipped 3 copies for {TOPIC} "
-                             "(a letter forwarded twice)")
+                             "(a letter forwarded more than once)")
 
 
 def test_a_copy_stays_with_its_twin_when_the_publish_fails():

@@ -18,10 +18,10 @@ _READ_TIMEOUT_S = 120.0
 
 
 def _text(doc: dict) -> str:
-    zones = {x["site_id"]: x["timezone"] for x in doc["sites"]}
+    wall = {x["site_id"]: _local_time(x["timezone"]) for x in doc["sites"]}
     lines = []
     for e in doc["episodes"]:
-        local = _local_time(zones.get(e["site_id"], "UTC"))
+        local = wall.get(e["site_id"]) or _local_time("UTC")
         where = f"{e['site_id']}/bank{e['bank_id']}" + (
             f"/rack{e['rack_id']}" if e["rack_id"] is not None else "")
         held = _duration(e["duration_s"])
